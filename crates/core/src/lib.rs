@@ -1,0 +1,19 @@
+//! sampling2api core: everything the native binary and the Cloudflare Worker share.
+//!
+//! Sans-I/O: plain types, functions and state machines; no async runtime, no sockets. It builds
+//! for `wasm32-unknown-unknown`. The runtimes feed it bytes and carry out what it returns.
+
+pub mod anthropic;
+pub mod api_error;
+pub mod base64_check;
+pub mod from_sampling;
+pub mod ids;
+pub mod image_url;
+pub mod mcp_session;
+pub mod routing;
+pub mod sampling;
+pub mod sse;
+pub mod to_sampling;
+pub mod tokens;
+
+pub use api_error::{ApiError, ErrorKind};

@@ -1,0 +1,644 @@
+//! One MCP session, as a sans-I/O state machine: the bridge is a handshake-era server whose
+//! only job is to send `sampling/createMessage` requests to the client and route the answers.
+//!
+//! The runtime feeds every message the client sends into [`McpSession::handle_incoming`] and
+//! writes out whatever it is told to; it calls [`McpSession::begin_sampling`] to start a
+//! request and [`McpSession::cancel`] when nobody waits for the answer any more. `W` is the
+//! runtime's waiter (a oneshot sender), handed back with the answer it waits for.
+//!
+//! Dual-era clients probe with `server/discover` (or another modern request) before
+//! `initialize`; those get a JSON-RPC error, which makes them fall back to the handshake, and
+//! the session stays open for it.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::api_error::ApiError;
+use crate::sampling::{CreateMessageParams, CreateMessageResult};
+use crate::to_sampling::ClientSupport;
+
+pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
+/// Handshake-era versions, newest first. Modern (2026-07-28+) has no server-to-client requests.
+pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
+    ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const METHOD_NOT_FOUND: i64 = -32601;
+const INVALID_PARAMS: i64 = -32602;
+/// What clients commonly answer when a person declines a sampling request.
+const USER_REJECTED: i64 = -1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub name: String,
+    pub version: String,
+    pub instructions: Option<String>,
+}
+
+/// What the client told us in `initialize`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientFacts {
+    pub protocol_version: String,
+    /// `None` when the client did not declare `sampling`.
+    pub sampling: Option<ClientSupport>,
+    pub client_name: Option<String>,
+    pub client_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingInitialize,
+    /// `initialize` answered, `notifications/initialized` not yet seen.
+    Initializing,
+    Ready,
+}
+
+/// Why a sampling request did not produce a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SamplingFailure {
+    /// The client (or the person at it) refused.
+    Declined { message: String },
+    /// The client answered with another JSON-RPC error.
+    ClientError { code: i64, message: String },
+    /// The client answered with a result that is not a valid `CreateMessageResult`.
+    InvalidResult { detail: String },
+}
+
+impl SamplingFailure {
+    pub fn to_api_error(&self) -> ApiError {
+        match self {
+            SamplingFailure::Declined { message } => ApiError::new(
+                crate::api_error::ErrorKind::Permission,
+                format!("the MCP client declined the sampling request: {message}"),
+            ),
+            SamplingFailure::ClientError { code, message } => ApiError::api(format!(
+                "the MCP client failed to sample (JSON-RPC error {code}): {message}"
+            )),
+            SamplingFailure::InvalidResult { detail } => ApiError::api(format!(
+                "the MCP client returned an invalid sampling result: {detail}"
+            ))
+            .not_retryable(),
+        }
+    }
+}
+
+pub type SamplingOutcome = Result<CreateMessageResult, SamplingFailure>;
+
+/// The effects of one incoming message (or batch).
+#[derive(Debug)]
+pub struct Handled<W> {
+    /// JSON-RPC responses to the client's requests, in order.
+    pub replies: Vec<Value>,
+    /// Sampling requests this message answered, with their waiters.
+    pub answers: Vec<(W, SamplingOutcome)>,
+    /// The message was a JSON array (a 2025-03-26 batch).
+    pub batch: bool,
+    /// The message held a successful `initialize`.
+    pub initialized: bool,
+}
+
+impl<W> Handled<W> {
+    fn new(batch: bool) -> Self {
+        Handled {
+            replies: Vec::new(),
+            answers: Vec::new(),
+            batch,
+            initialized: false,
+        }
+    }
+
+    /// The text to send back, if any: one object, or an array for a batch.
+    pub fn reply_body(&self) -> Option<String> {
+        match (self.batch, self.replies.as_slice()) {
+            (_, []) => None,
+            (false, [single]) => Some(single.to_string()),
+            _ => Some(Value::Array(self.replies.clone()).to_string()),
+        }
+    }
+}
+
+/// A `sampling/createMessage` request ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingRequest {
+    pub id: u64,
+    pub json: String,
+}
+
+pub struct McpSession<W> {
+    server: ServerInfo,
+    phase: Phase,
+    client: Option<ClientFacts>,
+    next_request_id: u64,
+    pending: HashMap<u64, W>,
+}
+
+impl<W> McpSession<W> {
+    pub fn new(server: ServerInfo) -> Self {
+        McpSession {
+            server,
+            phase: Phase::AwaitingInitialize,
+            client: None,
+            next_request_id: 1,
+            pending: HashMap::new(),
+        }
+    }
+
+    pub fn client(&self) -> Option<&ClientFacts> {
+        self.client.as_ref()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
+    /// Ready, and declared `sampling`: a session that API requests may be routed to.
+    pub fn can_sample(&self) -> bool {
+        self.is_ready() && self.client.as_ref().is_some_and(|c| c.sampling.is_some())
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// What the client can take, or why no request may be sent to it now.
+    pub fn support(&self) -> Result<ClientSupport, ApiError> {
+        match (&self.client, self.phase) {
+            (Some(client), Phase::Ready) => client.sampling.ok_or_else(|| {
+                ApiError::unavailable(format!(
+                    "the connected MCP client{} did not declare the `sampling` capability, so it cannot answer API requests",
+                    client
+                        .client_name
+                        .as_deref()
+                        .map(|name| format!(" ({name})"))
+                        .unwrap_or_default()
+                ))
+                .not_retryable()
+            }),
+            _ => Err(ApiError::unavailable(
+                "the MCP client has not finished initializing; no client can sample yet",
+            )),
+        }
+    }
+
+    /// Registers `waiter` and returns the request to send to the client.
+    pub fn begin_sampling(
+        &mut self,
+        params: &CreateMessageParams,
+        waiter: W,
+    ) -> Result<OutgoingRequest, ApiError> {
+        self.support()?;
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        let json = serde_json::to_string(&json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "method": "sampling/createMessage",
+            "params": params,
+        }))
+        .map_err(|err| ApiError::api(format!("could not encode the sampling request: {err}")))?;
+        self.pending.insert(id, waiter);
+        Ok(OutgoingRequest { id, json })
+    }
+
+    /// Forgets request `id`. If it was still pending, returns its waiter and the
+    /// `notifications/cancelled` message that tells the client to stop working on it.
+    pub fn cancel(&mut self, id: u64, reason: &str) -> Option<(W, String)> {
+        let waiter = self.pending.remove(&id)?;
+        let notification = json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": id, "reason": reason},
+        });
+        Some((waiter, notification.to_string()))
+    }
+
+    /// Ends the session: every pending waiter is returned for the runtime to fail.
+    pub fn close(&mut self) -> Vec<W> {
+        self.phase = Phase::AwaitingInitialize;
+        self.pending.drain().map(|(_, waiter)| waiter).collect()
+    }
+
+    /// Handles one message from the client: a JSON-RPC object or a batch array.
+    pub fn handle_incoming(&mut self, raw: &[u8]) -> Handled<W> {
+        let value: Value = match serde_json::from_slice(raw) {
+            Ok(value) => value,
+            Err(err) => {
+                let mut handled = Handled::new(false);
+                handled.replies.push(error_reply(
+                    Value::Null,
+                    PARSE_ERROR,
+                    &format!("parse error: {err}"),
+                ));
+                return handled;
+            }
+        };
+        match value {
+            Value::Array(items) => {
+                let mut handled = Handled::new(true);
+                if items.is_empty() {
+                    handled
+                        .replies
+                        .push(error_reply(Value::Null, INVALID_REQUEST, "empty batch"));
+                }
+                for item in items {
+                    self.handle_one(item, &mut handled);
+                }
+                handled
+            }
+            single => {
+                let mut handled = Handled::new(false);
+                self.handle_one(single, &mut handled);
+                handled
+            }
+        }
+    }
+
+    fn handle_one(&mut self, message: Value, handled: &mut Handled<W>) {
+        let Value::Object(mut object) = message else {
+            handled.replies.push(error_reply(
+                Value::Null,
+                INVALID_REQUEST,
+                "a JSON-RPC message must be an object",
+            ));
+            return;
+        };
+        let id = object.remove("id");
+        let method = object
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        match (method, id) {
+            (Some(method), Some(id)) => {
+                let params = object.remove("params").unwrap_or(Value::Null);
+                let reply = self.handle_request(&method, id, params, handled);
+                handled.replies.push(reply);
+            }
+            (Some(method), None) => self.handle_notification(&method),
+            (None, Some(id)) => self.handle_response(id, object, handled),
+            (None, None) => handled.replies.push(error_reply(
+                Value::Null,
+                INVALID_REQUEST,
+                "not a JSON-RPC request, notification or response",
+            )),
+        }
+    }
+
+    fn handle_request(
+        &mut self,
+        method: &str,
+        id: Value,
+        params: Value,
+        handled: &mut Handled<W>,
+    ) -> Value {
+        match method {
+            "initialize" => {
+                if self.phase != Phase::AwaitingInitialize {
+                    return error_reply(id, INVALID_REQUEST, "the session is already initialized");
+                }
+                let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
+                    return error_reply(
+                        id,
+                        INVALID_PARAMS,
+                        "initialize: protocolVersion is required",
+                    );
+                };
+                let version = if SUPPORTED_PROTOCOL_VERSIONS.contains(&requested) {
+                    requested
+                } else {
+                    LATEST_PROTOCOL_VERSION
+                };
+                self.client = Some(client_facts(version, &params));
+                self.phase = Phase::Initializing;
+                handled.initialized = true;
+                let mut result = json!({
+                    "protocolVersion": version,
+                    "capabilities": {},
+                    "serverInfo": {"name": self.server.name, "version": self.server.version},
+                });
+                if let Some(instructions) = &self.server.instructions {
+                    result["instructions"] = Value::String(instructions.clone());
+                }
+                success_reply(id, result)
+            }
+            "ping" => success_reply(id, json!({})),
+            "server/discover" => error_reply(
+                id,
+                METHOD_NOT_FOUND,
+                "server/discover is not supported: this is a handshake-era MCP server (protocol 2025-11-25 and older); send initialize",
+            ),
+            _ if self.phase == Phase::AwaitingInitialize => error_reply(
+                id,
+                METHOD_NOT_FOUND,
+                &format!(
+                    "{method}: not available before initialize; this server needs the initialize handshake"
+                ),
+            ),
+            _ => error_reply(
+                id,
+                METHOD_NOT_FOUND,
+                &format!("method not found: {method} (this server offers sampling only)"),
+            ),
+        }
+    }
+
+    fn handle_notification(&mut self, method: &str) {
+        if method == "notifications/initialized" && self.phase == Phase::Initializing {
+            self.phase = Phase::Ready;
+        }
+        // Other notifications (cancelled, progress, roots changed) need no action: the
+        // client never has a long-running request of ours to cancel.
+    }
+
+    fn handle_response(
+        &mut self,
+        id: Value,
+        mut object: serde_json::Map<String, Value>,
+        handled: &mut Handled<W>,
+    ) {
+        let numeric_id = match &id {
+            Value::Number(number) => number.as_u64(),
+            Value::String(text) => text.parse().ok(),
+            _ => None,
+        };
+        // An answer to a request nobody waits for any more (cancelled, timed out, or never
+        // sent) is dropped: it must never reach another request's caller.
+        let Some(waiter) = numeric_id.and_then(|id| self.pending.remove(&id)) else {
+            return;
+        };
+        let outcome = if let Some(result) = object.remove("result") {
+            CreateMessageResult::from_value(result).map_err(|err| SamplingFailure::InvalidResult {
+                detail: err.to_string(),
+            })
+        } else if let Some(error) = object.remove("error") {
+            Err(failure_from_error(&error))
+        } else {
+            Err(SamplingFailure::InvalidResult {
+                detail: "a response with neither result nor error".into(),
+            })
+        };
+        handled.answers.push((waiter, outcome));
+    }
+}
+
+fn client_facts(version: &str, params: &Value) -> ClientFacts {
+    let sampling = params
+        .get("capabilities")
+        .and_then(|caps| caps.get("sampling"))
+        .filter(|sampling| sampling.is_object());
+    ClientFacts {
+        protocol_version: version.to_string(),
+        sampling: sampling.map(|sampling| ClientSupport {
+            tools: sampling.get("tools").is_some_and(Value::is_object),
+            // Versions are dates, so they order as strings.
+            multi_block_messages: version >= "2025-11-25",
+        }),
+        client_name: params
+            .pointer("/clientInfo/name")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        client_version: params
+            .pointer("/clientInfo/version")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
+
+fn failure_from_error(error: &Value) -> SamplingFailure {
+    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or("no message")
+        .to_string();
+    let lowered = message.to_ascii_lowercase();
+    let sounds_declined = ["reject", "declin", "denied"]
+        .iter()
+        .any(|word| lowered.contains(word));
+    if code == USER_REJECTED || sounds_declined {
+        SamplingFailure::Declined { message }
+    } else {
+        SamplingFailure::ClientError { code, message }
+    }
+}
+
+fn success_reply(id: Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+fn error_reply(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampling::{SamplingContent, SamplingMessage, SamplingRole};
+
+    fn server() -> McpSession<&'static str> {
+        McpSession::new(ServerInfo {
+            name: "sampling2api".into(),
+            version: "0.1.0".into(),
+            instructions: None,
+        })
+    }
+
+    fn initialize(session: &mut McpSession<&'static str>, version: &str, sampling: Value) -> Value {
+        let handled = session.handle_incoming(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":version,"capabilities":{"sampling":sampling},
+                "clientInfo":{"name":"test-client","version":"1"}}})
+            .to_string()
+            .as_bytes(),
+        );
+        assert!(handled.initialized);
+        session.handle_incoming(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        serde_json::from_str(&handled.reply_body().unwrap()).unwrap()
+    }
+
+    fn params() -> CreateMessageParams {
+        CreateMessageParams {
+            messages: vec![SamplingMessage {
+                role: SamplingRole::User,
+                content: vec![SamplingContent::Text { text: "hi".into() }],
+            }],
+            max_tokens: 5,
+            system_prompt: None,
+            temperature: None,
+            stop_sequences: None,
+            model_preferences: None,
+            metadata: None,
+            tools: None,
+            tool_choice: None,
+        }
+    }
+
+    #[test]
+    fn discover_probe_gets_an_error_and_the_session_stays_usable() {
+        let mut session = server();
+        let probe = session.handle_incoming(
+            br#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        );
+        let reply: Value = serde_json::from_str(&probe.reply_body().unwrap()).unwrap();
+        assert_eq!(reply["id"], 1);
+        assert_eq!(reply["error"]["code"], METHOD_NOT_FOUND);
+        // A modern request sent first is refused the same way.
+        let modern = session.handle_incoming(br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+        assert!(modern.replies[0]["error"].is_object());
+        let init = initialize(&mut session, "2025-11-25", json!({"tools":{}}));
+        assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
+        assert_eq!(init["result"]["serverInfo"]["name"], "sampling2api");
+        assert!(session.can_sample());
+        assert_eq!(session.support().unwrap(), ClientSupport::FULL);
+    }
+
+    #[test]
+    fn older_versions_are_accepted_and_unknown_ones_get_ours() {
+        let mut old = server();
+        let init = initialize(&mut old, "2024-11-05", json!({}));
+        assert_eq!(init["result"]["protocolVersion"], "2024-11-05");
+        assert_eq!(
+            old.support().unwrap(),
+            ClientSupport {
+                tools: false,
+                multi_block_messages: false
+            }
+        );
+        let mut future = server();
+        let init = initialize(&mut future, "2026-07-28", json!({}));
+        assert_eq!(init["result"]["protocolVersion"], LATEST_PROTOCOL_VERSION);
+    }
+
+    #[test]
+    fn sampling_waits_for_initialized_and_needs_the_capability() {
+        let mut session = server();
+        assert_eq!(session.support().unwrap_err().status(), 503);
+        session.handle_incoming(
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}"#,
+        );
+        assert_eq!(
+            session.begin_sampling(&params(), "w").unwrap_err().status(),
+            503
+        );
+        session.handle_incoming(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        let err = session.support().unwrap_err();
+        assert_eq!(err.status(), 503);
+        assert!(
+            err.message
+                .contains("did not declare the `sampling` capability")
+        );
+        assert!(!session.can_sample());
+    }
+
+    #[test]
+    fn answers_reach_their_own_waiter_only() {
+        let mut session = server();
+        initialize(&mut session, "2025-11-25", json!({}));
+        let first = session.begin_sampling(&params(), "first").unwrap();
+        let second = session.begin_sampling(&params(), "second").unwrap();
+        assert_ne!(first.id, second.id);
+        let sent: Value = serde_json::from_str(&second.json).unwrap();
+        assert_eq!(sent["method"], "sampling/createMessage");
+        assert_eq!(sent["params"]["maxTokens"], 5);
+
+        let handled = session.handle_incoming(
+            json!({"jsonrpc":"2.0","id":second.id,"result":{"role":"assistant","content":{"type":"text","text":"two"},"model":"m"}})
+                .to_string()
+                .as_bytes(),
+        );
+        assert!(handled.replies.is_empty());
+        let (waiter, outcome) = &handled.answers[0];
+        assert_eq!(*waiter, "second");
+        assert!(outcome.is_ok());
+        // A second answer with the same id, or a wrong id, reaches nobody.
+        for id in [json!(second.id), json!(999), json!("x")] {
+            let handled = session.handle_incoming(
+                json!({"jsonrpc":"2.0","id":id,"result":{"role":"assistant","content":{"type":"text","text":"?"},"model":"m"}})
+                    .to_string()
+                    .as_bytes(),
+            );
+            assert!(handled.answers.is_empty());
+        }
+        assert_eq!(session.pending_count(), 1);
+    }
+
+    #[test]
+    fn errors_and_garbage_become_typed_failures() {
+        let mut session = server();
+        initialize(&mut session, "2025-11-25", json!({}));
+        let cases = [
+            (
+                json!({"error":{"code":-1,"message":"User rejected sampling request"}}),
+                403,
+            ),
+            (
+                json!({"error":{"code":-32603,"message":"model crashed"}}),
+                500,
+            ),
+            (json!({"result":{"content":{"type":"text"}}}), 500),
+            (json!({}), 500),
+        ];
+        for (body, status) in cases {
+            let request = session.begin_sampling(&params(), "w").unwrap();
+            let mut message = body;
+            message["jsonrpc"] = json!("2.0");
+            message["id"] = json!(request.id.to_string());
+            let handled = session.handle_incoming(message.to_string().as_bytes());
+            let (_, outcome) = &handled.answers[0];
+            assert_eq!(
+                outcome.as_ref().unwrap_err().to_api_error().status(),
+                status
+            );
+        }
+        let declined = SamplingFailure::Declined {
+            message: "no".into(),
+        }
+        .to_api_error();
+        assert!(!declined.retryable);
+    }
+
+    #[test]
+    fn cancel_frees_the_request_and_tells_the_client() {
+        let mut session = server();
+        initialize(&mut session, "2025-11-25", json!({}));
+        let request = session.begin_sampling(&params(), "w").unwrap();
+        let (waiter, notification) = session.cancel(request.id, "caller went away").unwrap();
+        assert_eq!(waiter, "w");
+        let notification: Value = serde_json::from_str(&notification).unwrap();
+        assert_eq!(notification["method"], "notifications/cancelled");
+        assert_eq!(notification["params"]["requestId"], request.id);
+        assert!(session.cancel(request.id, "again").is_none());
+        assert_eq!(session.pending_count(), 0);
+    }
+
+    #[test]
+    fn close_returns_every_waiter() {
+        let mut session = server();
+        initialize(&mut session, "2025-11-25", json!({}));
+        session.begin_sampling(&params(), "a").unwrap();
+        session.begin_sampling(&params(), "b").unwrap();
+        let mut waiters = session.close();
+        waiters.sort();
+        assert_eq!(waiters, vec!["a", "b"]);
+        assert!(!session.can_sample());
+    }
+
+    #[test]
+    fn malformed_messages_get_json_rpc_errors() {
+        let mut session = server();
+        let parse = session.handle_incoming(b"{not json");
+        assert_eq!(parse.replies[0]["error"]["code"], PARSE_ERROR);
+        let not_object = session.handle_incoming(b"42");
+        assert_eq!(not_object.replies[0]["error"]["code"], INVALID_REQUEST);
+        let batch = session.handle_incoming(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/x"}]"#,
+        );
+        let body: Value = serde_json::from_str(&batch.reply_body().unwrap()).unwrap();
+        assert_eq!(body, json!([{"jsonrpc":"2.0","id":1,"result":{}}]));
+        let missing_version = session
+            .handle_incoming(br#"{"jsonrpc":"2.0","id":3,"method":"initialize","params":{}}"#);
+        assert_eq!(missing_version.replies[0]["error"]["code"], INVALID_PARAMS);
+        assert!(!missing_version.initialized);
+    }
+}

@@ -1,0 +1,524 @@
+//! Anthropic request → MCP `sampling/createMessage` params.
+//!
+//! What MCP sampling cannot express is mapped or dropped here, in one place (the README's
+//! mapping table describes each rule):
+//! - `system` (string or blocks) → `systemPrompt`, blocks joined by a blank line, order kept.
+//! - `role: "system"` messages → user-role text at their position, marked as a system note.
+//! - `thinking` / `redacted_thinking` / server-tool blocks → dropped (nothing in MCP replays them).
+//! - `document` → text (plain text inline; PDF or URL documents as a note naming what was left out).
+//! - `search_result` → text with its title and source.
+//! - `tool_choice: {type:"tool"}` → `required` plus a system instruction naming the tool;
+//!   `disable_parallel_tool_use` → a system instruction to call at most one tool.
+//! - `top_p`, `top_k`, `thinking`, cache hints and the remaining top-level fields → dropped.
+
+use crate::anthropic::{
+    ContentBlock, DocumentBlock, DocumentContent, DocumentSource, ImageSource, MessageContent,
+    MessagesRequest, Role, SearchResultBlock, ToolChoice, ToolResultContent,
+};
+use crate::api_error::ApiError;
+use crate::base64_check::is_valid_base64;
+use crate::sampling::{
+    CreateMessageParams, ModelHint, ModelPreferences, SamplingContent, SamplingMessage,
+    SamplingRole, SamplingTool, SamplingToolChoice, ToolChoiceMode,
+};
+
+/// What the connected client can take, from its `initialize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSupport {
+    /// Declared `sampling.tools`: tools, tool choice and tool blocks may be sent.
+    pub tools: bool,
+    /// Negotiated 2025-11-25 or later: a message may hold a list of blocks.
+    pub multi_block_messages: bool,
+}
+
+impl ClientSupport {
+    pub const FULL: ClientSupport = ClientSupport {
+        tools: true,
+        multi_block_messages: true,
+    };
+}
+
+/// Converts a parsed, validated request for a client with `support`.
+pub fn to_create_message_params(
+    request: &MessagesRequest,
+    support: ClientSupport,
+) -> Result<CreateMessageParams, ApiError> {
+    let mut system_parts: Vec<String> = request
+        .system
+        .iter()
+        .flat_map(|system| system.texts())
+        .filter(|text| !text.is_empty())
+        .map(str::to_string)
+        .collect();
+
+    let tools: Vec<SamplingTool> = request
+        .tools
+        .iter()
+        .flatten()
+        .filter(|tool| tool.is_custom())
+        .map(|tool| SamplingTool {
+            name: tool.name.clone(),
+            description: tool.description.clone(),
+            input_schema: tool
+                .input_schema
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({"type": "object"})),
+        })
+        .collect();
+
+    let choice_mode = match &request.tool_choice {
+        None | Some(ToolChoice::Auto { .. }) => ToolChoiceMode::Auto,
+        Some(ToolChoice::Any { .. }) => ToolChoiceMode::Required,
+        Some(ToolChoice::None {}) => ToolChoiceMode::None,
+        Some(ToolChoice::Tool { name, .. }) => {
+            system_parts.push(format!(
+                "You must respond by calling the tool `{name}`; do not call any other tool."
+            ));
+            ToolChoiceMode::Required
+        }
+    };
+    if !tools.is_empty()
+        && request
+            .tool_choice
+            .as_ref()
+            .is_some_and(ToolChoice::disables_parallel_tool_use)
+    {
+        system_parts.push("Call at most one tool in your response.".to_string());
+    }
+
+    let messages = convert_messages(request, support)?;
+    let history_uses_tools = messages.iter().any(|message| {
+        message.content.iter().any(|block| {
+            matches!(
+                block,
+                SamplingContent::ToolUse { .. } | SamplingContent::ToolResult { .. }
+            )
+        })
+    });
+    // With tool_choice none and no tool history, the tools are not needed: drop them rather
+    // than refuse a client that cannot take them.
+    let sends_tools = !tools.is_empty() && (choice_mode != ToolChoiceMode::None || support.tools);
+    if (sends_tools || history_uses_tools) && !support.tools {
+        return Err(ApiError::invalid_request(
+            "the connected MCP client cannot sample with tools: it did not declare the \
+             `sampling.tools` capability, so requests with tools or tool_use/tool_result \
+             history cannot be forwarded to it",
+        )
+        .not_retryable());
+    }
+
+    let model_hint = request.model.trim();
+    Ok(CreateMessageParams {
+        messages,
+        max_tokens: request.max_tokens.unwrap_or(1),
+        system_prompt: (!system_parts.is_empty()).then(|| system_parts.join("\n\n")),
+        temperature: request.temperature,
+        stop_sequences: request
+            .stop_sequences
+            .clone()
+            .filter(|sequences| !sequences.is_empty()),
+        model_preferences: (!model_hint.is_empty()).then(|| ModelPreferences {
+            hints: vec![ModelHint {
+                name: model_hint.to_string(),
+            }],
+        }),
+        metadata: request.metadata.clone().filter(|map| !map.is_empty()),
+        tool_choice: sends_tools.then_some(SamplingToolChoice { mode: choice_mode }),
+        tools: sends_tools.then_some(tools),
+    })
+}
+
+fn convert_messages(
+    request: &MessagesRequest,
+    support: ClientSupport,
+) -> Result<Vec<SamplingMessage>, ApiError> {
+    let mut out: Vec<SamplingMessage> = Vec::with_capacity(request.messages.len());
+    for (message_index, message) in request.messages.iter().enumerate() {
+        let role = match message.role {
+            Role::Assistant => SamplingRole::Assistant,
+            Role::User | Role::System => SamplingRole::User,
+        };
+        let mut blocks = match &message.content {
+            MessageContent::Text(text) => vec![SamplingContent::Text { text: text.clone() }],
+            MessageContent::Blocks(blocks) => {
+                let mut converted = Vec::with_capacity(blocks.len());
+                for (block_index, block) in blocks.iter().enumerate() {
+                    let path = format!("messages.{message_index}.content.{block_index}");
+                    if let Some(block) = convert_block(block, &path)? {
+                        converted.push(block);
+                    }
+                }
+                converted
+            }
+        };
+        if message.role == Role::System {
+            for block in &mut blocks {
+                if let SamplingContent::Text { text } = block {
+                    *text = format!("<system-note>\n{text}\n</system-note>");
+                }
+            }
+        }
+        if blocks.is_empty() {
+            continue;
+        }
+        if support.multi_block_messages {
+            // Adjacent same-role turns (a system note beside a user turn) become one message,
+            // as chat models expect strict alternation.
+            match out.last_mut() {
+                Some(last) if last.role == role => last.content.extend(blocks),
+                _ => out.push(SamplingMessage {
+                    role,
+                    content: blocks,
+                }),
+            }
+        } else {
+            // Before 2025-11-25 a message holds exactly one block.
+            out.extend(blocks.into_iter().map(|block| SamplingMessage {
+                role,
+                content: vec![block],
+            }));
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::invalid_request(
+            "messages: no content left to send (only thinking or server-tool blocks)",
+        ));
+    }
+    Ok(out)
+}
+
+fn convert_block(block: &ContentBlock, path: &str) -> Result<Option<SamplingContent>, ApiError> {
+    Ok(match block {
+        ContentBlock::Text { text } => Some(SamplingContent::Text { text: text.clone() }),
+        ContentBlock::Image { source } => Some(convert_image(source, path)?),
+        ContentBlock::Document(document) => Some(SamplingContent::Text {
+            text: document_text(document, path)?,
+        }),
+        ContentBlock::ToolUse { id, name, input } => Some(SamplingContent::ToolUse {
+            id: id.clone(),
+            name: name.clone(),
+            input: input.clone(),
+        }),
+        ContentBlock::ToolResult {
+            tool_use_id,
+            content,
+            is_error,
+        } => {
+            let content = match content {
+                None => Vec::new(),
+                Some(ToolResultContent::Text(text)) => {
+                    vec![SamplingContent::Text { text: text.clone() }]
+                }
+                Some(ToolResultContent::Blocks(blocks)) => {
+                    let mut converted = Vec::with_capacity(blocks.len());
+                    for (index, inner) in blocks.iter().enumerate() {
+                        let inner_path = format!("{path}.content.{index}");
+                        match inner {
+                            ContentBlock::ToolUse { .. } | ContentBlock::ToolResult { .. } => {
+                                return Err(ApiError::invalid_request(format!(
+                                    "{inner_path}: tool_result content may hold text, image, document or search_result blocks"
+                                )));
+                            }
+                            other => {
+                                if let Some(block) = convert_block(other, &inner_path)? {
+                                    converted.push(block);
+                                }
+                            }
+                        }
+                    }
+                    converted
+                }
+            };
+            Some(SamplingContent::ToolResult {
+                tool_use_id: tool_use_id.clone(),
+                content,
+                is_error: *is_error,
+            })
+        }
+        ContentBlock::SearchResult(result) => Some(SamplingContent::Text {
+            text: search_result_text(result),
+        }),
+        ContentBlock::Thinking { .. }
+        | ContentBlock::RedactedThinking {}
+        | ContentBlock::ServerTool(_) => None,
+    })
+}
+
+fn convert_image(source: &ImageSource, path: &str) -> Result<SamplingContent, ApiError> {
+    match source {
+        ImageSource::Base64 { media_type, data } => {
+            if !media_type.starts_with("image/") {
+                return Err(ApiError::invalid_request(format!(
+                    "{path}.source.media_type: `{media_type}` is not an image media type"
+                )));
+            }
+            if !is_valid_base64(data.as_bytes()) {
+                return Err(ApiError::invalid_request(format!(
+                    "{path}.source.data: not valid base64"
+                )));
+            }
+            Ok(SamplingContent::Image {
+                data: data.clone(),
+                mime_type: media_type.clone(),
+            })
+        }
+        ImageSource::Url { .. } => Err(ApiError::invalid_request(format!(
+            "{path}.source: image URLs must be fetched before conversion; this runtime does not fetch them"
+        ))),
+        ImageSource::File { .. } => Err(ApiError::invalid_request(format!(
+            "{path}.source: `file` sources (Files API) are not supported by sampling2api; send the image as base64"
+        ))),
+    }
+}
+
+fn document_text(document: &DocumentBlock, path: &str) -> Result<String, ApiError> {
+    let title = document.title.as_deref().unwrap_or("untitled");
+    let body = match &document.source {
+        DocumentSource::Text { data } => data.clone(),
+        DocumentSource::Content { content } => match content {
+            DocumentContent::Text(text) => text.clone(),
+            DocumentContent::Blocks(blocks) => blocks
+                .iter()
+                .filter_map(|block| block.get("text").and_then(|text| text.as_str()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        },
+        DocumentSource::Base64 { media_type, data } => format!(
+            "[{media_type} document of {} bytes omitted: MCP sampling cannot carry it]",
+            data.len() / 4 * 3
+        ),
+        DocumentSource::Url { url } => {
+            format!("[document at {url} omitted: MCP sampling cannot carry it]")
+        }
+        DocumentSource::File { .. } => {
+            return Err(ApiError::invalid_request(format!(
+                "{path}.source: `file` sources (Files API) are not supported by sampling2api"
+            )));
+        }
+    };
+    let mut text = format!("<document title=\"{title}\">\n{body}\n</document>");
+    if let Some(context) = &document.context {
+        text.push_str("\nContext: ");
+        text.push_str(context);
+    }
+    Ok(text)
+}
+
+fn search_result_text(result: &SearchResultBlock) -> String {
+    let mut text = format!("Search result: {} ({})", result.title, result.source);
+    for part in &result.content {
+        text.push('\n');
+        text.push_str(&part.text);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anthropic::parse_messages_request;
+    use serde_json::{Value, json};
+
+    fn convert(body: Value, support: ClientSupport) -> Result<Value, ApiError> {
+        let request = parse_messages_request(body.to_string().as_bytes(), true).unwrap();
+        to_create_message_params(&request, support).map(|p| serde_json::to_value(p).unwrap())
+    }
+
+    fn full(body: Value) -> Value {
+        convert(body, ClientSupport::FULL).unwrap()
+    }
+
+    #[test]
+    fn basic_fields_map() {
+        let params = full(json!({
+            "model":"claude-x","max_tokens":100,"temperature":0.5,"stop_sequences":["END"],
+            "top_p":0.1,"top_k":3,"metadata":{"user_id":"u"},
+            "system":[{"type":"text","text":"A"},{"type":"text","text":"B"}],
+            "messages":[{"role":"user","content":"hi"}]
+        }));
+        assert_eq!(
+            params,
+            json!({
+                "messages":[{"role":"user","content":{"type":"text","text":"hi"}}],
+                "maxTokens":100,"systemPrompt":"A\n\nB","temperature":0.5,"stopSequences":["END"],
+                "modelPreferences":{"hints":[{"name":"claude-x"}]},"metadata":{"user_id":"u"}
+            })
+        );
+    }
+
+    #[test]
+    fn images_and_tool_round_trips_map() {
+        let params = full(json!({
+            "model":"m","max_tokens":10,
+            "tools":[{"name":"get","description":"d","input_schema":{"type":"object"}},
+                     {"type":"web_search_20250305","name":"web_search"}],
+            "tool_choice":{"type":"any"},
+            "messages":[
+                {"role":"user","content":[{"type":"text","text":"look"},
+                    {"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}]},
+                {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"get","input":{"q":1}}]},
+                {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","is_error":true,
+                    "content":[{"type":"text","text":"no"},{"type":"image","source":{"type":"base64","media_type":"image/gif","data":"R0lG"}}]}]}
+            ]
+        }));
+        assert_eq!(
+            params["tools"],
+            json!([{"name":"get","description":"d","inputSchema":{"type":"object"}}])
+        );
+        assert_eq!(params["toolChoice"], json!({"mode":"required"}));
+        assert_eq!(
+            params["messages"][0]["content"][1],
+            json!({"type":"image","data":"iVBORw0KGgo=","mimeType":"image/png"})
+        );
+        assert_eq!(
+            params["messages"][1]["content"],
+            json!({"type":"tool_use","id":"t1","name":"get","input":{"q":1}})
+        );
+        assert_eq!(
+            params["messages"][2]["content"],
+            json!({"type":"tool_result","toolUseId":"t1","isError":true,
+                   "content":[{"type":"text","text":"no"},{"type":"image","data":"R0lG","mimeType":"image/gif"}]})
+        );
+    }
+
+    #[test]
+    fn tool_choice_variants() {
+        let body = |choice: Value| {
+            json!({"model":"m","max_tokens":1,"tools":[{"name":"a","input_schema":{}}],
+                   "tool_choice":choice,"messages":[{"role":"user","content":"x"}]})
+        };
+        assert_eq!(
+            full(body(json!({"type":"auto"})))["toolChoice"]["mode"],
+            "auto"
+        );
+        assert_eq!(
+            full(body(json!({"type":"none"})))["toolChoice"]["mode"],
+            "none"
+        );
+        let specific = full(body(
+            json!({"type":"tool","name":"a","disable_parallel_tool_use":true}),
+        ));
+        assert_eq!(specific["toolChoice"]["mode"], "required");
+        let system = specific["systemPrompt"].as_str().unwrap();
+        assert!(system.contains("calling the tool `a`"), "{system}");
+        assert!(system.contains("at most one tool"), "{system}");
+    }
+
+    #[test]
+    fn clients_without_sampling_tools_are_refused_tool_requests() {
+        let no_tools = ClientSupport {
+            tools: false,
+            multi_block_messages: true,
+        };
+        let err = convert(
+            json!({"model":"m","max_tokens":1,"tools":[{"name":"a","input_schema":{}}],
+                   "messages":[{"role":"user","content":"x"}]}),
+            no_tools,
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(err.message.contains("cannot sample with tools"));
+        assert!(!err.retryable);
+        // tool_choice none: the tools are simply not sent.
+        let params = convert(
+            json!({"model":"m","max_tokens":1,"tools":[{"name":"a","input_schema":{}}],
+                   "tool_choice":{"type":"none"},"messages":[{"role":"user","content":"x"}]}),
+            no_tools,
+        )
+        .unwrap();
+        assert!(params.get("tools").is_none() && params.get("toolChoice").is_none());
+        // Only server tools: nothing to send, nothing to refuse.
+        convert(
+            json!({"model":"m","max_tokens":1,"tools":[{"type":"bash_20250124","name":"bash"}],
+                   "messages":[{"role":"user","content":"x"}]}),
+            no_tools,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn gateway_tolerance_rules() {
+        let params = full(json!({
+            "model":"m","max_tokens":1,
+            "messages":[
+                {"role":"user","content":"q"},
+                {"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"s"},
+                    {"type":"redacted_thinking","data":"d"},{"type":"text","text":"a"}]},
+                {"role":"user","content":[{"type":"document","title":"T","source":{"type":"text","media_type":"text/plain","data":"body"}}]},
+                {"role":"system","content":"be brief"},
+                {"role":"assistant","content":[{"type":"server_tool_use","id":"s","name":"web_search","input":{}},{"type":"thinking","thinking":"x"}]},
+                {"role":"user","content":[{"type":"search_result","source":"https://s","title":"S","content":[{"type":"text","text":"found"}]},
+                    {"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}]}
+            ]
+        }));
+        let messages = params["messages"].as_array().unwrap();
+        assert_eq!(messages[1]["content"], json!({"type":"text","text":"a"}));
+        // The document and the system note merge into one user turn; the assistant turn that
+        // held only server-tool and thinking blocks disappears, so the following user turn merges too.
+        assert_eq!(messages.len(), 3);
+        let user_texts: Vec<&str> = messages[2]["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["text"].as_str().unwrap())
+            .collect();
+        assert!(user_texts[0].contains("<document title=\"T\">\nbody"));
+        assert_eq!(user_texts[1], "<system-note>\nbe brief\n</system-note>");
+        assert!(user_texts[2].contains("Search result: S (https://s)\nfound"));
+        assert!(user_texts[3].contains("application/pdf document"));
+    }
+
+    #[test]
+    fn old_clients_get_one_block_per_message() {
+        let params = convert(
+            json!({"model":"m","max_tokens":1,"messages":[{"role":"user","content":[
+                {"type":"text","text":"a"},{"type":"text","text":"b"}]}]}),
+            ClientSupport {
+                tools: false,
+                multi_block_messages: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            params["messages"],
+            json!([{"role":"user","content":{"type":"text","text":"a"}},
+                   {"role":"user","content":{"type":"text","text":"b"}}])
+        );
+    }
+
+    #[test]
+    fn bad_images_are_400_with_paths() {
+        let body = |source: Value| json!({"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"image","source":source}]}]});
+        let err = convert(
+            body(json!({"type":"base64","media_type":"image/png","data":"not base64!"})),
+            ClientSupport::FULL,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message,
+            "messages.0.content.0.source.data: not valid base64"
+        );
+        let err = convert(
+            body(json!({"type":"base64","media_type":"text/html","data":"AAAA"})),
+            ClientSupport::FULL,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("not an image media type"));
+        let err = convert(
+            body(json!({"type":"file","file_id":"f"})),
+            ClientSupport::FULL,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("Files API"));
+    }
+
+    #[test]
+    fn only_thinking_is_nothing_to_send() {
+        let err = convert(
+            json!({"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t"}]}]}),
+            ClientSupport::FULL,
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 400);
+    }
+}
