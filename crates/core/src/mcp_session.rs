@@ -214,6 +214,12 @@ impl<W> McpSession<W> {
         Some((waiter, notification.to_string()))
     }
 
+    /// Every pending waiter, for the runtime to fail, while the session itself goes on (its
+    /// transport dropped requests it had already carried).
+    pub fn take_pending(&mut self) -> Vec<W> {
+        self.pending.drain().map(|(_, waiter)| waiter).collect()
+    }
+
     /// Ends the session: every pending waiter is returned for the runtime to fail.
     pub fn close(&mut self) -> Vec<W> {
         self.phase = Phase::AwaitingInitialize;

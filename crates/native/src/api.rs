@@ -1,0 +1,228 @@
+//! The HTTP API router: `/v1/messages`, `/health`, `HEAD /`, and Anthropic-shaped errors for
+//! everything else. Every response carries a `request-id` header.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sampling2api_core::{ApiError, ErrorKind, ids};
+use serde_json::json;
+
+use crate::bridge::Bridge;
+use crate::ids::random_u128;
+use crate::messages::create_message;
+
+/// The id of the request being served, for error bodies and logs.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub fn router(bridge: Arc<Bridge>) -> Router<Arc<Bridge>> {
+    Router::new()
+        .route("/v1/messages", post(create_message))
+        .route("/health", get(health))
+        .route("/", get(root))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            bridge,
+            request_context,
+        ))
+}
+
+pub fn error_response(err: &ApiError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, err.to_body(request_id)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in err.extra_headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+pub fn json_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Assigns the request id, refuses foreign browser origins, and logs one line per request.
+async fn request_context(
+    State(bridge): State<Arc<Bridge>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let request_id = ids::request_id(random_u128());
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = match request.headers().get(header::ORIGIN) {
+        Some(origin) if !origin_allowed(origin, &bridge.settings.allow_origins) => error_response(
+            &ApiError::new(
+                ErrorKind::Permission,
+                "requests from this browser origin are not allowed (see --allow-origin)",
+            ),
+            &request_id,
+        ),
+        _ => {
+            request
+                .extensions_mut()
+                .insert(RequestId(request_id.clone()));
+            next.run(request).await
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("request-id", value);
+    }
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if path.starts_with("/v1/") {
+        tracing::info!(request_id, %method, path, status, latency_ms, "api request");
+    } else {
+        tracing::debug!(request_id, %method, path, status, latency_ms, "request");
+    }
+    response
+}
+
+/// Loopback origins are the user's own tools; other sites must be allowed explicitly, so a
+/// web page cannot spend the user's LLM (or drive /mcp) through their browser.
+fn origin_allowed(origin: &HeaderValue, allowed: &[String]) -> bool {
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed
+        .iter()
+        .any(|entry| entry == "*" || entry.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let Some((_, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let host = if rest.starts_with('[') {
+        rest.split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
+    } else {
+        rest.split(':').next().unwrap_or_default().to_string()
+    };
+    matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.")
+}
+
+fn request_id_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default()
+}
+
+async fn not_found(request: Request) -> Response {
+    let path: String = request.uri().path().chars().take(200).collect();
+    error_response(
+        &ApiError::not_found(format!("no route for {} {path}", request.method())),
+        &request_id_of(&request),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    let path: String = request.uri().path().chars().take(200).collect();
+    let mut response = error_response(
+        &ApiError::invalid_request(format!(
+            "method {} is not allowed on {path}",
+            request.method()
+        )),
+        &request_id_of(&request),
+    );
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+async fn health(State(bridge): State<Arc<Bridge>>) -> Response {
+    let sessions = bridge.sessions();
+    let ready = sessions.iter().filter(|s| s.can_sample()).count();
+    let body = json!({
+        "status": "ok",
+        "mode": bridge.mode,
+        "version": env!("CARGO_PKG_VERSION"),
+        "sessions": sessions.len(),
+        "sampling_sessions": ready,
+        "in_flight": bridge.in_flight(),
+        "pending": sessions.iter().map(|s| s.state().pending_count()).sum::<usize>(),
+    });
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// Claude Code probes `HEAD /` at start-up; any answer will do, so say what this is.
+async fn root(method: Method) -> Response {
+    if method == Method::HEAD {
+        return StatusCode::OK.into_response();
+    }
+    json_response(
+        StatusCode::OK,
+        json!({"name": "sampling2api", "version": env!("CARGO_PKG_VERSION"), "api": "/v1/messages"})
+            .to_string(),
+    )
+}
+
+/// Reads a body up to `limit` bytes; over it is 413 before more is read.
+pub async fn read_body(
+    body: Body,
+    limit: usize,
+    content_length: Option<u64>,
+) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKind::RequestTooLarge,
+            format!("request body is larger than the {limit}-byte limit"),
+        )
+    };
+    if content_length.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|err| {
+        let is_limit = std::error::Error::source(&err)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if is_limit {
+            too_large()
+        } else {
+            ApiError::invalid_request(format!("could not read the request body: {err}"))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let ok = |o: &str, allowed: &[&str]| {
+            let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+            origin_allowed(&HeaderValue::from_str(o).unwrap(), &allowed)
+        };
+        assert!(ok("http://localhost:3000", &[]));
+        assert!(ok("http://127.0.0.1", &[]));
+        assert!(ok("http://[::1]:8080", &[]));
+        assert!(ok("vscode-webview://abc", &["vscode-webview://abc"]));
+        assert!(!ok("https://evil.example", &[]));
+        assert!(!ok("http://localhost.evil.example", &[]));
+        assert!(!ok("null", &[]));
+        assert!(ok("https://evil.example", &["*"]));
+    }
+}

@@ -1,0 +1,184 @@
+//! State shared by the API and the MCP side: the connected sessions, and the flow of one
+//! sampling request (send, wait with a deadline, cancel when nobody waits any more).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sampling2api_core::ApiError;
+use sampling2api_core::routing::{Candidate, choose_session};
+use sampling2api_core::sampling::{CreateMessageParams, CreateMessageResult};
+use tokio::sync::oneshot;
+
+use crate::config::ApiSettings;
+use crate::image_fetch::ImageFetcher;
+use crate::session::Session;
+
+pub struct Bridge {
+    pub settings: ApiSettings,
+    pub mode: &'static str,
+    pub images: ImageFetcher,
+    sessions: RwLock<HashMap<String, Arc<Session>>>,
+    in_flight: AtomicU64,
+}
+
+impl Bridge {
+    pub fn new(settings: ApiSettings, mode: &'static str) -> Self {
+        let images = ImageFetcher::new(settings.allow_private_image_urls);
+        Bridge {
+            settings,
+            mode,
+            images,
+            sessions: RwLock::new(HashMap::new()),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+
+    pub fn add_session(&self, session: Arc<Session>) {
+        self.write_sessions().insert(session.id.clone(), session);
+    }
+
+    /// Removes and closes a session; its pending API requests fail at once with `why`.
+    pub fn end_session(&self, id: &str, why: &str) -> bool {
+        let removed = self.write_sessions().remove(id);
+        match removed {
+            Some(session) => {
+                session.close(why);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn session(&self, id: &str) -> Option<Arc<Session>> {
+        self.read_sessions().get(id).cloned()
+    }
+
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        self.read_sessions().values().cloned().collect()
+    }
+
+    /// The session an API request goes to (see `routing` in the core).
+    pub fn route(&self, requested: Option<&str>) -> Result<Arc<Session>, ApiError> {
+        let sessions = self.read_sessions();
+        choose_session(
+            requested,
+            sessions.values().map(|session| Candidate {
+                id: session.id.as_str(),
+                can_sample: session.can_sample(),
+                item: session,
+            }),
+        )
+        .cloned()
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Sends `params` to the client and waits for its result, at most the request deadline.
+    /// Dropping the returned future (the API caller went away) cancels the request at the
+    /// client.
+    pub async fn sample(
+        &self,
+        session: &Arc<Session>,
+        params: &CreateMessageParams,
+    ) -> Result<CreateMessageResult, ApiError> {
+        let (waiter, answer) = oneshot::channel();
+        let request = session.state().begin_sampling(params, waiter)?;
+        let mut in_flight = InFlight::start(self, session, request.id);
+        if let Err(err) = session.deliver(request.json).await {
+            // Never reached the client: forget it without a cancellation notice.
+            session.state().cancel(request.id, "undelivered");
+            in_flight.finish();
+            return Err(err);
+        }
+        let timeout = self.settings.request_timeout;
+        let outcome = tokio::time::timeout(timeout, answer).await;
+        in_flight.finish();
+        match outcome {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(ApiError::unavailable(
+                "the MCP session ended before the client answered",
+            )),
+            Err(_) => {
+                if let Some((_, notice)) = session.state().cancel(
+                    request.id,
+                    "sampling2api: the API request's deadline passed",
+                ) {
+                    session.deliver_now(notice);
+                }
+                Err(ApiError::timeout(format!(
+                    "the MCP client did not answer within {}",
+                    describe(timeout)
+                )))
+            }
+        }
+    }
+
+    fn read_sessions(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_sessions(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Session>>> {
+        self.sessions
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn describe(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
+}
+
+/// Counts a request in flight; if dropped before `finish`, the caller went away, so the
+/// client is told to stop (`notifications/cancelled`) and the request's state is freed.
+struct InFlight<'a> {
+    bridge: &'a Bridge,
+    session: &'a Arc<Session>,
+    id: u64,
+    finished: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn start(bridge: &'a Bridge, session: &'a Arc<Session>, id: u64) -> Self {
+        bridge.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            bridge,
+            session,
+            id,
+            finished: false,
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.bridge.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finish();
+        if let Some((_, notice)) = self
+            .session
+            .state()
+            .cancel(self.id, "sampling2api: the API caller disconnected")
+        {
+            tracing::info!(session = %self.session.id, request = self.id, "caller went away; cancelled at the client");
+            self.session.deliver_now(notice);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Command line and environment: every flag can also be set as `SAMPLING2API_<NAME>`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sampling2api",
+    version,
+    about = "Expose an MCP client's sampling capability as an Anthropic-compatible Messages API",
+    long_about = "Expose an MCP client's sampling capability as an Anthropic-compatible Messages API.\n\n\
+                  stdio: an MCP client (VS Code, fast-agent, ...) launches sampling2api as its MCP server; \
+                  POST /v1/messages on --listen is then answered by that client's LLM.\n\
+                  http:  MCP Streamable HTTP at --mcp-path and the API on the same port; many clients at once, \
+                  chosen per request with the x-mcp-session-id header."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// MCP over stdin/stdout (launched by the MCP client), or over a spawned client's pipes.
+    Stdio(StdioArgs),
+    /// MCP Streamable HTTP and the API on one port.
+    Http(HttpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StdioArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Start this MCP client as a child process and speak MCP over its stdin/stdout instead
+    /// of our own. Everything after --spawn is the command and its arguments.
+    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "CMD [ARGS]...", env = "SAMPLING2API_SPAWN", value_delimiter = ' ')]
+    pub spawn: Option<Vec<String>>,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Path of the MCP Streamable HTTP endpoint.
+    #[arg(long, default_value = "/mcp", env = "SAMPLING2API_MCP_PATH")]
+    pub mcp_path: String,
+    /// How long a sampling request waits for a client with no open GET stream to open one
+    /// before it fails, in milliseconds.
+    #[arg(long, default_value_t = 3000, env = "SAMPLING2API_STREAM_WAIT_MS")]
+    pub stream_wait_ms: u64,
+    /// A session with no open GET stream and no request for this many seconds is dropped.
+    #[arg(long, default_value_t = 120, env = "SAMPLING2API_SESSION_IDLE_SECS")]
+    pub session_idle_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Address of the HTTP API (and, in http mode, of /mcp).
+    #[arg(long, default_value = "127.0.0.1:38080", env = "SAMPLING2API_LISTEN")]
+    pub listen: SocketAddr,
+    /// Deadline for one API request, in seconds; when it passes the caller gets 504 and the
+    /// MCP client is told to cancel.
+    #[arg(long, default_value_t = 600, env = "SAMPLING2API_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: u64,
+    /// Largest request body accepted, in bytes (413 above).
+    #[arg(long, default_value_t = 32 * 1024 * 1024, env = "SAMPLING2API_MAX_BODY_BYTES")]
+    pub max_body_bytes: usize,
+    /// Interval of SSE pings while waiting for the client's LLM, in milliseconds.
+    #[arg(long, default_value_t = 10_000, env = "SAMPLING2API_PING_INTERVAL_MS")]
+    pub ping_interval_ms: u64,
+    /// Let image URLs point at loopback, private and link-local addresses (off: such URLs
+    /// are refused, to prevent server-side request forgery).
+    #[arg(long, env = "SAMPLING2API_ALLOW_PRIVATE_IMAGE_URLS")]
+    pub allow_private_image_urls: bool,
+    /// Extra browser origins allowed to call the bridge (loopback origins always are;
+    /// requests without an Origin header are not affected).
+    #[arg(
+        long = "allow-origin",
+        env = "SAMPLING2API_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sampling2api=debug`.
+    #[arg(long, default_value = "info", env = "SAMPLING2API_LOG")]
+    pub log: String,
+}
+
+/// Settings the API side needs, whatever the mode.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub ping_interval: Duration,
+    pub allow_private_image_urls: bool,
+    pub allow_origins: Vec<String>,
+}
+
+impl From<&CommonArgs> for ApiSettings {
+    fn from(args: &CommonArgs) -> Self {
+        ApiSettings {
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            max_body_bytes: args.max_body_bytes,
+            ping_interval: Duration::from_millis(args.ping_interval_ms.max(10)),
+            allow_private_image_urls: args.allow_private_image_urls,
+            allow_origins: args.allow_origins.clone(),
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! http mode: MCP Streamable HTTP (2025-11-25, handshake era) at `--mcp-path`, and the API on
+//! the same port. Each `initialize` makes a session with an unguessable `Mcp-Session-Id`;
+//! sampling requests travel on the client's `GET` stream; answers arrive as `POST`s.
+
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use sampling2api_core::mcp_session::McpSession;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::api::{self, json_response, read_body};
+use crate::bridge::Bridge;
+use crate::config::{ApiSettings, HttpArgs};
+use crate::ids::session_id;
+use crate::session::{Session, server_info};
+
+const SESSION_ID_HEADER: &str = "mcp-session-id";
+/// An SSE comment this often keeps proxies from cutting an idle stream.
+const KEEPALIVE: Duration = Duration::from_secs(25);
+
+#[derive(Clone)]
+struct McpState {
+    bridge: Arc<Bridge>,
+    stream_wait: Duration,
+}
+
+pub async fn run(args: HttpArgs) -> ExitCode {
+    if !args.mcp_path.starts_with('/') || args.mcp_path.starts_with("/v1/") {
+        tracing::error!(path = %args.mcp_path, "--mcp-path must start with / and not lie under /v1/");
+        return ExitCode::FAILURE;
+    }
+    let bridge = Arc::new(Bridge::new(ApiSettings::from(&args.common), "http"));
+    let listener = match TcpListener::bind(args.common.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(address = %args.common.listen, %err, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener.local_addr().unwrap_or(args.common.listen);
+    let mcp = McpState {
+        bridge: bridge.clone(),
+        stream_wait: Duration::from_millis(args.stream_wait_ms),
+    };
+    let mcp_routes = Router::new()
+        .route(
+            &args.mcp_path,
+            post(mcp_post).get(mcp_get).delete(mcp_delete),
+        )
+        .with_state(mcp);
+    let app = api::router(bridge.clone())
+        .merge(mcp_routes)
+        .with_state(bridge.clone());
+    tokio::spawn(reap_idle_sessions(
+        bridge.clone(),
+        Duration::from_secs(args.session_idle_secs.max(1)),
+    ));
+    tracing::info!(
+        "sampling2api {} listening on http://{address} (http mode: MCP at http://{address}{})",
+        env!("CARGO_PKG_VERSION"),
+        args.mcp_path
+    );
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(%err, "HTTP server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Drops sessions whose client has no open stream and has sent nothing for `idle`.
+async fn reap_idle_sessions(bridge: Arc<Bridge>, idle: Duration) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1).min(idle));
+    loop {
+        ticks.tick().await;
+        for session in bridge.sessions() {
+            if !session.has_stream() && session.idle_for() >= idle {
+                tracing::info!(session = %session.id, "MCP session idle without a stream; dropped");
+                bridge.end_session(
+                    &session.id,
+                    "the MCP session timed out (no stream, no requests)",
+                );
+            }
+        }
+    }
+}
+
+fn session_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(SESSION_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+}
+
+fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    json_response(
+        status,
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})
+            .to_string(),
+    )
+}
+
+fn unknown_session() -> Response {
+    rpc_error(
+        StatusCode::NOT_FOUND,
+        -32001,
+        "session not found; send initialize to start a new one",
+    )
+}
+
+async fn mcp_post(State(mcp): State<McpState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let content_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
+    let body = match read_body(body, mcp.bridge.settings.max_body_bytes, content_length).await {
+        Ok(body) => body,
+        Err(err) => {
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            return rpc_error(status, -32600, &err.message);
+        }
+    };
+    match session_header(&parts.headers) {
+        Some(id) => {
+            let Some(session) = mcp.bridge.session(id) else {
+                return unknown_session();
+            };
+            match session.receive(&body) {
+                Some(reply) => json_response(StatusCode::OK, reply),
+                None => StatusCode::ACCEPTED.into_response(),
+            }
+        }
+        None => start_session(&mcp, &body),
+    }
+}
+
+/// A POST without a session: `initialize` opens one; anything else (a dual-era client's
+/// `server/discover` probe, say) gets the JSON-RPC error that sends it to `initialize`.
+fn start_session(mcp: &McpState, body: &Bytes) -> Response {
+    let mut state = McpSession::new(server_info());
+    let handled = state.handle_incoming(body);
+    let reply = handled.reply_body();
+    if !handled.initialized {
+        return match reply {
+            Some(reply) => json_response(StatusCode::BAD_REQUEST, reply),
+            None => rpc_error(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                "no Mcp-Session-Id header: send initialize first",
+            ),
+        };
+    }
+    let id = session_id();
+    let session = Session::over_event_stream(id.clone(), state, mcp.stream_wait);
+    if let Some(client) = session.state().client() {
+        tracing::info!(
+            session = %id,
+            client = client.client_name.as_deref().unwrap_or("unknown"),
+            protocol = %client.protocol_version,
+            sampling = client.sampling.is_some(),
+            sampling_tools = client.sampling.is_some_and(|s| s.tools),
+            "MCP client connected"
+        );
+    }
+    mcp.bridge.add_session(session);
+    let mut response = json_response(StatusCode::OK, reply.unwrap_or_default());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(SESSION_ID_HEADER, value);
+    }
+    response
+}
+
+async fn mcp_get(State(mcp): State<McpState>, headers: HeaderMap) -> Response {
+    let Some(id) = session_header(&headers) else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "GET needs the Mcp-Session-Id header",
+        );
+    };
+    let Some(session) = mcp.bridge.session(id) else {
+        return unknown_session();
+    };
+    let accepts_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_none_or(|accept| accept.contains("text/event-stream") || accept.contains("*/*"));
+    if !accepts_sse {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            -32600,
+            "GET must accept text/event-stream",
+        );
+    }
+    let (generation, messages) = session.open_stream();
+    let stream = EventStream {
+        session,
+        generation,
+        messages,
+        keepalive: tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE),
+    };
+    let mut response = (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn mcp_delete(State(mcp): State<McpState>, headers: HeaderMap) -> Response {
+    let Some(id) = session_header(&headers) else {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "DELETE needs the Mcp-Session-Id header",
+        );
+    };
+    if mcp
+        .bridge
+        .end_session(id, "the MCP client ended its session")
+    {
+        tracing::info!(session = %id, "MCP session ended by the client");
+        StatusCode::OK.into_response()
+    } else {
+        unknown_session()
+    }
+}
+
+/// The client's standalone stream. When it is dropped (the client went away), the session
+/// learns of it and fails the requests it carried.
+struct EventStream {
+    session: Arc<Session>,
+    generation: u64,
+    messages: tokio::sync::mpsc::UnboundedReceiver<String>,
+    keepalive: tokio::time::Interval,
+}
+
+impl futures::Stream for EventStream {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        match self.messages.poll_recv(cx) {
+            Poll::Ready(Some(message)) => {
+                let mut frame = String::with_capacity(message.len() + 24);
+                frame.push_str("event: message\ndata: ");
+                frame.push_str(&message);
+                frame.push_str("\n\n");
+                return Poll::Ready(Some(Ok(Bytes::from(frame))));
+            }
+            // Replaced by a newer stream, or the session closed.
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        if self.keepalive.poll_tick(cx).is_ready() {
+            return Poll::Ready(Some(Ok(Bytes::from_static(b": keepalive\n\n"))));
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.session.stream_closed(self.generation);
+    }
+}

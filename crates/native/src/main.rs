@@ -1,0 +1,51 @@
+//! `sampling2api`: an MCP client's sampling capability as an Anthropic-compatible API.
+
+mod api;
+mod bridge;
+mod config;
+mod http_mode;
+mod ids;
+mod image_fetch;
+mod messages;
+mod session;
+mod stdio_mode;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use config::{Cli, Mode};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_filter = match &cli.mode {
+        Mode::Stdio(args) => &args.common.log,
+        Mode::Http(args) => &args.common.log,
+    };
+    // Logs go to stderr in every mode: in stdio mode stdout is the MCP channel.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(EnvFilter::try_new(log_filter).unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(%err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.mode {
+            Mode::Stdio(args) => stdio_mode::run(args).await,
+            Mode::Http(args) => http_mode::run(args).await,
+        }
+    });
+    // Reading stdin occupies a blocking thread that runtime shutdown would wait for; the work
+    // is done, so do not wait.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
+}

@@ -1,0 +1,250 @@
+//! A connected MCP client: the core session state machine plus the way messages reach it
+//! (a stdio pipe, or the client's open `GET /mcp` stream).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sampling2api_core::ApiError;
+use sampling2api_core::mcp_session::{McpSession, ServerInfo};
+use sampling2api_core::sampling::CreateMessageResult;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// What an API request waits on: the client's result, or why there is none.
+pub type SamplingReply = Result<CreateMessageResult, ApiError>;
+pub type Waiter = oneshot::Sender<SamplingReply>;
+
+pub fn server_info() -> ServerInfo {
+    ServerInfo {
+        name: "sampling2api".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        instructions: Some(
+            "sampling2api forwards Anthropic Messages API requests to this client as sampling/createMessage requests."
+                .into(),
+        ),
+    }
+}
+
+/// How messages travel to the client.
+enum Outbound {
+    /// Lines written to the client's stdin (or our stdout) by a writer task.
+    Pipe(mpsc::UnboundedSender<String>),
+    /// The client's current `GET /mcp` stream, if one is open.
+    EventStream {
+        current: Mutex<Option<StreamSlot>>,
+        opened: Notify,
+        wait: Duration,
+    },
+}
+
+struct StreamSlot {
+    generation: u64,
+    sender: mpsc::UnboundedSender<String>,
+}
+
+pub struct Session {
+    pub id: String,
+    state: Mutex<McpSession<Waiter>>,
+    outbound: Outbound,
+    closed: AtomicBool,
+    stream_generation: AtomicU64,
+    last_activity: Mutex<Instant>,
+}
+
+impl Session {
+    pub fn over_pipe(id: String, lines: mpsc::UnboundedSender<String>) -> Arc<Self> {
+        Self::build(id, McpSession::new(server_info()), Outbound::Pipe(lines))
+    }
+
+    /// An HTTP session whose `initialize` was already handled by `state`.
+    pub fn over_event_stream(id: String, state: McpSession<Waiter>, wait: Duration) -> Arc<Self> {
+        Self::build(
+            id,
+            state,
+            Outbound::EventStream {
+                current: Mutex::new(None),
+                opened: Notify::new(),
+                wait,
+            },
+        )
+    }
+
+    fn build(id: String, state: McpSession<Waiter>, outbound: Outbound) -> Arc<Self> {
+        Arc::new(Session {
+            id,
+            state: Mutex::new(state),
+            outbound,
+            closed: AtomicBool::new(false),
+            stream_generation: AtomicU64::new(0),
+            last_activity: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// The state machine. Never held across an `.await`.
+    pub fn state(&self) -> MutexGuard<'_, McpSession<Waiter>> {
+        // A panic while holding this lock would be a bug; the state stays usable either way.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub fn can_sample(&self) -> bool {
+        !self.is_closed() && self.state().can_sample()
+    }
+
+    /// Feeds one message from the client; answers go to their waiters. Returns the reply
+    /// body, if the message held requests.
+    pub fn receive(&self, raw: &[u8]) -> Option<String> {
+        self.touch();
+        let handled = self.state().handle_incoming(raw);
+        let reply = handled.reply_body();
+        for (waiter, outcome) in handled.answers {
+            let _ = waiter.send(outcome.map_err(|failure| failure.to_api_error()));
+        }
+        reply
+    }
+
+    pub fn touch(&self) {
+        *self
+            .last_activity
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.last_activity
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .elapsed()
+    }
+
+    /// Sends a message to the client, waiting briefly for an event stream if none is open.
+    pub async fn deliver(&self, message: String) -> Result<(), ApiError> {
+        match &self.outbound {
+            Outbound::Pipe(lines) => lines
+                .send(message)
+                .map_err(|_| ApiError::unavailable("the MCP client's connection is closed")),
+            Outbound::EventStream {
+                current,
+                opened,
+                wait,
+            } => {
+                let deadline = tokio::time::Instant::now() + *wait;
+                let mut message = message;
+                loop {
+                    // Register interest before checking, so an opening in between is not missed.
+                    let notified = opened.notified();
+                    if self.is_closed() {
+                        return Err(ApiError::unavailable("the MCP session has ended"));
+                    }
+                    if let Some(slot) = lock(current).as_ref() {
+                        match slot.sender.send(message) {
+                            Ok(()) => return Ok(()),
+                            Err(mpsc::error::SendError(returned)) => message = returned,
+                        }
+                    }
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(ApiError::unavailable(format!(
+                            "the MCP client has no open event stream (GET {{mcp-path}}) to receive sampling requests; waited {} ms",
+                            wait.as_millis()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Best effort, without waiting: used for cancellation notices.
+    pub fn deliver_now(&self, message: String) {
+        match &self.outbound {
+            Outbound::Pipe(lines) => {
+                let _ = lines.send(message);
+            }
+            Outbound::EventStream { current, .. } => {
+                if let Some(slot) = lock(current).as_ref() {
+                    let _ = slot.sender.send(message);
+                }
+            }
+        }
+    }
+
+    /// Installs a new event stream (a reconnecting client replaces its old one) and returns
+    /// its receiver and generation.
+    pub fn open_stream(&self) -> (u64, mpsc::UnboundedReceiver<String>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let generation = self.stream_generation.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Outbound::EventStream {
+            current, opened, ..
+        } = &self.outbound
+        {
+            *lock(current) = Some(StreamSlot { generation, sender });
+            opened.notify_waiters();
+        }
+        self.touch();
+        (generation, receiver)
+    }
+
+    /// The stream `generation` ended. If it was still the current one, requests already sent
+    /// on it can no longer be trusted to be answered: fail them now rather than at the deadline.
+    pub fn stream_closed(&self, generation: u64) {
+        let Outbound::EventStream { current, .. } = &self.outbound else {
+            return;
+        };
+        let was_current = {
+            let mut slot = lock(current);
+            if slot.as_ref().is_some_and(|s| s.generation == generation) {
+                *slot = None;
+                true
+            } else {
+                false
+            }
+        };
+        if was_current {
+            self.touch();
+            let waiters = self.state().take_pending();
+            fail_all(
+                waiters,
+                "the MCP client's event stream closed before it answered",
+            );
+        }
+    }
+
+    pub fn has_stream(&self) -> bool {
+        match &self.outbound {
+            Outbound::Pipe(_) => true,
+            Outbound::EventStream { current, .. } => lock(current).is_some(),
+        }
+    }
+
+    /// Ends the session: pending API requests fail at once, and the event stream closes.
+    pub fn close(&self, why: &str) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let waiters = self.state().close();
+        fail_all(waiters, why);
+        if let Outbound::EventStream {
+            current, opened, ..
+        } = &self.outbound
+        {
+            *lock(current) = None;
+            opened.notify_waiters();
+        }
+    }
+}
+
+fn fail_all(waiters: Vec<Waiter>, why: &str) {
+    for waiter in waiters {
+        let _ = waiter.send(Err(ApiError::unavailable(why.to_string())));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,179 @@
+//! stdio mode: MCP as newline-delimited JSON over our stdin/stdout (the MCP client launched
+//! us), or over a child's pipes (`--spawn`: we launched the client). The API listens on
+//! `--listen`. When the MCP stream ends, pending requests fail and the process exits.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::api;
+use crate::bridge::Bridge;
+use crate::config::{ApiSettings, StdioArgs};
+use crate::session::Session;
+
+/// The stdio session's id, for `x-mcp-session-id` in this mode.
+pub const STDIO_SESSION_ID: &str = "stdio";
+
+pub async fn run(args: StdioArgs) -> ExitCode {
+    let bridge = Arc::new(Bridge::new(ApiSettings::from(&args.common), "stdio"));
+    let listener = match TcpListener::bind(args.common.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!(address = %args.common.listen, %err, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener.local_addr().unwrap_or(args.common.listen);
+
+    let (reader, writer, mut child): (
+        Box<dyn AsyncRead + Unpin + Send>,
+        Box<dyn AsyncWrite + Unpin + Send>,
+        _,
+    ) = match &args.spawn {
+        Some(command) => match spawn_client(command) {
+            Ok((reader, writer, child)) => (reader, writer, Some(child)),
+            Err(err) => {
+                tracing::error!(command = ?command, %err, "cannot start the MCP client");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => (
+            Box::new(tokio::io::stdin()),
+            Box::new(tokio::io::stdout()),
+            None,
+        ),
+    };
+
+    let (lines, outgoing) = mpsc::unbounded_channel();
+    let session = Session::over_pipe(STDIO_SESSION_ID.to_string(), lines);
+    bridge.add_session(session.clone());
+    let writer_task = tokio::spawn(write_lines(writer, outgoing));
+
+    let app = api::router(bridge.clone()).with_state(bridge.clone());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = server_stopped.await;
+        };
+        if let Err(err) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(%err, "HTTP server failed");
+        }
+    });
+    tracing::info!(
+        "sampling2api {} listening on http://{address} (stdio mode: MCP over {})",
+        env!("CARGO_PKG_VERSION"),
+        if child.is_some() {
+            "the spawned client's stdin/stdout"
+        } else {
+            "stdin/stdout"
+        }
+    );
+
+    read_messages(reader, &session).await;
+    tracing::info!("the MCP client closed its connection; shutting down");
+    bridge.end_session(
+        STDIO_SESSION_ID,
+        "the MCP client disconnected (its stdio stream ended)",
+    );
+    let _ = stop_server.send(());
+    // In-flight requests were just failed, so their responses finish at once; do not wait on
+    // idle keep-alive connections longer than that.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    writer_task.abort();
+    match child.as_mut() {
+        Some(child) => match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
+            Ok(Ok(status)) if status.success() => ExitCode::SUCCESS,
+            Ok(Ok(status)) => {
+                tracing::warn!(%status, "the spawned MCP client exited with an error");
+                ExitCode::FAILURE
+            }
+            _ => {
+                let _ = child.start_kill();
+                ExitCode::FAILURE
+            }
+        },
+        None => ExitCode::SUCCESS,
+    }
+}
+
+type Pipes = (
+    Box<dyn AsyncRead + Unpin + Send>,
+    Box<dyn AsyncWrite + Unpin + Send>,
+    tokio::process::Child,
+);
+
+fn spawn_client(command: &[String]) -> std::io::Result<Pipes> {
+    let (program, arguments) = command.split_first().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "--spawn needs a command")
+    })?;
+    let mut child = tokio::process::Command::new(program)
+        .args(arguments)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let missing = || std::io::Error::other("child pipes unavailable");
+    let stdout = child.stdout.take().ok_or_else(missing)?;
+    let stdin = child.stdin.take().ok_or_else(missing)?;
+    Ok((Box::new(stdout), Box::new(stdin), child))
+}
+
+/// Reads newline-delimited JSON-RPC messages until the stream ends.
+async fn read_messages(reader: Box<dyn AsyncRead + Unpin + Send>, session: &Arc<Session>) {
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(%err, "reading from the MCP client failed");
+                return;
+            }
+        }
+        let message = line.trim_ascii();
+        if message.is_empty() {
+            continue;
+        }
+        if let Some(reply) = session.receive(message) {
+            session.deliver_now(reply);
+        }
+    }
+}
+
+/// Writes queued messages one per line, flushing once per burst rather than per message.
+async fn write_lines(
+    mut writer: Box<dyn AsyncWrite + Unpin + Send>,
+    mut outgoing: mpsc::UnboundedReceiver<String>,
+) {
+    let mut buffer = Vec::with_capacity(64 * 1024);
+    while let Some(first) = outgoing.recv().await {
+        buffer.clear();
+        buffer.extend_from_slice(first.as_bytes());
+        buffer.push(b'\n');
+        while let Ok(next) = outgoing.try_recv() {
+            buffer.extend_from_slice(next.as_bytes());
+            buffer.push(b'\n');
+            if buffer.len() > 1 << 20 {
+                break;
+            }
+        }
+        if let Err(err) = writer.write_all(&buffer).await {
+            tracing::warn!(%err, "writing to the MCP client failed");
+            return;
+        }
+        if let Err(err) = writer.flush().await {
+            tracing::warn!(%err, "writing to the MCP client failed");
+            return;
+        }
+    }
+}

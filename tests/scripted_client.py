@@ -1,0 +1,173 @@
+"""A real MCP client (the official Python SDK, v2, default ``auto`` mode) whose sampling
+callback is a scripted "LLM", so black-box tests can drive the bridge end to end.
+
+The model's behaviour is chosen by markers in the last user text:
+
+- default: answers ``echo: <text>``; with tool results in the turn, ``tool said: <results>``;
+  with images, ``saw N image(s): <mime types>``.
+- ``[inspect]``: answers with the JSON of the sampling params it received.
+- ``[decline]`` / ``[fail]``: a JSON-RPC error (-1 "User rejected..." / -32603).
+- ``[slow:S]``: waits S seconds first (cancellation is recorded).
+- ``[long]``: a long multi-sentence answer.
+- ``[image-reply]``: answers with an image block, which the Anthropic API cannot carry.
+- ``[use-tool]``, or tool choice ``required``: calls the first tool with ``{"query": text}``.
+- ``[whoami]``: answers with this client's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from typing import Any
+
+import mcp.types as types
+from mcp.client import Client, ClientRequestContext
+
+LONG_TEXT = " ".join(f"Sentence number {i} of a long answer that streams in pieces." for i in range(40))
+
+
+def _blocks(content: Any) -> list[Any]:
+    return content if isinstance(content, list) else [content]
+
+
+class ScriptedModel:
+    """The sampling callback. Thread-safe records of what it saw, for assertions."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.received: list[dict[str, Any]] = []
+        self.cancelled: list[str] = []
+        self.started: list[str] = []
+        self._lock = threading.Lock()
+
+    async def __call__(
+        self, context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
+        dumped = params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        last_user = next((m for m in reversed(params.messages) if m.role == "user"), None)
+        user_blocks = _blocks(last_user.content) if last_user else []
+        text = " ".join(b.text for b in user_blocks if getattr(b, "type", None) == "text")
+        tool_results = [b for b in user_blocks if getattr(b, "type", None) == "tool_result"]
+        images = [b for b in user_blocks if getattr(b, "type", None) == "image"]
+        for result in tool_results:
+            images += [c for c in result.content if getattr(c, "type", None) == "image"]
+        with self._lock:
+            self.received.append(dumped)
+            self.started.append(text)
+
+        slow = re.search(r"\[slow:([\d.]+)\]", text)
+        if slow:
+            try:
+                await asyncio.sleep(float(slow.group(1)))
+            except asyncio.CancelledError:
+                with self._lock:
+                    self.cancelled.append(text)
+                raise
+
+        if "[decline]" in text:
+            return types.ErrorData(code=-1, message="User rejected sampling request")
+        if "[fail]" in text:
+            return types.ErrorData(code=-32603, message="the model backend crashed")
+        if "[image-reply]" in text:
+            return types.CreateMessageResult(
+                role="assistant",
+                content=types.ImageContent(type="image", data="iVBORw0KGgo=", mime_type="image/png"),
+                model="scripted-model",
+                stop_reason="endTurn",
+            )
+        if "[inspect]" in text:
+            return self._text(json.dumps(dumped))
+        if "[whoami]" in text:
+            return self._text(self.name)
+        if "[long]" in text:
+            return self._text(LONG_TEXT)
+
+        tools = params.tools or []
+        mode = params.tool_choice.mode if params.tool_choice else None
+        if tools and not tool_results and mode != "none" and ("[use-tool]" in text or mode == "required"):
+            tool = tools[0]
+            return types.CreateMessageResultWithTools(
+                role="assistant",
+                content=[
+                    types.TextContent(type="text", text=f"calling {tool.name}"),
+                    types.ToolUseContent(
+                        type="tool_use", id=f"call_{len(self.received)}", name=tool.name, input={"query": text}
+                    ),
+                ],
+                model="scripted-model",
+                stop_reason="toolUse",
+            )
+        if tool_results:
+            said = "; ".join(
+                " ".join(c.text for c in r.content if getattr(c, "type", None) == "text") for r in tool_results
+            )
+            return self._text(f"tool said: {said}")
+        if images:
+            return self._text(f"saw {len(images)} image(s): {', '.join(i.mime_type for i in images)}")
+        return self._text(f"echo: {text}")
+
+    @staticmethod
+    def _text(text: str) -> types.CreateMessageResult:
+        return types.CreateMessageResult(
+            role="assistant",
+            content=types.TextContent(type="text", text=text),
+            model="scripted-model",
+            stop_reason="endTurn",
+        )
+
+
+class ClientThread:
+    """Runs ``Client(server, sampling_callback=model)`` on its own event loop in a thread.
+
+    ``server`` is what ``mcp.client.Client`` takes: a URL for Streamable HTTP, or
+    ``StdioServerParameters`` (the SDK then launches the bridge as its subprocess).
+    """
+
+    def __init__(self, server: Any, model: ScriptedModel, *, sampling: bool = True, tools: bool = True) -> None:
+        self.server = server
+        self.model = model
+        self.sampling = sampling
+        self.tools = tools
+        self.protocol_version: str | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name=f"mcp-client-{model.name}", daemon=True)
+
+    def start(self, timeout: float = 30) -> "ClientThread":
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"MCP client {self.model.name} did not connect in {timeout}s")
+        if self._error is not None:
+            raise RuntimeError(f"MCP client {self.model.name} failed to connect") from self._error
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        kwargs: dict[str, Any] = {
+            "client_info": types.Implementation(name=self.model.name, version="1.0"),
+        }
+        if self.sampling:
+            kwargs["sampling_callback"] = self.model
+            if self.tools:
+                kwargs["sampling_capabilities"] = types.SamplingCapability(tools=types.SamplingToolsCapability())
+        try:
+            async with Client(self.server, **kwargs) as client:  # mode="auto" is the default
+                self.protocol_version = client.protocol_version
+                self._ready.set()
+                await self._stop.wait()
+        except BaseException as error:  # noqa: BLE001 - reported to the starting thread
+            self._error = error
+            self._ready.set()
