@@ -40,6 +40,7 @@ class ScriptedModel:
         self.received: list[dict[str, Any]] = []
         self.cancelled: list[str] = []
         self.started: list[str] = []
+        self.finished: list[str] = []
         self._lock = threading.Lock()
 
     async def __call__(
@@ -56,6 +57,20 @@ class ScriptedModel:
         with self._lock:
             self.received.append(dumped)
             self.started.append(text)
+        try:
+            return await self._answer(params, text, tool_results, images, dumped)
+        finally:
+            with self._lock:
+                self.finished.append(text)
+
+    async def _answer(
+        self,
+        params: types.CreateMessageRequestParams,
+        text: str,
+        tool_results: list[Any],
+        images: list[Any],
+        dumped: dict[str, Any],
+    ) -> types.CreateMessageResult | types.CreateMessageResultWithTools | types.ErrorData:
 
         slow = re.search(r"\[slow:([\d.]+)\]", text)
         if slow:

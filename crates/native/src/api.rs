@@ -26,6 +26,7 @@ pub fn router(bridge: Arc<Bridge>) -> Router<Arc<Bridge>> {
     Router::new()
         .route("/v1/messages", post(create_message))
         .route("/health", get(health))
+        .route("/sessions", get(list_sessions))
         .route("/", get(root))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -166,6 +167,31 @@ async fn health(State(bridge): State<Arc<Bridge>>) -> Response {
         "pending": sessions.iter().map(|s| s.state().pending_count()).sum::<usize>(),
     });
     json_response(StatusCode::OK, body.to_string())
+}
+
+/// The connected MCP clients, so a caller can pick one with `x-mcp-session-id`.
+async fn list_sessions(State(bridge): State<Arc<Bridge>>) -> Response {
+    let mut sessions: Vec<serde_json::Value> = bridge
+        .sessions()
+        .iter()
+        .map(|session| {
+            let state = session.state();
+            let client = state.client();
+            json!({
+                "id": session.id,
+                "client_name": client.and_then(|c| c.client_name.clone()),
+                "client_version": client.and_then(|c| c.client_version.clone()),
+                "protocol_version": client.map(|c| c.protocol_version.clone()),
+                "sampling": client.is_some_and(|c| c.sampling.is_some()),
+                "sampling_tools": client.and_then(|c| c.sampling).is_some_and(|s| s.tools),
+                "ready": state.can_sample(),
+                "event_stream_open": session.has_stream(),
+                "pending": state.pending_count(),
+            })
+        })
+        .collect();
+    sessions.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    json_response(StatusCode::OK, json!({"data": sessions}).to_string())
 }
 
 /// Claude Code probes `HEAD /` at start-up; any answer will do, so say what this is.

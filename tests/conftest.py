@@ -1,0 +1,182 @@
+"""Deployments of the bridge for the black-box suite, one per target.
+
+A target is a way to run the bridge:
+- ``stdio``: the MCP client (the official Python SDK) launches ``sampling2api stdio`` as its
+  subprocess, exactly as VS Code does; one client per bridge.
+- ``http``: ``sampling2api http`` runs on its own; clients connect over Streamable HTTP.
+
+Tests talk to the API with the official ``anthropic`` SDK (or raw ``httpx`` where the wire
+itself is under test). A case that cannot apply to a target skips with the reason in code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import anthropic
+import httpx
+import pytest
+from mcp.client.stdio import StdioServerParameters
+
+sys.path.insert(0, str(Path(__file__).parent))
+from scripted_client import ClientThread, ScriptedModel  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ["stdio", "http"]
+# Short deadlines and ping intervals keep slow-path tests quick; the defaults are 600 s and 10 s.
+FAST_FLAGS = ["--request-timeout-secs", "3", "--ping-interval-ms", "250"]
+
+
+def bridge_binary() -> str:
+    path = os.environ.get("SAMPLING2API_BIN") or str(ROOT / "target" / "debug" / "sampling2api")
+    if not Path(path).exists():
+        raise RuntimeError(f"{path} not found: build it first (cargo build), or set SAMPLING2API_BIN")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_health(base_url: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"bridge at {base_url} did not become healthy")
+
+
+@dataclass
+class ClientSpec:
+    name: str = "main"
+    sampling: bool = True
+    tools: bool = True
+
+
+@dataclass
+class Deployment:
+    kind: str
+    base_url: str
+    clients: dict[str, ClientThread] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.base_url}/mcp"
+
+    def model(self, name: str = "main") -> ScriptedModel:
+        return self.clients[name].model
+
+    def connect(self, spec: ClientSpec) -> ClientThread:
+        if self.kind != "http":
+            raise RuntimeError("only http deployments take further clients")
+        client = ClientThread(self.mcp_url, ScriptedModel(spec.name), sampling=spec.sampling, tools=spec.tools).start()
+        self.clients[spec.name] = client
+        wait_until(lambda: any(s["client_name"] == spec.name for s in self.sessions()), what=f"{spec.name} listed")
+        return client
+
+    def sessions(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.base_url}/sessions", timeout=5).json()["data"]
+
+    def session_id(self, client_name: str) -> str:
+        return next(s["id"] for s in self.sessions() if s["client_name"] == client_name)
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(f"{self.base_url}/health", timeout=5).json()
+
+    def anthropic(self, **kwargs: Any) -> anthropic.Anthropic:
+        kwargs.setdefault("max_retries", 0)
+        return anthropic.Anthropic(base_url=self.base_url, api_key="not-needed", **kwargs)
+
+    def async_anthropic(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
+        kwargs.setdefault("max_retries", 0)
+        return anthropic.AsyncAnthropic(base_url=self.base_url, api_key="not-needed", **kwargs)
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.stop()
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def wait_until(predicate: Any, timeout: float = 10, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def deploy(kind: str, clients: list[ClientSpec] | None = None, extra_args: list[str] | None = None) -> Deployment:
+    """Starts a bridge of `kind` with `clients` connected (default: one full client)."""
+    clients = [ClientSpec()] if clients is None else clients
+    args = FAST_FLAGS + (extra_args or [])
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    if kind == "stdio":
+        if len(clients) != 1:
+            raise ValueError("a stdio bridge serves exactly one MCP client")
+        spec = clients[0]
+        server = StdioServerParameters(command=bridge_binary(), args=["stdio", "--listen", f"127.0.0.1:{port}", *args])
+        client = ClientThread(server, ScriptedModel(spec.name), sampling=spec.sampling, tools=spec.tools).start()
+        deployment = Deployment(kind, base_url, {spec.name: client})
+        wait_for_health(base_url)
+        return deployment
+    if kind == "http":
+        process = subprocess.Popen([bridge_binary(), "http", "--listen", f"127.0.0.1:{port}", *args])
+        deployment = Deployment(kind, base_url, process=process)
+        try:
+            wait_for_health(base_url)
+            for spec in clients:
+                deployment.connect(spec)
+        except BaseException:
+            deployment.close()
+            raise
+        return deployment
+    raise ValueError(f"unknown target {kind}")
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def target(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """A bridge of each kind with one full client (sampling + sampling.tools) named `main`."""
+    deployment = deploy(request.param)
+    yield deployment
+    deployment.close()
+
+
+@pytest.fixture(params=TARGETS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """For tests that build their own deployment."""
+    return request.param
+
+
+@pytest.fixture
+def deployments() -> Iterator[list[Deployment]]:
+    """Deployments a test makes are closed after it."""
+    made: list[Deployment] = []
+    yield made
+    for deployment in made:
+        deployment.close()
+
+
+def only_http(kind: str, why: str) -> None:
+    if kind != "http":
+        pytest.skip(f"not applicable to the {kind} target: {why}")
