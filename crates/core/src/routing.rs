@@ -8,11 +8,11 @@ use crate::api_error::ApiError;
 pub const SESSION_HEADER: &str = "x-mcp-session-id";
 
 /// A session as routing sees it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Candidate<'a, T> {
     pub id: &'a str,
-    /// Initialized and declared `sampling`.
-    pub can_sample: bool,
+    /// Why API requests cannot go to this session now; `None` when it can sample.
+    pub unavailable: Option<ApiError>,
     pub item: T,
 }
 
@@ -34,21 +34,25 @@ pub fn choose_session<'a, T>(
     }
     let mut connected = 0usize;
     let mut able = Vec::new();
+    let mut last_reason = None;
     for candidate in candidates {
         connected += 1;
-        if candidate.can_sample {
-            able.push(candidate.item);
+        match candidate.unavailable {
+            None => able.push(candidate.item),
+            Some(reason) => last_reason = Some(reason),
         }
     }
-    match able.len() {
-        1 => Ok(able.swap_remove(0)),
-        0 if connected == 0 => Err(ApiError::unavailable(
+    match (able.len(), last_reason) {
+        (1, _) => Ok(able.swap_remove(0)),
+        (0, _) if connected == 0 => Err(ApiError::unavailable(
             "no MCP client is connected to sampling2api; connect one (for example VS Code) and retry",
         )),
-        0 => Err(ApiError::unavailable(format!(
+        // One client, unable: its own reason says the most.
+        (0, Some(reason)) if connected == 1 => Err(reason),
+        (0, _) => Err(ApiError::unavailable(format!(
             "{connected} MCP client(s) connected, but none has finished initializing with the `sampling` capability"
         ))),
-        several => Err(ApiError::invalid_request(format!(
+        (several, _) => Err(ApiError::invalid_request(format!(
             "{several} MCP clients can sample; choose one with the `{SESSION_HEADER}` header"
         ))),
     }
@@ -64,19 +68,24 @@ fn printable(id: &str) -> String {
 mod tests {
     use super::*;
 
+    fn unable() -> Option<ApiError> {
+        Some(ApiError::unavailable("no sampling capability").not_retryable())
+    }
+
+    fn candidate(
+        id: &'static str,
+        unavailable: Option<ApiError>,
+        item: u32,
+    ) -> Candidate<'static, u32> {
+        Candidate {
+            id,
+            unavailable,
+            item,
+        }
+    }
+
     fn candidates() -> Vec<Candidate<'static, u32>> {
-        vec![
-            Candidate {
-                id: "a",
-                can_sample: true,
-                item: 1,
-            },
-            Candidate {
-                id: "b",
-                can_sample: false,
-                item: 2,
-            },
-        ]
+        vec![candidate("a", None, 1), candidate("b", unable(), 2)]
     }
 
     #[test]
@@ -96,20 +105,21 @@ mod tests {
     fn none_or_several() {
         let err = choose_session::<u32>(None, vec![]).unwrap_err();
         assert_eq!(err.status(), 503);
+        assert!(err.message.contains("no MCP client is connected"));
+        let err = choose_session(None, vec![candidate("b", unable(), 2)]).unwrap_err();
+        assert_eq!(err.status(), 503);
+        assert_eq!(
+            err.message, "no sampling capability",
+            "a lone client's own reason"
+        );
         let err = choose_session(
             None,
-            vec![Candidate {
-                id: "b",
-                can_sample: false,
-                item: 2,
-            }],
+            vec![candidate("a", unable(), 1), candidate("b", unable(), 2)],
         )
         .unwrap_err();
-        assert_eq!(err.status(), 503);
         assert!(err.message.contains("none has finished"));
-        let mut two = candidates();
-        two[1].can_sample = true;
-        let err = choose_session(None, two).unwrap_err();
+        let err = choose_session(None, vec![candidate("a", None, 1), candidate("b", None, 2)])
+            .unwrap_err();
         assert_eq!(err.status(), 400);
         assert!(err.message.contains(SESSION_HEADER));
     }

@@ -66,7 +66,7 @@ impl Bridge {
             requested,
             sessions.values().map(|session| Candidate {
                 id: session.id.as_str(),
-                can_sample: session.can_sample(),
+                unavailable: session.unavailable_reason(),
                 item: session,
             }),
         )

@@ -96,6 +96,14 @@ impl Session {
         !self.is_closed() && self.state().can_sample()
     }
 
+    /// Why API requests cannot be routed here now, if they cannot.
+    pub fn unavailable_reason(&self) -> Option<ApiError> {
+        if self.is_closed() {
+            return Some(ApiError::unavailable("the MCP session has ended"));
+        }
+        self.state().support().err()
+    }
+
     /// Feeds one message from the client; answers go to their waiters. Returns the reply
     /// body, if the message held requests.
     pub fn receive(&self, raw: &[u8]) -> Option<String> {
