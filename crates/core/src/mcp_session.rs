@@ -60,6 +60,8 @@ enum Phase {
 pub enum SamplingFailure {
     /// The client (or the person at it) refused.
     Declined { message: String },
+    /// The client is shutting down or dropped the request ("Connection closed").
+    ClientGone { message: String },
     /// The client answered with another JSON-RPC error.
     ClientError { code: i64, message: String },
     /// The client answered with a result that is not a valid `CreateMessageResult`.
@@ -73,6 +75,9 @@ impl SamplingFailure {
                 crate::api_error::ErrorKind::Permission,
                 format!("the MCP client declined the sampling request: {message}"),
             ),
+            SamplingFailure::ClientGone { message } => ApiError::unavailable(format!(
+                "the MCP client went away before answering: {message}"
+            )),
             SamplingFailure::ClientError { code, message } => ApiError::api(format!(
                 "the MCP client failed to sample (JSON-RPC error {code}): {message}"
             )),
@@ -422,8 +427,19 @@ fn failure_from_error(error: &Value) -> SamplingFailure {
     let sounds_declined = ["reject", "declin", "denied"]
         .iter()
         .any(|word| lowered.contains(word));
+    let sounds_gone = [
+        "connection closed",
+        "cancelled",
+        "canceled",
+        "shutting down",
+        "disconnect",
+    ]
+    .iter()
+    .any(|words| lowered.contains(words));
     if code == USER_REJECTED || sounds_declined {
         SamplingFailure::Declined { message }
+    } else if sounds_gone {
+        SamplingFailure::ClientGone { message }
     } else {
         SamplingFailure::ClientError { code, message }
     }
@@ -581,6 +597,15 @@ mod tests {
             (
                 json!({"error":{"code":-32603,"message":"model crashed"}}),
                 500,
+            ),
+            // The Python SDK answers in-flight requests this way when it shuts down.
+            (
+                json!({"error":{"code":-32000,"message":"Connection closed"}}),
+                503,
+            ),
+            (
+                json!({"error":{"code":-32800,"message":"Request cancelled"}}),
+                503,
             ),
             (json!({"result":{"content":{"type":"text"}}}), 500),
             (json!({}), 500),

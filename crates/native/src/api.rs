@@ -22,18 +22,25 @@ use crate::messages::create_message;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-pub fn router(bridge: Arc<Bridge>) -> Router<Arc<Bridge>> {
-    Router::new()
+/// The whole app: the API routes, `extra` (the /mcp endpoint in http mode), and the request
+/// context layer over all of them.
+pub fn app(bridge: Arc<Bridge>, extra: Option<Router<Arc<Bridge>>>) -> Router {
+    let mut routes = Router::new()
         .route("/v1/messages", post(create_message))
         .route("/health", get(health))
         .route("/sessions", get(list_sessions))
-        .route("/", get(root))
+        .route("/", get(root));
+    if let Some(extra) = extra {
+        routes = routes.merge(extra);
+    }
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
-            bridge,
+            bridge.clone(),
             request_context,
         ))
+        .with_state(bridge)
 }
 
 pub fn error_response(err: &ApiError, request_id: &str) -> Response {

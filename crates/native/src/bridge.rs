@@ -18,6 +18,8 @@ use crate::session::Session;
 pub struct Bridge {
     pub settings: ApiSettings,
     pub mode: &'static str,
+    /// http mode: how long a sampling request waits for a client's event stream to open.
+    pub stream_wait: Duration,
     pub images: ImageFetcher,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
     in_flight: AtomicU64,
@@ -29,6 +31,7 @@ impl Bridge {
         Bridge {
             settings,
             mode,
+            stream_wait: Duration::ZERO,
             images,
             sessions: RwLock::new(HashMap::new()),
             in_flight: AtomicU64::new(0),

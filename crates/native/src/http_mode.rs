@@ -27,18 +27,14 @@ const SESSION_ID_HEADER: &str = "mcp-session-id";
 /// An SSE comment this often keeps proxies from cutting an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(25);
 
-#[derive(Clone)]
-struct McpState {
-    bridge: Arc<Bridge>,
-    stream_wait: Duration,
-}
-
 pub async fn run(args: HttpArgs) -> ExitCode {
     if !args.mcp_path.starts_with('/') || args.mcp_path.starts_with("/v1/") {
         tracing::error!(path = %args.mcp_path, "--mcp-path must start with / and not lie under /v1/");
         return ExitCode::FAILURE;
     }
-    let bridge = Arc::new(Bridge::new(ApiSettings::from(&args.common), "http"));
+    let mut bridge = Bridge::new(ApiSettings::from(&args.common), "http");
+    bridge.stream_wait = Duration::from_millis(args.stream_wait_ms);
+    let bridge = Arc::new(bridge);
     let listener = match TcpListener::bind(args.common.listen).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -47,19 +43,11 @@ pub async fn run(args: HttpArgs) -> ExitCode {
         }
     };
     let address = listener.local_addr().unwrap_or(args.common.listen);
-    let mcp = McpState {
-        bridge: bridge.clone(),
-        stream_wait: Duration::from_millis(args.stream_wait_ms),
-    };
-    let mcp_routes = Router::new()
-        .route(
-            &args.mcp_path,
-            post(mcp_post).get(mcp_get).delete(mcp_delete),
-        )
-        .with_state(mcp);
-    let app = api::router(bridge.clone())
-        .merge(mcp_routes)
-        .with_state(bridge.clone());
+    let mcp_routes = Router::new().route(
+        &args.mcp_path,
+        post(mcp_post).get(mcp_get).delete(mcp_delete),
+    );
+    let app = api::app(bridge.clone(), Some(mcp_routes));
     tokio::spawn(reap_idle_sessions(
         bridge.clone(),
         Duration::from_secs(args.session_idle_secs.max(1)),
@@ -123,14 +111,14 @@ fn unknown_session() -> Response {
     )
 }
 
-async fn mcp_post(State(mcp): State<McpState>, request: Request) -> Response {
+async fn mcp_post(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let content_length = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok());
-    let body = match read_body(body, mcp.bridge.settings.max_body_bytes, content_length).await {
+    let body = match read_body(body, bridge.settings.max_body_bytes, content_length).await {
         Ok(body) => body,
         Err(err) => {
             let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -139,7 +127,7 @@ async fn mcp_post(State(mcp): State<McpState>, request: Request) -> Response {
     };
     match session_header(&parts.headers) {
         Some(id) => {
-            let Some(session) = mcp.bridge.session(id) else {
+            let Some(session) = bridge.session(id) else {
                 return unknown_session();
             };
             match session.receive(&body) {
@@ -147,13 +135,13 @@ async fn mcp_post(State(mcp): State<McpState>, request: Request) -> Response {
                 None => StatusCode::ACCEPTED.into_response(),
             }
         }
-        None => start_session(&mcp, &body),
+        None => start_session(&bridge, &body),
     }
 }
 
 /// A POST without a session: `initialize` opens one; anything else (a dual-era client's
 /// `server/discover` probe, say) gets the JSON-RPC error that sends it to `initialize`.
-fn start_session(mcp: &McpState, body: &Bytes) -> Response {
+fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
     let mut state = McpSession::new(server_info());
     let handled = state.handle_incoming(body);
     let reply = handled.reply_body();
@@ -168,7 +156,7 @@ fn start_session(mcp: &McpState, body: &Bytes) -> Response {
         };
     }
     let id = session_id();
-    let session = Session::over_event_stream(id.clone(), state, mcp.stream_wait);
+    let session = Session::over_event_stream(id.clone(), state, bridge.stream_wait);
     if let Some(client) = session.state().client() {
         tracing::info!(
             session = %id,
@@ -179,7 +167,7 @@ fn start_session(mcp: &McpState, body: &Bytes) -> Response {
             "MCP client connected"
         );
     }
-    mcp.bridge.add_session(session);
+    bridge.add_session(session);
     let mut response = json_response(StatusCode::OK, reply.unwrap_or_default());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(SESSION_ID_HEADER, value);
@@ -187,7 +175,7 @@ fn start_session(mcp: &McpState, body: &Bytes) -> Response {
     response
 }
 
-async fn mcp_get(State(mcp): State<McpState>, headers: HeaderMap) -> Response {
+async fn mcp_get(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
     let Some(id) = session_header(&headers) else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
@@ -195,7 +183,7 @@ async fn mcp_get(State(mcp): State<McpState>, headers: HeaderMap) -> Response {
             "GET needs the Mcp-Session-Id header",
         );
     };
-    let Some(session) = mcp.bridge.session(id) else {
+    let Some(session) = bridge.session(id) else {
         return unknown_session();
     };
     let accepts_sse = headers
@@ -226,7 +214,7 @@ async fn mcp_get(State(mcp): State<McpState>, headers: HeaderMap) -> Response {
     response
 }
 
-async fn mcp_delete(State(mcp): State<McpState>, headers: HeaderMap) -> Response {
+async fn mcp_delete(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Response {
     let Some(id) = session_header(&headers) else {
         return rpc_error(
             StatusCode::BAD_REQUEST,
@@ -234,10 +222,7 @@ async fn mcp_delete(State(mcp): State<McpState>, headers: HeaderMap) -> Response
             "DELETE needs the Mcp-Session-Id header",
         );
     };
-    if mcp
-        .bridge
-        .end_session(id, "the MCP client ended its session")
-    {
+    if bridge.end_session(id, "the MCP client ended its session") {
         tracing::info!(session = %id, "MCP session ended by the client");
         StatusCode::OK.into_response()
     } else {

@@ -53,7 +53,7 @@ pub async fn run(args: StdioArgs) -> ExitCode {
     bridge.add_session(session.clone());
     let writer_task = tokio::spawn(write_lines(writer, outgoing));
 
-    let app = api::router(bridge.clone()).with_state(bridge.clone());
+    let app = api::app(bridge.clone(), None);
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let shutdown = async {
