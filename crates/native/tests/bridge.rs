@@ -4,6 +4,8 @@
 
 // rmcp marks sampling deprecated (SEP-2577, removal no earlier than 2027); it is what we test.
 #![allow(deprecated)]
+// Test harness code: a failed expectation should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -11,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    ClientCapabilities, CreateMessageRequestParams, CreateMessageResult, ErrorData,
-    Implementation, InitializeRequestParams, ProtocolVersion,
+    ClientCapabilities, CreateMessageRequestParams, CreateMessageResult, ErrorData, Implementation,
+    InitializeRequestParams, ProtocolVersion,
 };
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RequestContext, RunningService};
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
@@ -46,7 +48,10 @@ impl ClientHandler for EchoModel {
             .and_then(|messages| messages.last())
             .cloned()
             .unwrap_or_default();
-        let text = last["content"]["text"].as_str().unwrap_or_default().to_string();
+        let text = last["content"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if text.contains("slow") {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }
@@ -145,7 +150,12 @@ async fn http_mode_routes_between_two_rmcp_clients() {
                 .expect("rmcp connects over streamable http"),
         );
     }
-    let sessions: Value = reqwest::get(format!("{base}/sessions")).await.unwrap().json().await.unwrap();
+    let sessions: Value = reqwest::get(format!("{base}/sessions"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id_of = |name: &str| {
         sessions["data"]
             .as_array()
@@ -163,7 +173,12 @@ async fn http_mode_routes_between_two_rmcp_clients() {
     }
     let (status, body) = ask(&base, "whoami", None).await;
     assert_eq!(status, 400);
-    assert!(body["error"]["message"].as_str().unwrap().contains("x-mcp-session-id"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("x-mcp-session-id")
+    );
     for client in clients {
         client.cancel().await.expect("client shuts down");
     }
@@ -188,7 +203,11 @@ impl RawStdioClient {
         let lines = BufReader::new(child.stdout.take().unwrap());
         let mut client = RawStdioClient { child, lines };
         client.send(json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{}}));
-        assert_eq!(client.read()["error"]["code"], -32601, "the probe is refused, the process lives");
+        assert_eq!(
+            client.read()["error"]["code"],
+            -32601,
+            "the probe is refused, the process lives"
+        );
         client.send(json!({"jsonrpc":"2.0","id":2,"method":"initialize","params":{
             "protocolVersion":"2025-06-18","capabilities":{"sampling":{}},"clientInfo":{"name":"raw","version":"0"}}}));
         let init = client.read();
@@ -206,7 +225,8 @@ impl RawStdioClient {
     fn read(&mut self) -> Value {
         let mut line = String::new();
         self.lines.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|err| panic!("stdout must carry only JSON-RPC: {line:?}: {err}"))
+        serde_json::from_str(&line)
+            .unwrap_or_else(|err| panic!("stdout must carry only JSON-RPC: {line:?}: {err}"))
     }
 }
 
@@ -234,9 +254,17 @@ async fn stdio_pending_requests_fail_and_the_process_exits_cleanly_when_stdin_cl
     drop(client.child.stdin.take());
     let (status, body) = pending.await.unwrap();
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("disconnected"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disconnected")
+    );
     assert!(closed_at.elapsed() < Duration::from_secs(2));
-    let exit = tokio::task::spawn_blocking(move || client.child.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || client.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "exit status {exit}");
     assert!(closed_at.elapsed() < Duration::from_secs(5));
 }
@@ -278,7 +306,10 @@ async fn stdio_answers_reach_the_right_caller_and_cancellation_is_sent() {
     assert_eq!(first.await.unwrap().1["content"][0]["text"], "to first");
 
     // A caller that gives up: the client is told to cancel that request.
-    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
     let gave_up = impatient
         .post(format!("{base}/v1/messages"))
         .json(&json!({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"slow"}]}))
