@@ -98,6 +98,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         }
     }
 
+    wait_for_sampling_session(&address).await?;
     let body = json!({
         "model": "claude-bench",
         "max_tokens": 16,
@@ -193,6 +194,29 @@ async fn wait_listening(address: &str) -> Result<(), BoxError> {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     Err(format!("bridge never listened on {address}").into())
+}
+
+/// Load must not start before the client's `notifications/initialized` is processed, or the
+/// first requests are (rightly) refused with 503.
+async fn wait_for_sampling_session(address: &str) -> Result<(), BoxError> {
+    let mut sender = connect(address).await?;
+    for _ in 0..200 {
+        let request =
+            Request::get(format!("http://{address}/health")).body(Full::new(Bytes::new()))?;
+        let body = sender
+            .send_request(request)
+            .await?
+            .into_body()
+            .collect()
+            .await?
+            .to_bytes();
+        let health: Value = serde_json::from_slice(&body)?;
+        if health["sampling_sessions"].as_u64().unwrap_or(0) >= 1 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err("the instant client never became ready".into())
 }
 
 fn sampling_answer(id: &Value) -> String {
@@ -394,15 +418,20 @@ async fn load(
         let started = Instant::now();
         let in_window = measuring.load(Ordering::Acquire);
         let response = sender.send_request(request).await?;
-        let ok = response.status().is_success();
+        let status = response.status();
+        let ok = status.is_success();
         let mut body = response.into_body();
         let mut first_byte = None;
         let mut ended_ok = ok;
+        let mut error_body = Vec::new();
         while let Some(frame) = body.frame().await {
             match frame {
                 Ok(frame) => {
                     if frame.is_data() && first_byte.is_none() {
                         first_byte = Some(started.elapsed());
+                    }
+                    if !ok && let Some(data) = frame.data_ref() {
+                        error_body.extend_from_slice(data);
                     }
                 }
                 Err(_) => {
@@ -413,7 +442,12 @@ async fn load(
         }
         let latency = started.elapsed();
         if !ended_ok {
-            errors.fetch_add(1, Ordering::Relaxed);
+            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                eprintln!(
+                    "error: HTTP {status}: {}",
+                    String::from_utf8_lossy(&error_body)
+                );
+            }
             continue;
         }
         if in_window && measuring.load(Ordering::Acquire) {

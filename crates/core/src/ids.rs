@@ -8,11 +8,18 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 
 /// `prefix` + `01` + 22 base62 characters of `random`.
 pub fn prefixed_id(prefix: &str, random: u128) -> String {
+    // Two 64-bit halves of 11 digits each: 62^11 > 2^64, and u64 division is far cheaper
+    // than u128 division.
     let mut digits = [b'0'; 22];
-    let mut value = random;
-    for slot in digits.iter_mut().rev() {
-        *slot = BASE62[(value % 62) as usize];
-        value /= 62;
+    for (half, chunk) in [(random >> 64) as u64, random as u64]
+        .into_iter()
+        .zip(digits.chunks_mut(11))
+    {
+        let mut value = half;
+        for slot in chunk.iter_mut().rev() {
+            *slot = BASE62[(value % 62) as usize];
+            value /= 62;
+        }
     }
     let mut id = String::with_capacity(prefix.len() + 24);
     id.push_str(prefix);

@@ -131,6 +131,15 @@ pub struct OutgoingRequest {
     pub json: String,
 }
 
+/// A request to the client, serialised without an intermediate `Value` tree.
+#[derive(serde::Serialize)]
+struct OutgoingEnvelope<'a> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'static str,
+    params: &'a CreateMessageParams,
+}
+
 pub struct McpSession<W> {
     server: ServerInfo,
     phase: Phase,
@@ -196,12 +205,12 @@ impl<W> McpSession<W> {
         self.support()?;
         let id = self.next_request_id;
         self.next_request_id += 1;
-        let json = serde_json::to_string(&json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "method": "sampling/createMessage",
-            "params": params,
-        }))
+        let json = serde_json::to_string(&OutgoingEnvelope {
+            jsonrpc: "2.0",
+            id,
+            method: "sampling/createMessage",
+            params,
+        })
         .map_err(|err| ApiError::api(format!("could not encode the sampling request: {err}")))?;
         self.pending.insert(id, waiter);
         Ok(OutgoingRequest { id, json })

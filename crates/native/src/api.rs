@@ -213,6 +213,22 @@ async fn root(method: Method) -> Response {
     )
 }
 
+/// Accepted connections with Nagle's algorithm off: responses are written in pieces (SSE
+/// frames, the MCP event stream), and with Nagle on, a client's delayed ACK would hold each
+/// later piece back by ~40 ms.
+pub fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(set_no_delay as fn(&mut tokio::net::TcpStream))
+}
+
+fn set_no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(%err, "could not set TCP_NODELAY");
+    }
+}
+
 /// Reads a body up to `limit` bytes; over it is 413 before more is read.
 pub async fn read_body(
     body: Body,

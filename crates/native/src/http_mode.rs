@@ -60,7 +60,7 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match axum::serve(listener, app)
+    match axum::serve(crate::api::no_delay(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
     {

@@ -1,9 +1,18 @@
-//! Random identifiers from the operating system's generator.
+//! Random identifiers.
+//!
+//! Per-request ids (`msg_`, `req_`, `toolu_`) come from a thread-local CSPRNG seeded by the
+//! OS, which costs no system call; session ids, which guard access, come from the OS directly.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rand::RngExt;
+
 pub fn random_u128() -> u128 {
+    rand::rng().random()
+}
+
+fn os_random_u128() -> u128 {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_ok() {
         return u128::from_le_bytes(bytes);
@@ -19,5 +28,5 @@ pub fn random_u128() -> u128 {
 
 /// A session id for `Mcp-Session-Id`: 128 random bits in hex, unguessable.
 pub fn session_id() -> String {
-    format!("{:032x}", random_u128())
+    format!("{:032x}", os_random_u128())
 }

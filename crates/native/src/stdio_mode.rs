@@ -41,11 +41,10 @@ pub async fn run(args: StdioArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        None => (
-            Box::new(tokio::io::stdin()),
-            Box::new(tokio::io::stdout()),
-            None,
-        ),
+        None => {
+            let (reader, writer) = own_stdio();
+            (reader, writer, None)
+        }
     };
 
     let (lines, outgoing) = mpsc::unbounded_channel();
@@ -59,7 +58,7 @@ pub async fn run(args: StdioArgs) -> ExitCode {
         let shutdown = async {
             let _ = server_stopped.await;
         };
-        if let Err(err) = axum::serve(listener, app)
+        if let Err(err) = axum::serve(crate::api::no_delay(listener), app)
             .with_graceful_shutdown(shutdown)
             .await
         {
@@ -101,6 +100,34 @@ pub async fn run(args: StdioArgs) -> ExitCode {
         },
         None => ExitCode::SUCCESS,
     }
+}
+
+/// Our stdin/stdout. When they are pipes (an MCP client launched us) they are polled directly;
+/// tokio's generic stdin/stdout would hop through a blocking thread for every line, which
+/// costs a context switch per message.
+fn own_stdio() -> (
+    Box<dyn AsyncRead + Unpin + Send>,
+    Box<dyn AsyncWrite + Unpin + Send>,
+) {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+    let reader: Box<dyn AsyncRead + Unpin + Send> = match std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Receiver::from_owned_fd)
+    {
+        Ok(receiver) => Box::new(receiver),
+        Err(_) => Box::new(tokio::io::stdin()),
+    };
+    let writer: Box<dyn AsyncWrite + Unpin + Send> = match std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(pipe::Sender::from_owned_fd)
+    {
+        Ok(sender) => Box::new(sender),
+        Err(_) => Box::new(tokio::io::stdout()),
+    };
+    (reader, writer)
 }
 
 type Pipes = (
