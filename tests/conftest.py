@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import anthropic
 import httpx
 import pytest
-from mcp.client.stdio import StdioServerParameters
+from mcp.client.stdio import StdioServerParameters, stdio_client
 
 sys.path.insert(0, str(Path(__file__).parent))
 from scripted_client import ClientThread, ScriptedModel  # noqa: E402
@@ -72,6 +72,11 @@ class Deployment:
     base_url: str
     clients: dict[str, ClientThread] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    api_key: str | None = None
+    log_path: Path | None = None
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path else ""
 
     @property
     def mcp_url(self) -> str:
@@ -83,13 +88,19 @@ class Deployment:
     def connect(self, spec: ClientSpec) -> ClientThread:
         if self.kind != "http":
             raise RuntimeError("only http deployments take further clients")
-        client = ClientThread(self.mcp_url, ScriptedModel(spec.name), sampling=spec.sampling, tools=spec.tools).start()
+        headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else None
+        client = ClientThread(
+            self.mcp_url, ScriptedModel(spec.name), sampling=spec.sampling, tools=spec.tools, headers=headers
+        ).start()
         self.clients[spec.name] = client
         wait_until(lambda: any(s["client_name"] == spec.name for s in self.sessions()), what=f"{spec.name} listed")
         return client
 
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self.api_key} if self.api_key else {}
+
     def sessions(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.base_url}/sessions", timeout=5).json()["data"]
+        return httpx.get(f"{self.base_url}/sessions", headers=self.auth_headers(), timeout=5).json()["data"]
 
     def session_id(self, client_name: str) -> str:
         return next(s["id"] for s in self.sessions() if s["client_name"] == client_name)
@@ -97,13 +108,25 @@ class Deployment:
     def health(self) -> dict[str, Any]:
         return httpx.get(f"{self.base_url}/health", timeout=5).json()
 
+    def metrics(self) -> str:
+        return httpx.get(f"{self.base_url}/metrics", headers=self.auth_headers(), timeout=5).text
+
     def anthropic(self, **kwargs: Any) -> anthropic.Anthropic:
         kwargs.setdefault("max_retries", 0)
-        return anthropic.Anthropic(base_url=self.base_url, api_key="not-needed", **kwargs)
+        kwargs.setdefault("api_key", self.api_key or "not-needed")
+        return anthropic.Anthropic(base_url=self.base_url, **kwargs)
 
     def async_anthropic(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
         kwargs.setdefault("max_retries", 0)
-        return anthropic.AsyncAnthropic(base_url=self.base_url, api_key="not-needed", **kwargs)
+        kwargs.setdefault("api_key", self.api_key or "not-needed")
+        return anthropic.AsyncAnthropic(base_url=self.base_url, **kwargs)
+
+    def openai(self, **kwargs: Any) -> Any:
+        import openai
+
+        kwargs.setdefault("max_retries", 0)
+        kwargs.setdefault("api_key", self.api_key or "not-needed")
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", **kwargs)
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -125,24 +148,36 @@ def wait_until(predicate: Any, timeout: float = 10, what: str = "condition") -> 
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def deploy(kind: str, clients: list[ClientSpec] | None = None, extra_args: list[str] | None = None) -> Deployment:
-    """Starts a bridge of `kind` with `clients` connected (default: one full client)."""
+def deploy(
+    kind: str,
+    clients: list[ClientSpec] | None = None,
+    extra_args: list[str] | None = None,
+    *,
+    api_key: str | None = None,
+    log_path: Path | None = None,
+) -> Deployment:
+    """Starts a bridge of `kind` with `clients` connected (default: one full client).
+
+    `api_key` is configured on the bridge and used by every client; `log_path` receives the
+    bridge's stderr."""
     clients = [ClientSpec()] if clients is None else clients
-    args = FAST_FLAGS + (extra_args or [])
+    args = FAST_FLAGS + (extra_args or []) + (["--api-key", api_key] if api_key else [])
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    log_file = open(log_path, "w") if log_path else None  # noqa: SIM115 - lives as long as the bridge
     if kind == "stdio":
         if len(clients) != 1:
             raise ValueError("a stdio bridge serves exactly one MCP client")
         spec = clients[0]
-        server = StdioServerParameters(command=bridge_binary(), args=["stdio", "--listen", f"127.0.0.1:{port}", *args])
+        params = StdioServerParameters(command=bridge_binary(), args=["stdio", "--listen", f"127.0.0.1:{port}", *args])
+        server: Any = stdio_client(params, errlog=log_file) if log_file else params
         client = ClientThread(server, ScriptedModel(spec.name), sampling=spec.sampling, tools=spec.tools).start()
-        deployment = Deployment(kind, base_url, {spec.name: client})
+        deployment = Deployment(kind, base_url, {spec.name: client}, api_key=api_key, log_path=log_path)
         wait_for_health(base_url)
         return deployment
     if kind == "http":
-        process = subprocess.Popen([bridge_binary(), "http", "--listen", f"127.0.0.1:{port}", *args])
-        deployment = Deployment(kind, base_url, process=process)
+        process = subprocess.Popen([bridge_binary(), "http", "--listen", f"127.0.0.1:{port}", *args], stderr=log_file)
+        deployment = Deployment(kind, base_url, process=process, api_key=api_key, log_path=log_path)
         try:
             wait_for_health(base_url)
             for spec in clients:

@@ -140,8 +140,17 @@ class ClientThread:
     ``StdioServerParameters`` (the SDK then launches the bridge as its subprocess).
     """
 
-    def __init__(self, server: Any, model: ScriptedModel, *, sampling: bool = True, tools: bool = True) -> None:
+    def __init__(
+        self,
+        server: Any,
+        model: ScriptedModel,
+        *,
+        sampling: bool = True,
+        tools: bool = True,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.server = server
+        self.headers = headers
         self.model = model
         self.sampling = sampling
         self.tools = tools
@@ -178,8 +187,17 @@ class ClientThread:
             kwargs["sampling_callback"] = self.model
             if self.tools:
                 kwargs["sampling_capabilities"] = types.SamplingCapability(tools=types.SamplingToolsCapability())
+        server = self.server
+        if self.headers and isinstance(server, str):
+            # The SDK's own transport, with our headers (an API key) on every request.
+            import httpx2
+
+            from mcp.client.streamable_http import streamable_http_client
+
+            http = httpx2.AsyncClient(headers=self.headers, timeout=httpx2.Timeout(30, read=300))
+            server = streamable_http_client(server, http_client=http)
         try:
-            async with Client(self.server, **kwargs) as client:  # mode="auto" is the default
+            async with Client(server, **kwargs) as client:  # mode="auto" is the default
                 self.protocol_version = client.protocol_version
                 self._ready.set()
                 await self._stop.wait()

@@ -356,7 +356,9 @@ pub fn parse_messages_request(
     Ok(request)
 }
 
-fn describe_parse_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+pub(crate) fn describe_parse_error(
+    err: &serde_path_to_error::Error<serde_json::Error>,
+) -> ApiError {
     let inner = err.inner();
     if inner.is_syntax() || inner.is_eof() {
         return ApiError::invalid_request(format!("invalid JSON body: {inner}"));
@@ -391,7 +393,10 @@ fn anthropic_path(path: &str) -> String {
     path.replace('[', ".").replace(']', "")
 }
 
-fn validate(request: &MessagesRequest, require_max_tokens: bool) -> Result<(), ApiError> {
+pub(crate) fn validate(
+    request: &MessagesRequest,
+    require_max_tokens: bool,
+) -> Result<(), ApiError> {
     match request.max_tokens {
         None if require_max_tokens => {
             return Err(ApiError::invalid_request("max_tokens: Field required"));

@@ -5,11 +5,14 @@
 
 pub mod anthropic;
 pub mod api_error;
+pub mod auth;
 pub mod base64_check;
 pub mod from_sampling;
 pub mod ids;
 pub mod image_url;
 pub mod mcp_session;
+pub mod models;
+pub mod openai;
 pub mod routing;
 pub mod sampling;
 pub mod sse;

@@ -103,7 +103,7 @@ pub fn response_frames(response: &MessagesResponse) -> String {
 }
 
 /// Splits after whitespace near `max_chars`, so deltas end on word boundaries where possible.
-fn split_text(text: &str, max_chars: usize) -> Vec<&str> {
+pub(crate) fn split_text(text: &str, max_chars: usize) -> Vec<&str> {
     if text.is_empty() {
         return Vec::new();
     }
@@ -129,7 +129,7 @@ fn split_text(text: &str, max_chars: usize) -> Vec<&str> {
     pieces
 }
 
-fn split_bytes_at_char_boundaries(text: &str, max_bytes: usize) -> Vec<&str> {
+pub(crate) fn split_bytes_at_char_boundaries(text: &str, max_bytes: usize) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,17 +16,87 @@ use serde_json::json;
 
 use crate::bridge::Bridge;
 use crate::ids::random_u128;
-use crate::messages::create_message;
+use crate::messages::{count_tokens, create_message};
+use crate::models::{get_model, list_models};
+use crate::openai::chat_completions;
 
 /// The id of the request being served, for error bodies and logs.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// What a handler tells the access log about the request it served.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLog {
+    pub session: Option<String>,
+    pub model: Option<String>,
+}
+
+/// Which API's conventions a request follows, and so which error shape it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Anthropic,
+    OpenAi,
+    /// The MCP endpoint: JSON-RPC error bodies.
+    Mcp,
+}
+
+impl Flavor {
+    pub fn of(request: &Request) -> Flavor {
+        Self::of_parts(request.uri().path(), request.headers())
+    }
+
+    /// `/v1/chat/*` is OpenAI's; `/v1/models` is OpenAI's unless the caller speaks Anthropic
+    /// (`anthropic-version` or `x-api-key`, which every Anthropic SDK sends).
+    pub fn of_parts(path: &str, headers: &HeaderMap) -> Flavor {
+        let speaks_anthropic =
+            headers.contains_key("anthropic-version") || headers.contains_key("x-api-key");
+        if path.starts_with("/v1/chat/") || (path.starts_with("/v1/models") && !speaks_anthropic) {
+            Flavor::OpenAi
+        } else if path.starts_with("/v1/")
+            || matches!(path, "/" | "/health" | "/sessions" | "/metrics")
+        {
+            Flavor::Anthropic
+        } else {
+            Flavor::Mcp
+        }
+    }
+}
+
+pub fn flavored_error(flavor: Flavor, err: &ApiError, request_id: &str) -> Response {
+    match flavor {
+        Flavor::Anthropic => error_response(err, request_id),
+        Flavor::OpenAi => openai_error_response(err, request_id),
+        Flavor::Mcp => {
+            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            json_response(
+                status,
+                json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": err.message}}).to_string(),
+            )
+        }
+    }
+}
+
+pub fn openai_error_response(err: &ApiError, _request_id: &str) -> Response {
+    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json_response(status, sampling2api_core::openai::error_body(err));
+    for (name, value) in err.extra_headers() {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
 
 /// The whole app: the API routes, `extra` (the /mcp endpoint in http mode), and the request
 /// context layer over all of them.
 pub fn app(bridge: Arc<Bridge>, extra: Option<Router<Arc<Bridge>>>) -> Router {
     let mut routes = Router::new()
         .route("/v1/messages", post(create_message))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{id}", get(get_model))
+        .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/sessions", get(list_sessions))
         .route("/", get(root));
@@ -68,7 +138,8 @@ pub fn json_response(status: StatusCode, body: String) -> Response {
     response
 }
 
-/// Assigns the request id, refuses foreign browser origins, and logs one line per request.
+/// Assigns the request id, refuses foreign browser origins and missing keys, counts the request
+/// in the metrics, and logs one line per API request.
 async fn request_context(
     State(bridge): State<Arc<Bridge>>,
     mut request: Request,
@@ -78,15 +149,24 @@ async fn request_context(
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let mut response = match request.headers().get(header::ORIGIN) {
-        Some(origin) if !origin_allowed(origin, &bridge.settings.allow_origins) => error_response(
-            &ApiError::new(
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |matched| matched.as_str())
+        .to_string();
+    let flavor = Flavor::of(&request);
+    let refusal = match request.headers().get(header::ORIGIN) {
+        Some(origin) if !origin_allowed(origin, &bridge.settings.allow_origins) => {
+            Some(ApiError::new(
                 ErrorKind::Permission,
                 "requests from this browser origin are not allowed (see --allow-origin)",
-            ),
-            &request_id,
-        ),
-        _ => {
+            ))
+        }
+        _ => check_key(&bridge, &path, request.headers()).err(),
+    };
+    let mut response = match refusal {
+        Some(err) => flavored_error(flavor, &err, &request_id),
+        None => {
             request
                 .extensions_mut()
                 .insert(RequestId(request_id.clone()));
@@ -97,13 +177,49 @@ async fn request_context(
         response.headers_mut().insert("request-id", value);
     }
     let status = response.status().as_u16();
+    bridge.metrics.record_request(&route, status);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if path.starts_with("/v1/") {
-        tracing::info!(request_id, %method, path, status, latency_ms, "api request");
+        let log = response
+            .extensions()
+            .get::<RequestLog>()
+            .cloned()
+            .unwrap_or_default();
+        tracing::info!(
+            request_id,
+            %method,
+            path,
+            status,
+            latency_ms,
+            session = log.session.as_deref().unwrap_or("-"),
+            model = log.model.as_deref().unwrap_or("-"),
+            "api request"
+        );
     } else {
         tracing::debug!(request_id, %method, path, status, latency_ms, "request");
     }
     response
+}
+
+/// With keys configured, every route but the liveness ones needs one.
+fn check_key(bridge: &Bridge, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    let keys = &bridge.settings.api_keys;
+    if keys.is_empty() || path == "/health" || path == "/" {
+        return Ok(());
+    }
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let presented =
+        sampling2api_core::auth::presented_keys(header("x-api-key"), header("authorization"));
+    if sampling2api_core::auth::authorized(&presented, keys) {
+        Ok(())
+    } else if presented.is_empty() {
+        Err(ApiError::new(
+            ErrorKind::Authentication,
+            "an API key is required: send it as x-api-key or Authorization: Bearer",
+        ))
+    } else {
+        Err(ApiError::new(ErrorKind::Authentication, "invalid API key"))
+    }
 }
 
 /// Loopback origins are the user's own tools; other sites must be allowed explicitly, so a
@@ -142,7 +258,8 @@ fn request_id_of(request: &Request) -> String {
 
 async fn not_found(request: Request) -> Response {
     let path: String = request.uri().path().chars().take(200).collect();
-    error_response(
+    flavored_error(
+        Flavor::of(&request),
         &ApiError::not_found(format!("no route for {} {path}", request.method())),
         &request_id_of(&request),
     )
@@ -150,7 +267,8 @@ async fn not_found(request: Request) -> Response {
 
 async fn method_not_allowed(request: Request) -> Response {
     let path: String = request.uri().path().chars().take(200).collect();
-    let mut response = error_response(
+    let mut response = flavored_error(
+        Flavor::of(&request),
         &ApiError::invalid_request(format!(
             "method {} is not allowed on {path}",
             request.method()
@@ -174,6 +292,15 @@ async fn health(State(bridge): State<Arc<Bridge>>) -> Response {
         "pending": sessions.iter().map(|s| s.state().pending_count()).sum::<usize>(),
     });
     json_response(StatusCode::OK, body.to_string())
+}
+
+async fn metrics(State(bridge): State<Arc<Bridge>>) -> Response {
+    let mut response = (StatusCode::OK, bridge.metrics_text()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// The connected MCP clients, so a caller can pick one with `x-mcp-session-id`.

@@ -3,17 +3,25 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sampling2api_core::ApiError;
+use sampling2api_core::models::ModelCatalog;
 use sampling2api_core::routing::{Candidate, choose_session};
 use sampling2api_core::sampling::{CreateMessageParams, CreateMessageResult};
 use tokio::sync::oneshot;
 
 use crate::config::ApiSettings;
 use crate::image_fetch::ImageFetcher;
-use crate::session::Session;
+use crate::metrics::{Metrics, Snapshot};
+use crate::session::{Admission, Session};
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
 
 pub struct Bridge {
     pub settings: ApiSettings,
@@ -21,6 +29,8 @@ pub struct Bridge {
     /// http mode: how long a sampling request waits for a client's event stream to open.
     pub stream_wait: Duration,
     pub images: ImageFetcher,
+    pub metrics: Metrics,
+    catalog: Mutex<ModelCatalog>,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
     in_flight: AtomicU64,
 }
@@ -28,11 +38,18 @@ pub struct Bridge {
 impl Bridge {
     pub fn new(settings: ApiSettings, mode: &'static str) -> Self {
         let images = ImageFetcher::new(settings.allow_private_image_urls);
+        let catalog = ModelCatalog::new(
+            settings.model_aliases.clone(),
+            settings.default_model_hint.clone(),
+            unix_now(),
+        );
         Bridge {
             settings,
             mode,
             stream_wait: Duration::ZERO,
             images,
+            metrics: Metrics::new(),
+            catalog: Mutex::new(catalog),
             sessions: RwLock::new(HashMap::new()),
             in_flight: AtomicU64::new(0),
         }
@@ -80,14 +97,65 @@ impl Bridge {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Sends `params` to the client and waits for its result, at most the request deadline.
-    /// Dropping the returned future (the API caller went away) cancels the request at the
-    /// client.
+    pub fn catalog(&self) -> std::sync::MutexGuard<'_, ModelCatalog> {
+        self.catalog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let sessions = self.sessions();
+        self.metrics.render(Snapshot {
+            in_flight: self.in_flight(),
+            queued: sessions.iter().map(|s| s.queued() as u64).sum(),
+            sessions: sessions.len() as u64,
+            sampling_sessions: sessions.iter().filter(|s| s.can_sample()).count() as u64,
+        })
+    }
+
+    /// Waits for the session's permit, sends `params` to the client and waits for its result;
+    /// queueing and sampling together get at most the request deadline. Dropping the returned
+    /// future (the API caller went away) cancels the request at the client.
     pub async fn sample(
         &self,
         session: &Arc<Session>,
         params: &CreateMessageParams,
+        admission: Admission,
     ) -> Result<CreateMessageResult, ApiError> {
+        let timeout = self.settings.request_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let _permit = match tokio::time::timeout_at(deadline, admission.permit()).await {
+            Ok(permit) => permit?,
+            Err(_) => {
+                return Err(ApiError::timeout(format!(
+                    "the request waited {} for the MCP session's in-flight limit",
+                    describe(timeout)
+                )));
+            }
+        };
+        let started = std::time::Instant::now();
+        let outcome = self.sample_now(session, params, deadline).await;
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(err) if err.kind == sampling2api_core::ErrorKind::Timeout => "timeout",
+            Err(_) => "error",
+        };
+        self.metrics.record_sampling(started.elapsed(), label);
+        if let Ok(result) = &outcome
+            && let Some(model) = &result.model
+        {
+            self.catalog().record_reported(model, unix_now());
+        }
+        outcome
+    }
+
+    async fn sample_now(
+        &self,
+        session: &Arc<Session>,
+        params: &CreateMessageParams,
+        deadline: tokio::time::Instant,
+    ) -> Result<CreateMessageResult, ApiError> {
+        let timeout = self.settings.request_timeout;
         let (waiter, answer) = oneshot::channel();
         let request = session.state().begin_sampling(params, waiter)?;
         let mut in_flight = InFlight::start(self, session, request.id);
@@ -97,8 +165,7 @@ impl Bridge {
             in_flight.finish();
             return Err(err);
         }
-        let timeout = self.settings.request_timeout;
-        let outcome = tokio::time::timeout(timeout, answer).await;
+        let outcome = tokio::time::timeout_at(deadline, answer).await;
         in_flight.finish();
         match outcome {
             Ok(Ok(reply)) => reply,

@@ -85,6 +85,47 @@ pub struct CommonArgs {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sampling2api=debug`.
     #[arg(long, default_value = "info", env = "SAMPLING2API_LOG")]
     pub log: String,
+    /// Also log each API request's body (prompts) at info level. Off by default: prompts are
+    /// private.
+    #[arg(long, env = "SAMPLING2API_LOG_PROMPTS")]
+    pub log_prompts: bool,
+    /// An API key callers must present as `x-api-key` or `Authorization: Bearer` (repeat for
+    /// several; in the environment, comma-separated). In http mode MCP clients present it too.
+    #[arg(
+        long = "api-key",
+        env = "SAMPLING2API_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// Allow listening on a non-loopback address without an API key.
+    #[arg(long, env = "SAMPLING2API_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    /// A model id that maps to another model hint, `ALIAS=HINT` (repeatable; listed by
+    /// /v1/models). E.g. `claude-sonnet-4-5=gpt-5`.
+    #[arg(long = "model-alias", env = "SAMPLING2API_MODEL_ALIASES", value_delimiter = ',', value_parser = parse_alias)]
+    pub model_aliases: Vec<(String, String)>,
+    /// A model hint sent after the request's own, as the client's fallback preference.
+    #[arg(long, env = "SAMPLING2API_DEFAULT_MODEL_HINT")]
+    pub default_model_hint: Option<String>,
+    /// Sampling requests one MCP session may have in flight; more wait in a queue.
+    #[arg(
+        long,
+        default_value_t = 256,
+        env = "SAMPLING2API_MAX_IN_FLIGHT_PER_SESSION"
+    )]
+    pub max_in_flight_per_session: usize,
+    /// Requests that may wait for a session beyond its in-flight limit; more get 429.
+    #[arg(
+        long,
+        default_value_t = 4096,
+        env = "SAMPLING2API_MAX_QUEUED_PER_SESSION"
+    )]
+    pub max_queued_per_session: usize,
+}
+
+fn parse_alias(text: &str) -> Result<(String, String), String> {
+    sampling2api_core::models::ModelCatalog::parse_alias(text)
 }
 
 /// Settings the API side needs, whatever the mode.
@@ -95,6 +136,27 @@ pub struct ApiSettings {
     pub ping_interval: Duration,
     pub allow_private_image_urls: bool,
     pub allow_origins: Vec<String>,
+    pub log_prompts: bool,
+    pub api_keys: Vec<String>,
+    pub model_aliases: Vec<(String, String)>,
+    pub default_model_hint: Option<String>,
+    pub max_in_flight_per_session: usize,
+    pub max_queued_per_session: usize,
+}
+
+impl CommonArgs {
+    /// Refuses to expose the bridge beyond this machine without a key, unless told to.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        let api_keys: Vec<&String> = self.api_keys.iter().filter(|k| !k.is_empty()).collect();
+        if !self.listen.ip().is_loopback() && api_keys.is_empty() && !self.allow_unauthenticated {
+            return Err(format!(
+                "refusing to listen on {} without an API key: anyone who can reach it could use the connected \
+                 clients' models. Set --api-key (or SAMPLING2API_API_KEYS), or pass --allow-unauthenticated",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl From<&CommonArgs> for ApiSettings {
@@ -105,6 +167,76 @@ impl From<&CommonArgs> for ApiSettings {
             ping_interval: Duration::from_millis(args.ping_interval_ms.max(10)),
             allow_private_image_urls: args.allow_private_image_urls,
             allow_origins: args.allow_origins.clone(),
+            log_prompts: args.log_prompts,
+            api_keys: args
+                .api_keys
+                .iter()
+                .filter(|k| !k.is_empty())
+                .cloned()
+                .collect(),
+            model_aliases: args.model_aliases.clone(),
+            default_model_hint: args.default_model_hint.clone(),
+            max_in_flight_per_session: args.max_in_flight_per_session.max(1),
+            max_queued_per_session: args.max_queued_per_session,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn common(args: &[&str]) -> CommonArgs {
+        let mut argv = vec!["sampling2api", "http"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().mode {
+            Mode::Http(http) => http.common,
+            Mode::Stdio(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn exposure_beyond_loopback_needs_a_key_or_an_explicit_opt_out() {
+        assert!(common(&[]).check_exposure().is_ok());
+        assert!(common(&["--listen", "[::1]:9"]).check_exposure().is_ok());
+        let err = common(&["--listen", "0.0.0.0:9"])
+            .check_exposure()
+            .unwrap_err();
+        assert!(err.contains("--allow-unauthenticated"));
+        assert!(
+            common(&["--listen", "0.0.0.0:9", "--api-key", "k"])
+                .check_exposure()
+                .is_ok()
+        );
+        assert!(
+            common(&["--listen", "10.0.0.1:9", "--allow-unauthenticated"])
+                .check_exposure()
+                .is_ok()
+        );
+        assert!(
+            common(&["--listen", "0.0.0.0:9", "--api-key", ""])
+                .check_exposure()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn aliases_and_keys_parse() {
+        let args = common(&[
+            "--model-alias",
+            "a=b",
+            "--model-alias",
+            "c=d",
+            "--api-key",
+            "k1",
+            "--api-key",
+            "k2",
+        ]);
+        assert_eq!(
+            args.model_aliases,
+            vec![("a".into(), "b".into()), ("c".into(), "d".into())]
+        );
+        assert_eq!(args.api_keys, vec!["k1", "k2"]);
+        assert!(Cli::try_parse_from(["sampling2api", "http", "--model-alias", "nohint"]).is_err());
     }
 }

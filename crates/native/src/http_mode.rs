@@ -156,7 +156,12 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
         };
     }
     let id = session_id();
-    let session = Session::over_event_stream(id.clone(), state, bridge.stream_wait);
+    let session = Session::over_event_stream(
+        id.clone(),
+        state,
+        bridge.stream_wait,
+        bridge.settings.max_in_flight_per_session,
+    );
     if let Some(client) = session.state().client() {
         tracing::info!(
             session = %id,

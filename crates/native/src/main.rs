@@ -7,6 +7,9 @@ mod http_mode;
 mod ids;
 mod image_fetch;
 mod messages;
+mod metrics;
+mod models;
+mod openai;
 mod session;
 mod stdio_mode;
 
@@ -33,6 +36,14 @@ fn main() -> ExitCode {
         .with_ansi(false)
         .with_env_filter(EnvFilter::try_new(log_filter).unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
+    let common = match &cli.mode {
+        Mode::Stdio(args) => &args.common,
+        Mode::Http(args) => &args.common,
+    };
+    if let Err(why) = common.check_exposure() {
+        tracing::error!("{why}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

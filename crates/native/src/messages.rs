@@ -1,4 +1,5 @@
-//! `POST /v1/messages`: parse, route, convert, sample, answer as JSON or as an SSE stream.
+//! `POST /v1/messages` and `POST /v1/messages/count_tokens`, and the request flow that the
+//! OpenAI endpoint shares: accept (route, admit, convert), sample, answer as JSON or a stream.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,41 +12,63 @@ use bytes::Bytes;
 use sampling2api_core::anthropic::{MessagesRequest, MessagesResponse, parse_messages_request};
 use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::routing::SESSION_HEADER;
-use sampling2api_core::sampling::{CreateMessageParams, CreateMessageResult};
+use sampling2api_core::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
 use sampling2api_core::to_sampling::to_create_message_params;
 use sampling2api_core::{ApiError, ids, sse, tokens};
+use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::api::{RequestId, error_response, json_response, read_body};
+use crate::api::{RequestId, RequestLog, error_response, json_response, read_body};
 use crate::bridge::Bridge;
 use crate::ids::random_u128;
-use crate::session::Session;
+use crate::session::{Admission, Session};
 
 /// A request that passed every check before sampling starts.
-struct Accepted {
-    request: MessagesRequest,
-    session: Arc<Session>,
-    params: CreateMessageParams,
-    input_tokens: u64,
-    message_id: String,
+pub struct Accepted {
+    pub request: MessagesRequest,
+    pub session: Arc<Session>,
+    pub params: CreateMessageParams,
+    pub input_tokens: u64,
+    pub message_id: String,
+    pub admission: Admission,
 }
 
-pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
-    let request_id = request
+impl Accepted {
+    pub fn log(&self) -> RequestLog {
+        RequestLog {
+            session: Some(self.session.id.clone()),
+            model: Some(self.request.model.clone()),
+        }
+    }
+}
+
+pub fn request_id_of(request: &Request) -> String {
+    request
         .extensions()
         .get::<RequestId>()
         .map(|id| id.0.clone())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
+    let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
-    let accepted = match accept(&bridge, &parts.headers, body).await {
+    let parsed = read_json(&bridge, &parts.headers, body)
+        .await
+        .and_then(|body| parse_messages_request(&body, true));
+    let accepted = match parsed {
+        Ok(parsed) => accept(&bridge, &parts.headers, parsed).await,
+        Err(err) => Err(err),
+    };
+    let accepted = match accepted {
         Ok(accepted) => accepted,
         Err(err) => return error_response(&err, &request_id),
     };
-    if accepted.request.wants_stream() {
-        stream_response(bridge, accepted)
+    let log = accepted.log();
+    let mut response = if accepted.request.wants_stream() {
+        stream_response(bridge, accepted, AnthropicFraming)
     } else {
-        let result = bridge.sample(&accepted.session, &accepted.params).await;
-        match result.and_then(|result| build_response(&accepted, result)) {
+        match complete(&bridge, accepted).await {
             Ok(response) => match serde_json::to_string(&response) {
                 Ok(body) => json_response(StatusCode::OK, body),
                 Err(err) => error_response(
@@ -55,17 +78,51 @@ pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request)
             },
             Err(err) => error_response(&err, &request_id),
         }
+    };
+    response.extensions_mut().insert(log);
+    response
+}
+
+/// `count_tokens`: the same estimator as `usage`, no client involved.
+pub async fn count_tokens(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
+    let request_id = request_id_of(&request);
+    let (parts, body) = request.into_parts();
+    let counted = read_json(&bridge, &parts.headers, body)
+        .await
+        .and_then(|body| parse_messages_request(&body, false))
+        .map(|request| tokens::estimate_request(&request).max(1));
+    match counted {
+        Ok(input_tokens) => json_response(
+            StatusCode::OK,
+            json!({"input_tokens": input_tokens}).to_string(),
+        ),
+        Err(err) => error_response(&err, &request_id),
     }
 }
 
-async fn accept(bridge: &Bridge, headers: &HeaderMap, body: Body) -> Result<Accepted, ApiError> {
+pub async fn read_json(
+    bridge: &Bridge,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
     let content_length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok());
     let body = read_body(body, bridge.settings.max_body_bytes, content_length).await?;
-    let mut request = parse_messages_request(&body, true)?;
-    drop(body);
+    if bridge.settings.log_prompts {
+        tracing::info!(body = %String::from_utf8_lossy(&body), "request body");
+    }
+    Ok(body)
+}
+
+/// Routes, admits and converts a parsed request. Everything that can fail before sampling
+/// fails here, so that streaming callers get a proper status, not an error frame.
+pub async fn accept(
+    bridge: &Bridge,
+    headers: &HeaderMap,
+    mut request: MessagesRequest,
+) -> Result<Accepted, ApiError> {
     let requested_session = match headers.get(SESSION_HEADER) {
         Some(value) => Some(value.to_str().map_err(|_| {
             ApiError::invalid_request(format!("{SESSION_HEADER}: not a valid header value"))
@@ -75,67 +132,115 @@ async fn accept(bridge: &Bridge, headers: &HeaderMap, body: Body) -> Result<Acce
     let session = bridge.route(requested_session)?;
     let support = session.state().support()?;
     bridge.images.inline_url_images(&mut request).await?;
-    let params = to_create_message_params(&request, support)?;
+    let mut params = to_create_message_params(&request, support)?;
+    let hints = bridge.catalog().hints_for(&request.model);
+    params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
+        hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
+    });
     let input_tokens = tokens::estimate_request(&request).max(1);
+    let admission = session.admit(bridge.settings.max_queued_per_session)?;
     Ok(Accepted {
         request,
         session,
         params,
         input_tokens,
         message_id: ids::message_id(random_u128()),
+        admission,
     })
 }
 
-fn build_response(
-    accepted: &Accepted,
-    result: CreateMessageResult,
-) -> Result<MessagesResponse, ApiError> {
-    to_messages_response(
+/// Samples and builds the Anthropic response.
+pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesResponse, ApiError> {
+    let Accepted {
+        request,
+        session,
+        params,
+        input_tokens,
+        message_id,
+        admission,
+    } = accepted;
+    let result = bridge.sample(&session, &params, admission).await?;
+    let response = to_messages_response(
         result,
         ResponseContext {
-            message_id: accepted.message_id.clone(),
-            requested_model: &accepted.request.model,
-            estimated_input_tokens: accepted.input_tokens,
+            message_id,
+            requested_model: &request.model,
+            estimated_input_tokens: input_tokens,
         },
         || ids::tool_use_id(random_u128()),
-    )
+    )?;
+    bridge
+        .metrics
+        .record_tokens(response.usage.input_tokens, response.usage.output_tokens);
+    Ok(response)
 }
 
-/// `message_start` and a `ping` go out at once; pings follow while the client works; then the
-/// content, or an `error` frame. If the caller disconnects, the body is dropped, the task sees
-/// its channel close, and dropping the sampling future cancels the request at the client.
-fn stream_response(bridge: Arc<Bridge>, accepted: Accepted) -> Response {
-    let (frames, mut receiver) = mpsc::channel::<Bytes>(8);
-    tokio::spawn(async move {
-        let opening = sse::message_start(
+/// How one API frames its stream.
+pub trait Framing: Send + 'static {
+    /// Sent as soon as the request is accepted.
+    fn opening(&self, accepted: &Accepted) -> String;
+    /// Sent while waiting for the client.
+    fn keepalive(&self) -> &'static str;
+    /// The answer, or the error, after the opening.
+    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, model: &str) -> String;
+}
+
+struct AnthropicFraming;
+
+impl Framing for AnthropicFraming {
+    fn opening(&self, accepted: &Accepted) -> String {
+        sse::message_start(
             &accepted.message_id,
             &accepted.request.model,
             accepted.input_tokens,
-        ) + sse::PING;
-        if frames.send(Bytes::from(opening)).await.is_err() {
+        ) + sse::PING
+    }
+
+    fn keepalive(&self) -> &'static str {
+        sse::PING
+    }
+
+    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, _model: &str) -> String {
+        match outcome {
+            Ok(response) => sse::response_frames(&response),
+            Err(err) => sse::error(&err),
+        }
+    }
+}
+
+/// The opening goes out at once, keep-alives follow while the client works, then the ending.
+/// If the caller disconnects, the body is dropped, the task sees its channel close, and
+/// dropping the sampling future cancels the request at the client.
+pub fn stream_response(bridge: Arc<Bridge>, accepted: Accepted, framing: impl Framing) -> Response {
+    let (frames, mut receiver) = mpsc::channel::<Bytes>(8);
+    tokio::spawn(async move {
+        if frames
+            .send(Bytes::from(framing.opening(&accepted)))
+            .await
+            .is_err()
+        {
             return;
         }
-        let ping_interval = bridge.settings.ping_interval;
-        let mut pings =
-            tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
-        let sampling = bridge.sample(&accepted.session, &accepted.params);
-        tokio::pin!(sampling);
+        let model = accepted.request.model.clone();
+        let interval = bridge.settings.ping_interval;
+        let mut keepalives =
+            tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let completion = complete(&bridge, accepted);
+        tokio::pin!(completion);
         let outcome = loop {
             tokio::select! {
-                outcome = &mut sampling => break outcome,
-                _ = pings.tick() => {
-                    if frames.send(Bytes::from_static(sse::PING.as_bytes())).await.is_err() {
+                outcome = &mut completion => break outcome,
+                _ = keepalives.tick() => {
+                    if frames.send(Bytes::from_static(framing.keepalive().as_bytes())).await.is_err() {
                         return;
                     }
                 }
                 () = frames.closed() => return,
             }
         };
-        let tail = match outcome.and_then(|result| build_response(&accepted, result)) {
-            Ok(response) => sse::response_frames(&response),
-            Err(err) => sse::error(&err),
-        };
-        let _ = frames.send(Bytes::from(tail)).await;
+        let _ = frames
+            .send(Bytes::from(framing.ending(outcome, &model)))
+            .await;
     });
     let body = Body::from_stream(futures::stream::poll_fn(move |cx| {
         receiver

@@ -1,14 +1,15 @@
 //! A connected MCP client: the core session state machine plus the way messages reach it
 //! (a stdio pipe, or the client's open `GET /mcp` stream).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sampling2api_core::ApiError;
+use sampling2api_core::ErrorKind;
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use sampling2api_core::sampling::CreateMessageResult;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 
 /// What an API request waits on: the client's result, or why there is none.
 pub type SamplingReply = Result<CreateMessageResult, ApiError>;
@@ -49,15 +50,65 @@ pub struct Session {
     closed: AtomicBool,
     stream_generation: AtomicU64,
     last_activity: Mutex<Instant>,
+    /// One permit per sampling request this session may have in flight.
+    permits: Arc<Semaphore>,
+    queued: AtomicUsize,
+}
+
+/// A request's place at a session: it may send now, or waits for a permit.
+pub enum Admission {
+    Granted(OwnedSemaphorePermit),
+    Queued(QueueTicket),
+}
+
+/// Counts a waiting request in its session's queue until dropped.
+pub struct QueueTicket {
+    session: Arc<Session>,
+}
+
+impl Drop for QueueTicket {
+    fn drop(&mut self) {
+        self.session.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Admission {
+    /// Waits for the permit to send (no wait if it was granted at once).
+    pub async fn permit(self) -> Result<OwnedSemaphorePermit, ApiError> {
+        match self {
+            Admission::Granted(permit) => Ok(permit),
+            Admission::Queued(ticket) => {
+                let permit = ticket.session.permits.clone().acquire_owned().await;
+                drop(ticket);
+                permit.map_err(|_| {
+                    ApiError::unavailable("the MCP session ended while the request waited")
+                })
+            }
+        }
+    }
 }
 
 impl Session {
-    pub fn over_pipe(id: String, lines: mpsc::UnboundedSender<String>) -> Arc<Self> {
-        Self::build(id, McpSession::new(server_info()), Outbound::Pipe(lines))
+    pub fn over_pipe(
+        id: String,
+        lines: mpsc::UnboundedSender<String>,
+        max_in_flight: usize,
+    ) -> Arc<Self> {
+        Self::build(
+            id,
+            McpSession::new(server_info()),
+            Outbound::Pipe(lines),
+            max_in_flight,
+        )
     }
 
     /// An HTTP session whose `initialize` was already handled by `state`.
-    pub fn over_event_stream(id: String, state: McpSession<Waiter>, wait: Duration) -> Arc<Self> {
+    pub fn over_event_stream(
+        id: String,
+        state: McpSession<Waiter>,
+        wait: Duration,
+        max_in_flight: usize,
+    ) -> Arc<Self> {
         Self::build(
             id,
             state,
@@ -66,10 +117,16 @@ impl Session {
                 opened: Notify::new(),
                 wait,
             },
+            max_in_flight,
         )
     }
 
-    fn build(id: String, state: McpSession<Waiter>, outbound: Outbound) -> Arc<Self> {
+    fn build(
+        id: String,
+        state: McpSession<Waiter>,
+        outbound: Outbound,
+        max_in_flight: usize,
+    ) -> Arc<Self> {
         Arc::new(Session {
             id,
             state: Mutex::new(state),
@@ -77,7 +134,35 @@ impl Session {
             closed: AtomicBool::new(false),
             stream_generation: AtomicU64::new(0),
             last_activity: Mutex::new(Instant::now()),
+            permits: Arc::new(Semaphore::new(max_in_flight.min(Semaphore::MAX_PERMITS))),
+            queued: AtomicUsize::new(0),
         })
+    }
+
+    /// Admits a request: a permit now, a place in the queue, or 429 when the queue is full.
+    pub fn admit(self: &Arc<Self>, max_queued: usize) -> Result<Admission, ApiError> {
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Admission::Granted(permit)),
+            Err(TryAcquireError::Closed) => Err(ApiError::unavailable("the MCP session has ended")),
+            Err(TryAcquireError::NoPermits) => {
+                if self.queued.fetch_add(1, Ordering::AcqRel) >= max_queued {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    let mut err = ApiError::new(
+                        ErrorKind::RateLimit,
+                        "this MCP session has as many requests in flight and queued as it allows; retry shortly",
+                    );
+                    err.retry_after_secs = Some(1);
+                    return Err(err);
+                }
+                Ok(Admission::Queued(QueueTicket {
+                    session: self.clone(),
+                }))
+            }
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
     }
 
     /// The state machine. Never held across an `.await`.
@@ -235,6 +320,7 @@ impl Session {
         }
         let waiters = self.state().close();
         fail_all(waiters, why);
+        self.permits.close();
         if let Outbound::EventStream {
             current, opened, ..
         } = &self.outbound

@@ -48,7 +48,11 @@ pub async fn run(args: StdioArgs) -> ExitCode {
     };
 
     let (lines, outgoing) = mpsc::unbounded_channel();
-    let session = Session::over_pipe(STDIO_SESSION_ID.to_string(), lines);
+    let session = Session::over_pipe(
+        STDIO_SESSION_ID.to_string(),
+        lines,
+        bridge.settings.max_in_flight_per_session,
+    );
     bridge.add_session(session.clone());
     let writer_task = tokio::spawn(write_lines(writer, outgoing));
 

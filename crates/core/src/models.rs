@@ -1,0 +1,399 @@
+//! The model catalog behind `GET /v1/models` and the model hints sent to MCP clients.
+//!
+//! Any model id a caller sends is accepted and passed on as a hint; the client decides. The
+//! catalog lists what is worth picking: configured aliases, every model a connected client has
+//! answered with, and for each of those a `claude-mcp-` twin, because Claude Code's picker shows
+//! only ids that start with `claude`. Asking for a twin sends the client its real model name.
+
+use serde_json::{Value, json};
+
+use crate::api_error::ApiError;
+
+/// Prefix of the Claude-picker-friendly twin of a client's model.
+pub const TWIN_PREFIX: &str = "claude-mcp-";
+pub const DEFAULT_PAGE_LIMIT: usize = 20;
+pub const MAX_PAGE_LIMIT: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelEntry {
+    pub id: String,
+    pub display_name: String,
+    /// Unix seconds: when the alias was configured or the model first answered.
+    pub created_unix: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ModelCatalog {
+    /// `(alias, hint)`, as configured.
+    aliases: Vec<(String, String)>,
+    /// Appended after the request's own hint, as the client's fallback preference.
+    default_hint: Option<String>,
+    /// Models clients answered with, in the order first seen.
+    reported: Vec<(String, u64)>,
+    started_unix: u64,
+}
+
+impl ModelCatalog {
+    pub fn new(
+        aliases: Vec<(String, String)>,
+        default_hint: Option<String>,
+        started_unix: u64,
+    ) -> Self {
+        ModelCatalog {
+            aliases,
+            default_hint,
+            reported: Vec::new(),
+            started_unix,
+        }
+    }
+
+    /// Parses `ALIAS=HINT`.
+    pub fn parse_alias(text: &str) -> Result<(String, String), String> {
+        match text.split_once('=') {
+            Some((alias, hint)) if !alias.trim().is_empty() && !hint.trim().is_empty() => {
+                Ok((alias.trim().to_string(), hint.trim().to_string()))
+            }
+            _ => Err(format!("`{text}`: expected ALIAS=MODEL_HINT")),
+        }
+    }
+
+    /// Remembers a model a client answered with. Returns whether it was new.
+    pub fn record_reported(&mut self, model: &str, now_unix: u64) -> bool {
+        if model.is_empty() || self.reported.iter().any(|(known, _)| known == model) {
+            return false;
+        }
+        self.reported.push((model.to_string(), now_unix));
+        true
+    }
+
+    /// The hints, in preference order, for a requested model id.
+    pub fn hints_for(&self, requested: &str) -> Vec<String> {
+        let requested = requested.trim();
+        let primary = self
+            .aliases
+            .iter()
+            .find(|(alias, _)| alias == requested)
+            .map(|(_, hint)| hint.clone())
+            .or_else(|| {
+                requested
+                    .strip_prefix(TWIN_PREFIX)
+                    .filter(|rest| !rest.is_empty())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| requested.to_string());
+        let mut hints = Vec::with_capacity(2);
+        if !primary.is_empty() {
+            hints.push(primary);
+        }
+        if let Some(default) = &self.default_hint
+            && !hints.contains(default)
+        {
+            hints.push(default.clone());
+        }
+        hints
+    }
+
+    pub fn entries(&self) -> Vec<ModelEntry> {
+        let mut entries: Vec<ModelEntry> = Vec::new();
+        let mut push = |id: String, display_name: String, created_unix: u64| {
+            if !entries.iter().any(|entry| entry.id == id) {
+                entries.push(ModelEntry {
+                    id,
+                    display_name,
+                    created_unix,
+                });
+            }
+        };
+        for (alias, hint) in &self.aliases {
+            push(
+                alias.clone(),
+                format!("{alias} (→ {hint})"),
+                self.started_unix,
+            );
+        }
+        for (model, seen) in &self.reported {
+            if !model.starts_with("claude") {
+                push(
+                    format!("{TWIN_PREFIX}{model}"),
+                    format!("{model} via MCP"),
+                    *seen,
+                );
+            }
+            push(model.clone(), model.clone(), *seen);
+        }
+        entries
+    }
+
+    /// The entry for `id`; any id is a valid model to ask for, so unknown ids get a plain entry.
+    pub fn entry(&self, id: &str) -> ModelEntry {
+        self.entries()
+            .into_iter()
+            .find(|entry| entry.id == id)
+            .unwrap_or_else(|| ModelEntry {
+                id: id.to_string(),
+                display_name: id.to_string(),
+                created_unix: self.started_unix,
+            })
+    }
+}
+
+/// Query parameters of `GET /v1/models`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageQuery {
+    pub limit: Option<usize>,
+    pub after_id: Option<String>,
+    pub before_id: Option<String>,
+}
+
+impl PageQuery {
+    /// Reads `limit`, `after_id`, `before_id` from a raw query string.
+    pub fn parse(query: Option<&str>) -> Result<PageQuery, ApiError> {
+        let mut page = PageQuery::default();
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value);
+            match key {
+                "limit" => {
+                    let limit: usize = value.parse().map_err(|_| {
+                        ApiError::invalid_request("limit: must be an integer from 1 to 1000")
+                    })?;
+                    if !(1..=MAX_PAGE_LIMIT).contains(&limit) {
+                        return Err(ApiError::invalid_request(
+                            "limit: must be an integer from 1 to 1000",
+                        ));
+                    }
+                    page.limit = Some(limit);
+                }
+                "after_id" => page.after_id = Some(value),
+                "before_id" => page.before_id = Some(value),
+                _ => {}
+            }
+        }
+        Ok(page)
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' if index + 2 < bytes.len() => {
+                match u8::from_str_radix(&text[index + 1..index + 3], 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        index += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        index += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                index += 1;
+            }
+            byte => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Anthropic's list shape: `{data, has_more, first_id, last_id}`.
+pub fn anthropic_list(entries: &[ModelEntry], query: &PageQuery) -> Value {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_LIMIT);
+    let (start, end) = if let Some(before) = &query.before_id {
+        let end = entries
+            .iter()
+            .position(|e| &e.id == before)
+            .unwrap_or(entries.len());
+        (end.saturating_sub(limit), end)
+    } else {
+        let start = query
+            .after_id
+            .as_ref()
+            .and_then(|after| entries.iter().position(|e| &e.id == after).map(|p| p + 1))
+            .unwrap_or(0);
+        (start, (start + limit).min(entries.len()))
+    };
+    let page = &entries[start.min(end)..end];
+    let has_more = if query.before_id.is_some() {
+        start > 0
+    } else {
+        end < entries.len()
+    };
+    json!({
+        "data": page.iter().map(anthropic_model).collect::<Vec<_>>(),
+        "has_more": has_more,
+        "first_id": page.first().map(|e| e.id.clone()),
+        "last_id": page.last().map(|e| e.id.clone()),
+    })
+}
+
+pub fn anthropic_model(entry: &ModelEntry) -> Value {
+    json!({
+        "type": "model",
+        "id": entry.id,
+        "display_name": entry.display_name,
+        "created_at": rfc3339(entry.created_unix),
+    })
+}
+
+/// OpenAI's list shape: `{object: "list", data: [{id, object: "model", created, owned_by}]}`.
+pub fn openai_list(entries: &[ModelEntry]) -> Value {
+    json!({"object": "list", "data": entries.iter().map(openai_model).collect::<Vec<_>>()})
+}
+
+pub fn openai_model(entry: &ModelEntry) -> Value {
+    json!({"id": entry.id, "object": "model", "created": entry.created_unix, "owned_by": "sampling2api"})
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (days-from-civil, inverted).
+pub fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let seconds = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> ModelCatalog {
+        let mut catalog = ModelCatalog::new(
+            vec![("claude-fast".into(), "gpt-4o-mini".into())],
+            Some("gpt-4o".into()),
+            1_700_000_000,
+        );
+        catalog.record_reported("gpt-4o", 1_700_000_100);
+        catalog.record_reported("claude-sonnet-4.5", 1_700_000_200);
+        catalog
+    }
+
+    #[test]
+    fn hints_follow_aliases_twins_and_the_default() {
+        let catalog = catalog();
+        assert_eq!(
+            catalog.hints_for("claude-fast"),
+            vec!["gpt-4o-mini", "gpt-4o"]
+        );
+        assert_eq!(catalog.hints_for("claude-mcp-gpt-4o"), vec!["gpt-4o"]);
+        assert_eq!(
+            catalog.hints_for("claude-opus-4-1[1m]"),
+            vec!["claude-opus-4-1[1m]", "gpt-4o"]
+        );
+        assert_eq!(ModelCatalog::default().hints_for(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn entries_list_aliases_reported_models_and_claude_twins() {
+        let ids: Vec<String> = catalog().entries().into_iter().map(|e| e.id).collect();
+        assert_eq!(
+            ids,
+            vec![
+                "claude-fast",
+                "claude-mcp-gpt-4o",
+                "gpt-4o",
+                "claude-sonnet-4.5"
+            ]
+        );
+        assert!(!catalog().record_reported("gpt-4o", 5));
+        assert_eq!(catalog().entry("anything-at-all").id, "anything-at-all");
+    }
+
+    #[test]
+    fn pagination() {
+        let entries = catalog().entries();
+        let first = anthropic_list(
+            &entries,
+            &PageQuery {
+                limit: Some(2),
+                ..Default::default()
+            },
+        );
+        assert_eq!(first["data"].as_array().unwrap().len(), 2);
+        assert_eq!(first["has_more"], true);
+        assert_eq!(first["first_id"], "claude-fast");
+        assert_eq!(first["last_id"], "claude-mcp-gpt-4o");
+        let second = anthropic_list(
+            &entries,
+            &PageQuery {
+                limit: Some(2),
+                after_id: Some("claude-mcp-gpt-4o".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(second["first_id"], "gpt-4o");
+        assert_eq!(second["has_more"], false);
+        let before = anthropic_list(
+            &entries,
+            &PageQuery {
+                limit: Some(1),
+                before_id: Some("gpt-4o".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(before["first_id"], "claude-mcp-gpt-4o");
+        assert_eq!(before["has_more"], true);
+        assert_eq!(first["data"][0]["type"], "model");
+        assert_eq!(first["data"][0]["created_at"], "2023-11-14T22:13:20Z");
+        let empty = anthropic_list(&[], &PageQuery::default());
+        assert!(empty["first_id"].is_null() && empty["has_more"] == false);
+    }
+
+    #[test]
+    fn queries_parse_and_refuse_bad_limits() {
+        assert_eq!(
+            PageQuery::parse(Some("limit=5&after_id=claude%2Dx&beta=true")).unwrap(),
+            PageQuery {
+                limit: Some(5),
+                after_id: Some("claude-x".into()),
+                before_id: None
+            }
+        );
+        assert!(PageQuery::parse(Some("limit=0")).is_err());
+        assert!(PageQuery::parse(Some("limit=abc")).is_err());
+        assert_eq!(
+            PageQuery::parse(Some("after_id=%"))
+                .unwrap()
+                .after_id
+                .as_deref(),
+            Some("%")
+        );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
+    }
+}

@@ -1,0 +1,82 @@
+//! `POST /v1/chat/completions`: OpenAI's shape around the same flow as `/v1/messages`.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use sampling2api_core::ApiError;
+use sampling2api_core::anthropic::MessagesResponse;
+use sampling2api_core::openai::{self, parse_chat_request, to_messages_request};
+
+use crate::api::{json_response, openai_error_response};
+use crate::bridge::{Bridge, unix_now};
+use crate::messages::{
+    Accepted, Framing, accept, complete, read_json, request_id_of, stream_response,
+};
+
+pub async fn chat_completions(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
+    let request_id = request_id_of(&request);
+    let (parts, body) = request.into_parts();
+    let chat = match read_json(&bridge, &parts.headers, body)
+        .await
+        .and_then(|body| parse_chat_request(&body))
+    {
+        Ok(chat) => chat,
+        Err(err) => return openai_error_response(&err, &request_id),
+    };
+    let stream = chat.wants_stream();
+    let include_usage = chat.wants_stream_usage();
+    let accepted = match to_messages_request(chat) {
+        Ok(request) => accept(&bridge, &parts.headers, request).await,
+        Err(err) => Err(err),
+    };
+    let accepted = match accepted {
+        Ok(accepted) => accepted,
+        Err(err) => return openai_error_response(&err, &request_id),
+    };
+    let log = accepted.log();
+    let created = unix_now();
+    let mut response = if stream {
+        stream_response(
+            bridge,
+            accepted,
+            OpenAiFraming {
+                created,
+                include_usage,
+            },
+        )
+    } else {
+        match complete(&bridge, accepted).await {
+            Ok(response) => json_response(
+                StatusCode::OK,
+                openai::to_chat_completion(&response, created).to_string(),
+            ),
+            Err(err) => openai_error_response(&err, &request_id),
+        }
+    };
+    response.extensions_mut().insert(log);
+    response
+}
+
+struct OpenAiFraming {
+    created: u64,
+    include_usage: bool,
+}
+
+impl Framing for OpenAiFraming {
+    fn opening(&self, accepted: &Accepted) -> String {
+        openai::stream_start(&accepted.message_id, self.created, &accepted.request.model)
+    }
+
+    fn keepalive(&self) -> &'static str {
+        openai::STREAM_KEEPALIVE
+    }
+
+    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, model: &str) -> String {
+        match outcome {
+            Ok(response) => openai::stream_rest(&response, self.created, model, self.include_usage),
+            Err(err) => openai::stream_error(&err),
+        }
+    }
+}

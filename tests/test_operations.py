@@ -1,0 +1,129 @@
+"""Running it for real: API keys, per-session limits, /metrics, the access log."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from conftest import ClientSpec, Deployment, bridge_binary, deploy, free_port, only_http, wait_until
+
+OK = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+KEY = "sk-bridge-test-key"
+
+
+def test_api_keys(kind: str, deployments: list[Deployment]) -> None:
+    deployment = deploy(kind, api_key=KEY)
+    deployments.append(deployment)
+    url = f"{deployment.base_url}/v1/messages"
+    missing = httpx.post(url, json=OK)
+    assert missing.status_code == 401
+    assert missing.json()["error"]["type"] == "authentication_error"
+    assert missing.headers["request-id"].startswith("req_")
+    assert httpx.post(url, json=OK, headers={"x-api-key": "wrong"}).status_code == 401
+    assert httpx.post(url, json=OK, headers={"x-api-key": KEY}).status_code == 200
+    assert httpx.post(url, json=OK, headers={"authorization": f"Bearer {KEY}"}).status_code == 200
+    # Both SDKs, each with its own header convention.
+    assert deployment.anthropic().messages.create(**OK).content[0].text == "echo: x"
+    with pytest.raises(anthropic.AuthenticationError):
+        deployment.anthropic(api_key="wrong").messages.create(**OK)
+    assert deployment.openai().chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}]).choices
+    with pytest.raises(openai.AuthenticationError) as raised:
+        deployment.openai(api_key="wrong").chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert raised.value.status_code == 401
+    for path in ["/v1/models", "/v1/messages/count_tokens", "/sessions", "/metrics"]:
+        assert httpx.request("GET" if path != "/v1/messages/count_tokens" else "POST", f"{deployment.base_url}{path}").status_code == 401, path
+    # Liveness stays open.
+    assert httpx.get(f"{deployment.base_url}/health").status_code == 200
+
+
+def test_mcp_clients_need_the_key_too(kind: str, deployments: list[Deployment]) -> None:
+    only_http(kind, "in stdio mode the MCP client is the bridge's parent process, not a network caller")
+    deployment = deploy(kind, [], api_key=KEY)
+    deployments.append(deployment)
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}}}
+    refused = httpx.post(deployment.mcp_url, json=init, headers={"accept": "application/json, text/event-stream"})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == -32600
+    deployment.connect(ClientSpec("keyed"))  # the SDK client sends the Bearer key
+    assert deployment.anthropic().messages.create(**OK).content[0].text == "echo: x"
+
+
+def test_refuses_to_listen_beyond_loopback_without_a_key() -> None:
+    # Never binds: the check runs before the listener is opened.
+    result = subprocess.run(
+        [bridge_binary(), "http", "--listen", f"0.0.0.0:{free_port()}"], capture_output=True, text=True, timeout=10
+    )
+    assert result.returncode != 0
+    assert "without an API key" in result.stderr
+    assert "--allow-unauthenticated" in result.stderr
+
+
+def test_in_flight_limit_queues_then_429s(kind: str, deployments: list[Deployment]) -> None:
+    deployment = deploy(kind, extra_args=["--max-in-flight-per-session", "1", "--max-queued-per-session", "1"])
+    deployments.append(deployment)
+    url = f"{deployment.base_url}/v1/messages"
+    results: dict[str, httpx.Response] = {}
+
+    def send(name: str, text: str) -> None:
+        results[name] = httpx.post(url, json={**OK, "messages": [{"role": "user", "content": text}]}, timeout=10)
+
+    first = threading.Thread(target=send, args=("first", "[slow:1] first"))
+    first.start()
+    wait_until(lambda: "[slow:1] first" in deployment.model().started, what="first in flight")
+    second = threading.Thread(target=send, args=("second", "second"))
+    second.start()
+    wait_until(lambda: 'sampling2api_queued 1' in deployment.metrics(), what="second queued")
+    assert "second" not in deployment.model().started, "the queued request must wait for the permit"
+    third = httpx.post(url, json=OK, timeout=10)
+    assert third.status_code == 429
+    assert third.json()["error"]["type"] == "rate_limit_error"
+    assert third.headers["retry-after"] == "1"
+    first.join(10)
+    second.join(10)
+    assert results["first"].status_code == 200
+    assert results["second"].status_code == 200
+    assert results["second"].json()["content"][0]["text"] == "echo: second"
+    assert httpx.post(url, json=OK).status_code == 200
+
+
+def test_metrics(target: Deployment) -> None:
+    target.anthropic().messages.create(**OK)
+    httpx.post(f"{target.base_url}/v1/messages", content=b"{")
+    text = target.metrics()
+    assert re.search(r'sampling2api_requests_total\{route="/v1/messages",status="200"\} \d+', text), text
+    assert re.search(r'sampling2api_requests_total\{route="/v1/messages",status="400"\} \d+', text)
+    assert re.search(r'sampling2api_sampling_duration_seconds_count\{outcome="ok"\} \d+', text)
+    assert re.search(r'sampling2api_tokens_total\{direction="input"\} [1-9]\d*', text)
+    assert re.search(r'sampling2api_tokens_total\{direction="output"\} [1-9]\d*', text)
+    assert "sampling2api_sessions 1" in text
+    assert "sampling2api_sampling_sessions 1" in text
+    assert "sampling2api_in_flight 0" in text
+
+
+def test_one_log_line_per_request_and_prompts_only_when_asked(kind: str, deployments: list[Deployment], tmp_path: Path) -> None:
+    quiet = deploy(kind, log_path=tmp_path / "quiet.log")
+    deployments.append(quiet)
+    response = httpx.post(
+        f"{quiet.base_url}/v1/messages", json={**OK, "model": "claude-log-test", "messages": [{"role": "user", "content": "secret prompt"}]}
+    )
+    request_id = response.headers["request-id"]
+    wait_until(lambda: request_id in quiet.log_text(), what="the access log line")
+    lines = [line for line in quiet.log_text().splitlines() if request_id in line]
+    assert len(lines) == 1
+    line = lines[0]
+    for part in ["api request", "status=200", "latency_ms=", 'model="claude-log-test"', "session="]:
+        assert part in line, line
+    assert "secret prompt" not in quiet.log_text()
+
+    loud = deploy(kind, extra_args=["--log-prompts"], log_path=tmp_path / "loud.log")
+    deployments.append(loud)
+    httpx.post(f"{loud.base_url}/v1/messages", json={**OK, "messages": [{"role": "user", "content": "secret prompt"}]})
+    wait_until(lambda: "secret prompt" in loud.log_text(), what="the prompt in the log")
