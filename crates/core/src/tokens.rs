@@ -3,10 +3,11 @@
 //!
 //! The model behind an MCP client is unknown, so no real tokenizer applies. The estimate
 //! follows how BPE tokenizers split text: a run of ASCII letters or digits is one token per
-//! started 6 characters (common words are single tokens), each punctuation or symbol character
-//! is one token, each non-ASCII character is one token, whitespace joins the next token
-//! (runs of indentation count one per 4). Images follow Anthropic's published rule,
-//! width × height / 750 after scaling to fit 1568 px and 1.15 megapixels.
+//! started 6 characters, `_` included (common words are single tokens); a run of ASCII punctuation or of
+//! newlines is one token per started 2 characters (`{"`, `->`, `\n\n` merge); each non-ASCII
+//! character is one token; a space joins the next token and indentation costs one per 4.
+//! Images follow Anthropic's published rule, width × height / 750 after scaling to fit
+//! 1568 px and 1.15 megapixels. README shows the measured error against a real tokenizer.
 
 use crate::anthropic::{
     ContentBlock, DocumentSource, ImageSource, MessageContent, MessagesRequest, ResponseBlock,
@@ -25,30 +26,50 @@ const UNKNOWN_IMAGE_TOKENS: u64 = 1_600;
 
 pub fn estimate_text(text: &str) -> u64 {
     let mut tokens = 0u64;
-    let mut word_len = 0u64;
-    let mut spaces = 0u64;
+    let mut run = Run::None;
+    let mut run_len = 0u64;
     for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            if word_len.is_multiple_of(6) {
-                tokens += 1;
-            }
-            word_len += 1;
-            spaces = 0;
-            continue;
-        }
-        word_len = 0;
-        if c == ' ' || c == '\t' {
-            spaces += 1;
-            if spaces > 1 && spaces % 4 == 1 {
-                tokens += 1;
-            }
+        // `_` joins identifiers (`run_in_background`), as it does in BPE vocabularies.
+        let kind = if c.is_ascii_alphanumeric() || c == '_' {
+            Run::Word
+        } else if c == ' ' || c == '\t' {
+            Run::Space
+        } else if c == '\n' || c == '\r' {
+            Run::Newline
+        } else if c.is_ascii() {
+            Run::Symbol
         } else {
-            // Newlines, punctuation and symbols: one token each.
-            spaces = 0;
-            tokens += 1;
+            Run::Other
+        };
+        if kind == run {
+            run_len += 1;
+        } else {
+            run = kind;
+            run_len = 1;
         }
+        tokens += match kind {
+            // A word: one token per started 6 characters.
+            Run::Word => u64::from(run_len % 6 == 1),
+            // A space joins the next word; indentation costs one token per 4 spaces.
+            Run::Space => u64::from(run_len > 1 && run_len % 4 == 1),
+            // Common punctuation pairs (`{"`, `");`, `->`) are single tokens.
+            Run::Symbol | Run::Newline => u64::from(run_len % 2 == 1),
+            // Non-ASCII characters (accents, CJK) are about one token each.
+            Run::Other => 1,
+            Run::None => 0,
+        };
     }
     tokens
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    None,
+    Word,
+    Space,
+    Newline,
+    Symbol,
+    Other,
 }
 
 /// Tokens of an image given as base64, from its header's dimensions.
