@@ -3,10 +3,10 @@
 //! Each kind fixes the HTTP status, the Anthropic `error.type`, and whether an SDK should retry
 //! (sent as `x-should-retry`), so that the native binary and the worker answer identically.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What went wrong, in terms a client can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorKind {
     /// Structurally broken request (bad JSON, missing or mistyped field): 400.
     InvalidRequest,
@@ -74,8 +74,9 @@ impl ErrorKind {
     }
 }
 
-/// An API failure: kind, human message, retry hint.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// An API failure: kind, human message, retry hint. Serializable, so that a Durable Object can
+/// hand it to the Worker that serves the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{} ({}): {message}", kind.type_name(), kind.status())]
 pub struct ApiError {
     pub kind: ErrorKind,

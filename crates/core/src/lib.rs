@@ -7,6 +7,7 @@ pub mod anthropic;
 pub mod api_error;
 pub mod auth;
 pub mod base64_check;
+pub mod flavor;
 pub mod from_sampling;
 pub mod ids;
 pub mod image_url;

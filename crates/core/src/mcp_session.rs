@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
-use crate::sampling::{CreateMessageParams, CreateMessageResult};
+use crate::sampling::CreateMessageResult;
 use crate::to_sampling::ClientSupport;
 
 pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
@@ -38,7 +38,7 @@ pub struct ServerInfo {
 }
 
 /// What the client told us in `initialize`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientFacts {
     pub protocol_version: String,
     /// `None` when the client did not declare `sampling`.
@@ -133,11 +133,11 @@ pub struct OutgoingRequest {
 
 /// A request to the client, serialised without an intermediate `Value` tree.
 #[derive(serde::Serialize)]
-struct OutgoingEnvelope<'a> {
+struct OutgoingEnvelope<'a, P: serde::Serialize> {
     jsonrpc: &'static str,
     id: u64,
     method: &'static str,
-    params: &'a CreateMessageParams,
+    params: &'a P,
 }
 
 pub struct McpSession<W> {
@@ -157,6 +157,33 @@ impl<W> McpSession<W> {
             next_request_id: 1,
             pending: HashMap::new(),
         }
+    }
+
+    /// A session rebuilt from stored facts after its process was evicted (the worker's Durable
+    /// Objects). Pending requests died with the process; ids continue from `next_request_id`
+    /// so that a late answer to an old request cannot match a new one.
+    pub fn resume(
+        server: ServerInfo,
+        client: ClientFacts,
+        ready: bool,
+        next_request_id: u64,
+    ) -> Self {
+        McpSession {
+            server,
+            phase: if ready {
+                Phase::Ready
+            } else {
+                Phase::Initializing
+            },
+            client: Some(client),
+            next_request_id: next_request_id.max(1),
+            pending: HashMap::new(),
+        }
+    }
+
+    /// The id the next sampling request will get (to persist across evictions).
+    pub fn next_request_id(&self) -> u64 {
+        self.next_request_id
     }
 
     pub fn client(&self) -> Option<&ClientFacts> {
@@ -196,10 +223,11 @@ impl<W> McpSession<W> {
         }
     }
 
-    /// Registers `waiter` and returns the request to send to the client.
-    pub fn begin_sampling(
+    /// Registers `waiter` and returns the request to send to the client. `params` is a
+    /// [`crate::sampling::CreateMessageParams`], or its JSON when it crossed a process boundary.
+    pub fn begin_sampling<P: serde::Serialize>(
         &mut self,
-        params: &CreateMessageParams,
+        params: &P,
         waiter: W,
     ) -> Result<OutgoingRequest, ApiError> {
         self.support()?;
@@ -465,7 +493,7 @@ fn error_reply(id: Value, code: i64, message: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampling::{SamplingContent, SamplingMessage, SamplingRole};
+    use crate::sampling::{CreateMessageParams, SamplingContent, SamplingMessage, SamplingRole};
 
     fn server() -> McpSession<&'static str> {
         McpSession::new(ServerInfo {
@@ -650,6 +678,37 @@ mod tests {
         assert_eq!(notification["params"]["requestId"], request.id);
         assert!(session.cancel(request.id, "again").is_none());
         assert_eq!(session.pending_count(), 0);
+    }
+
+    #[test]
+    fn resumed_sessions_sample_without_a_new_handshake() {
+        let mut session = server();
+        initialize(&mut session, "2025-11-25", json!({"tools":{}}));
+        let facts = session.client().cloned().unwrap();
+        let mut resumed: McpSession<&str> = McpSession::resume(
+            ServerInfo {
+                name: "s".into(),
+                version: "1".into(),
+                instructions: None,
+            },
+            facts,
+            true,
+            41,
+        );
+        assert_eq!(resumed.support().unwrap(), ClientSupport::FULL);
+        assert_eq!(resumed.begin_sampling(&params(), "w").unwrap().id, 41);
+        assert_eq!(resumed.next_request_id(), 42);
+        let not_ready: McpSession<&str> = McpSession::resume(
+            ServerInfo {
+                name: "s".into(),
+                version: "1".into(),
+                instructions: None,
+            },
+            session.client().cloned().unwrap(),
+            false,
+            1,
+        );
+        assert!(!not_ready.can_sample());
     }
 
     #[test]

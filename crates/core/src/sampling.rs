@@ -171,6 +171,23 @@ fn one_or_many<'de, D: Deserializer<'de>>(
 }
 
 impl CreateMessageResult {
+    /// The result as a client would send it (usage in `_meta.usage`); `from_value` reads it back.
+    pub fn to_value(&self) -> Value {
+        let mut value = serde_json::json!({
+            "role": self.role,
+            "content": self.content,
+            "model": self.model,
+            "stopReason": self.stop_reason,
+        });
+        if let Some(usage) = self.usage {
+            value["_meta"] = serde_json::json!({"usage": {
+                "inputTokens": usage.input_tokens,
+                "outputTokens": usage.output_tokens,
+            }});
+        }
+        value
+    }
+
     /// Reads a JSON-RPC `result` value, picking up usage a client may have reported.
     pub fn from_value(value: Value) -> Result<Self, serde_json::Error> {
         let usage = reported_usage(&value);
@@ -271,6 +288,10 @@ mod tests {
                 input_tokens: Some(12),
                 output_tokens: Some(7)
             })
+        );
+        assert_eq!(
+            CreateMessageResult::from_value(many.to_value()).unwrap(),
+            many
         );
         assert!(CreateMessageResult::from_value(json!({"role":"assistant"})).is_err());
         assert!(CreateMessageResult::from_value(json!({"content":{"type":"video"}})).is_err());

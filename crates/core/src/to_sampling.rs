@@ -23,7 +23,7 @@ use crate::sampling::{
 };
 
 /// What the connected client can take, from its `initialize`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientSupport {
     /// Declared `sampling.tools`: tools, tool choice and tool blocks may be sent.
     pub tools: bool,

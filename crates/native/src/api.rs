@@ -31,60 +31,32 @@ pub struct RequestLog {
     pub model: Option<String>,
 }
 
-/// Which API's conventions a request follows, and so which error shape it gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Anthropic,
-    OpenAi,
-    /// The MCP endpoint: JSON-RPC error bodies.
-    Mcp,
-}
+pub use sampling2api_core::flavor::Flavor;
 
-impl Flavor {
-    pub fn of(request: &Request) -> Flavor {
-        Self::of_parts(request.uri().path(), request.headers())
-    }
-
-    /// `/v1/chat/*` is OpenAI's; `/v1/models` is OpenAI's unless the caller speaks Anthropic
-    /// (`anthropic-version` or `x-api-key`, which every Anthropic SDK sends).
-    pub fn of_parts(path: &str, headers: &HeaderMap) -> Flavor {
-        let speaks_anthropic =
-            headers.contains_key("anthropic-version") || headers.contains_key("x-api-key");
-        if path.starts_with("/v1/chat/") || (path.starts_with("/v1/models") && !speaks_anthropic) {
-            Flavor::OpenAi
-        } else if path.starts_with("/v1/")
-            || matches!(path, "/" | "/health" | "/sessions" | "/metrics")
-        {
-            Flavor::Anthropic
-        } else {
-            Flavor::Mcp
-        }
-    }
+/// The flavor of a request, from its path and headers.
+pub fn flavor_of(request: &Request) -> Flavor {
+    let headers = request.headers();
+    Flavor::of(
+        request.uri().path(),
+        headers.contains_key("anthropic-version") || headers.contains_key("x-api-key"),
+    )
 }
 
 pub fn flavored_error(flavor: Flavor, err: &ApiError, request_id: &str) -> Response {
-    match flavor {
-        Flavor::Anthropic => error_response(err, request_id),
-        Flavor::OpenAi => openai_error_response(err, request_id),
-        Flavor::Mcp => {
-            let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            json_response(
-                status,
-                json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": err.message}}).to_string(),
-            )
-        }
-    }
-}
-
-pub fn openai_error_response(err: &ApiError, _request_id: &str) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json_response(status, sampling2api_core::openai::error_body(err));
-    for (name, value) in err.extra_headers() {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            response.headers_mut().insert(name, value);
+    let mut response = json_response(status, flavor.error_body(err, request_id));
+    if flavor != Flavor::Mcp {
+        for (name, value) in err.extra_headers() {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
         }
     }
     response
+}
+
+pub fn openai_error_response(err: &ApiError, request_id: &str) -> Response {
+    flavored_error(Flavor::OpenAi, err, request_id)
 }
 
 /// The whole app: the API routes, `extra` (the /mcp endpoint in http mode), and the request
@@ -154,7 +126,7 @@ async fn request_context(
         .get::<MatchedPath>()
         .map_or("unmatched", |matched| matched.as_str())
         .to_string();
-    let flavor = Flavor::of(&request);
+    let flavor = flavor_of(&request);
     let refusal = match request.headers().get(header::ORIGIN) {
         Some(origin) if !origin_allowed(origin, &bridge.settings.allow_origins) => {
             Some(ApiError::new(
@@ -259,7 +231,7 @@ fn request_id_of(request: &Request) -> String {
 async fn not_found(request: Request) -> Response {
     let path: String = request.uri().path().chars().take(200).collect();
     flavored_error(
-        Flavor::of(&request),
+        flavor_of(&request),
         &ApiError::not_found(format!("no route for {} {path}", request.method())),
         &request_id_of(&request),
     )
@@ -268,7 +240,7 @@ async fn not_found(request: Request) -> Response {
 async fn method_not_allowed(request: Request) -> Response {
     let path: String = request.uri().path().chars().take(200).collect();
     let mut response = flavored_error(
-        Flavor::of(&request),
+        flavor_of(&request),
         &ApiError::invalid_request(format!(
             "method {} is not allowed on {path}",
             request.method()

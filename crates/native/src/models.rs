@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use sampling2api_core::models::{self, PageQuery};
 
-use crate::api::{Flavor, flavored_error, json_response};
+use crate::api::{Flavor, flavor_of, flavored_error, json_response};
 use crate::bridge::Bridge;
 use crate::messages::request_id_of;
 
 pub async fn list_models(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
-    let flavor = Flavor::of(&request);
+    let flavor = flavor_of(&request);
     let request_id = request_id_of(&request);
     let entries = bridge.catalog().entries();
     let body = match flavor {
@@ -32,7 +32,7 @@ pub async fn get_model(
     request: Request,
 ) -> Response {
     let entry = bridge.catalog().entry(&id);
-    let body = match Flavor::of(&request) {
+    let body = match flavor_of(&request) {
         Flavor::OpenAi => models::openai_model(&entry),
         Flavor::Anthropic | Flavor::Mcp => models::anthropic_model(&entry),
     };

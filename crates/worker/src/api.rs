@@ -1,0 +1,461 @@
+//! The API routes, served by the Worker with the core; sampling round trips go through the
+//! session's Durable Object.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt};
+use sampling2api_core::anthropic::{
+    ImageSource, MessagesRequest, MessagesResponse, parse_messages_request,
+};
+use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
+use sampling2api_core::image_url::{refused, url_image_sources};
+use sampling2api_core::models::{self, ModelCatalog, PageQuery};
+use sampling2api_core::routing::{Candidate, SESSION_HEADER, choose_session};
+use sampling2api_core::sampling::{
+    CreateMessageParams, CreateMessageResult, ModelHint, ModelPreferences,
+};
+use sampling2api_core::to_sampling::to_create_message_params;
+use sampling2api_core::{ApiError, ids, openai, sse, tokens};
+use serde_json::json;
+use worker::{Delay, Env, Headers, Method, Request, Response};
+
+use crate::config::Settings;
+use crate::http::{self, call, internal};
+use crate::mcp_endpoint::{registry_stub, session_stub};
+use crate::random::random_u128;
+use crate::tenancy::Namespace;
+use crate::wire::{CancelRequest, ReportedModel, SampleOutcome, SampleRequest, SessionEntry};
+
+thread_local! {
+    /// Models this isolate already reported to its namespaces' registries.
+    static REPORTED: RefCell<HashSet<(String, String)>> = RefCell::new(HashSet::new());
+}
+
+struct Accepted {
+    request: MessagesRequest,
+    session_id: String,
+    params: CreateMessageParams,
+    input_tokens: u64,
+    message_id: String,
+}
+
+async fn sessions(env: &Env, namespace: &Namespace) -> Result<Vec<SessionEntry>, ApiError> {
+    let mut response = call(
+        &registry_stub(env, namespace)?,
+        Method::Get,
+        "/sessions",
+        None,
+    )
+    .await?;
+    response.json().await.map_err(internal)
+}
+
+fn catalog(settings: &Settings, reported: Vec<(String, u64)>) -> ModelCatalog {
+    let mut catalog = ModelCatalog::new(
+        settings.model_aliases.clone(),
+        settings.default_model_hint.clone(),
+        0,
+    );
+    for (model, unix) in reported {
+        catalog.record_reported(&model, unix);
+    }
+    catalog
+}
+
+async fn accept(
+    headers: &worker::Headers,
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+    mut request: MessagesRequest,
+) -> Result<Accepted, ApiError> {
+    // The native binary downloads `url` images after vetting every address the name resolves
+    // to; a Worker cannot resolve names first, so it refuses them rather than fetch blind.
+    if let Some(ImageSource::Url { url }) = url_image_sources(&mut request).into_iter().next() {
+        return Err(refused(
+            url,
+            "the worker does not download image URLs; send the image as base64",
+        ));
+    }
+    let wanted = headers.get(SESSION_HEADER).ok().flatten();
+    let listed = sessions(env, namespace).await?;
+    let entry = choose_session(
+        wanted.as_deref(),
+        listed.iter().map(|entry| Candidate {
+            id: entry.id.as_str(),
+            unavailable: entry.sampling.is_none().then(|| {
+                ApiError::unavailable(format!(
+                    "the connected MCP client{} did not declare the `sampling` capability, so it cannot answer API requests",
+                    entry.client_name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+                ))
+                .not_retryable()
+            }),
+            item: entry,
+        }),
+    )?;
+    let support = entry.sampling.ok_or_else(|| {
+        ApiError::unavailable("the MCP client did not declare the `sampling` capability")
+            .not_retryable()
+    })?;
+    let mut params = to_create_message_params(&request, support)?;
+    let hints = catalog(settings, Vec::new()).hints_for(&request.model);
+    params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
+        hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
+    });
+    Ok(Accepted {
+        input_tokens: tokens::estimate_request(&request).max(1),
+        message_id: ids::message_id(random_u128()),
+        session_id: entry.id.clone(),
+        request,
+        params,
+    })
+}
+
+/// Tells the session object to cancel at the client if the caller goes away first.
+struct CancelOnDrop {
+    env: Env,
+    namespace: String,
+    session_id: String,
+    ticket: String,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let env = self.env.clone();
+        let namespace = Namespace(self.namespace.clone());
+        let session_id = self.session_id.clone();
+        let body = serde_json::to_vec(&CancelRequest {
+            ticket: self.ticket.clone(),
+        })
+        .unwrap_or_default();
+        worker::wasm_bindgen_futures::spawn_local(async move {
+            if let Ok(stub) = session_stub(&env, &namespace, &session_id) {
+                let _ = call(&stub, Method::Post, "/cancel", Some(&body)).await;
+            }
+        });
+    }
+}
+
+async fn complete(
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+    accepted: Accepted,
+) -> Result<MessagesResponse, ApiError> {
+    let ticket = format!("{:032x}", random_u128());
+    let mut guard = CancelOnDrop {
+        env: env.clone(),
+        namespace: namespace.0.clone(),
+        session_id: accepted.session_id.clone(),
+        ticket: ticket.clone(),
+        armed: true,
+    };
+    let request = SampleRequest {
+        params: serde_json::to_value(&accepted.params)
+            .map_err(|err| ApiError::api(err.to_string()))?,
+        ticket,
+        timeout_ms: settings.request_timeout.as_millis() as u64,
+        stream_wait_ms: settings.stream_wait.as_millis() as u64,
+    };
+    let body = serde_json::to_vec(&request).map_err(|err| ApiError::api(err.to_string()))?;
+    let mut response = call(
+        &session_stub(env, namespace, &accepted.session_id)?,
+        Method::Post,
+        "/sample",
+        Some(&body),
+    )
+    .await?;
+    guard.armed = false;
+    let outcome: SampleOutcome = response.json().await.map_err(internal)?;
+    if let Some(error) = outcome.error {
+        return Err(error);
+    }
+    let result = outcome.result.ok_or_else(|| {
+        ApiError::api("the session object returned neither a result nor an error")
+    })?;
+    let result = CreateMessageResult::from_value(result).map_err(|err| {
+        ApiError::api(format!(
+            "the MCP client returned an invalid sampling result: {err}"
+        ))
+    })?;
+    if let Some(model) = result.model.clone() {
+        report_model(env, namespace, model).await;
+    }
+    to_messages_response(
+        result,
+        ResponseContext {
+            message_id: accepted.message_id,
+            requested_model: &accepted.request.model,
+            estimated_input_tokens: accepted.input_tokens,
+        },
+        || ids::tool_use_id(random_u128()),
+    )
+}
+
+async fn report_model(env: &Env, namespace: &Namespace, model: String) {
+    let key = (namespace.0.clone(), model.clone());
+    if REPORTED.with(|seen| seen.borrow().contains(&key)) {
+        return;
+    }
+    let unix = (worker::js_sys::Date::now() / 1000.0) as u64;
+    let Ok(body) = serde_json::to_vec(&ReportedModel { model, unix }) else {
+        return;
+    };
+    if let Ok(stub) = registry_stub(env, namespace)
+        && call(&stub, Method::Post, "/models", Some(&body))
+            .await
+            .is_ok()
+    {
+        REPORTED.with(|seen| seen.borrow_mut().insert(key));
+    }
+}
+
+/// How one API frames its stream (the core supplies every frame).
+trait Framing: 'static {
+    fn opening(&self, accepted: &Accepted) -> String;
+    fn keepalive(&self) -> &'static str;
+    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, model: &str) -> String;
+}
+
+struct AnthropicFraming;
+
+impl Framing for AnthropicFraming {
+    fn opening(&self, accepted: &Accepted) -> String {
+        sse::message_start(
+            &accepted.message_id,
+            &accepted.request.model,
+            accepted.input_tokens,
+        ) + sse::PING
+    }
+    fn keepalive(&self) -> &'static str {
+        sse::PING
+    }
+    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, _model: &str) -> String {
+        match outcome {
+            Ok(response) => sse::response_frames(&response),
+            Err(err) => sse::error(&err),
+        }
+    }
+}
+
+struct OpenAiFraming {
+    created: u64,
+    include_usage: bool,
+}
+
+impl Framing for OpenAiFraming {
+    fn opening(&self, accepted: &Accepted) -> String {
+        openai::stream_start(&accepted.message_id, self.created, &accepted.request.model)
+    }
+    fn keepalive(&self) -> &'static str {
+        openai::STREAM_KEEPALIVE
+    }
+    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, model: &str) -> String {
+        match outcome {
+            Ok(response) => openai::stream_rest(&response, self.created, model, self.include_usage),
+            Err(err) => openai::stream_error(&err),
+        }
+    }
+}
+
+/// The opening at once, keep-alives while the client works, then the ending. A caller that
+/// leaves drops the body; the next keep-alive fails, the task ends, and the sampling future's
+/// guard cancels at the client.
+fn stream(
+    env: Env,
+    namespace: Namespace,
+    accepted: Accepted,
+    framing: impl Framing,
+) -> Result<Response, ApiError> {
+    let (mut frames, body) = mpsc::channel::<Result<Vec<u8>, worker::Error>>(8);
+    worker::wasm_bindgen_futures::spawn_local(async move {
+        let settings = Settings::from_env(&env);
+        if frames
+            .send(Ok(framing.opening(&accepted).into_bytes()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let model = accepted.request.model.clone();
+        let completion = complete(&env, &namespace, &settings, accepted).fuse();
+        futures::pin_mut!(completion);
+        let outcome = loop {
+            let mut ping = Delay::from(settings.ping_interval).fuse();
+            futures::select! {
+                outcome = completion => break outcome,
+                () = ping => {
+                    if frames.send(Ok(framing.keepalive().as_bytes().to_vec())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        let _ = frames
+            .send(Ok(framing.ending(outcome, &model).into_bytes()))
+            .await;
+    });
+    let headers = Headers::new();
+    headers
+        .set("content-type", "text/event-stream")
+        .map_err(internal)?;
+    headers.set("cache-control", "no-cache").map_err(internal)?;
+    Ok(Response::from_stream(body)
+        .map_err(internal)?
+        .with_headers(headers))
+}
+
+pub async fn messages(
+    mut req: Request,
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+) -> Result<Response, ApiError> {
+    let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
+    let request = parse_messages_request(&body, true)?;
+    drop(body);
+    let accepted = accept(req.headers(), env, namespace, settings, request).await?;
+    if accepted.request.wants_stream() {
+        return stream(
+            env.clone(),
+            Namespace(namespace.0.clone()),
+            accepted,
+            AnthropicFraming,
+        );
+    }
+    let response = complete(env, namespace, settings, accepted).await?;
+    http::json(
+        200,
+        serde_json::to_string(&response).map_err(|err| ApiError::api(err.to_string()))?,
+    )
+}
+
+pub async fn count_tokens(mut req: Request, settings: &Settings) -> Result<Response, ApiError> {
+    let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
+    let request = parse_messages_request(&body, false)?;
+    http::json(
+        200,
+        json!({"input_tokens": tokens::estimate_request(&request).max(1)}).to_string(),
+    )
+}
+
+pub async fn chat_completions(
+    mut req: Request,
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+) -> Result<Response, ApiError> {
+    let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
+    let chat = openai::parse_chat_request(&body)?;
+    let stream_wanted = chat.wants_stream();
+    let include_usage = chat.wants_stream_usage();
+    let request = openai::to_messages_request(chat)?;
+    let accepted = accept(req.headers(), env, namespace, settings, request).await?;
+    let created = (worker::js_sys::Date::now() / 1000.0) as u64;
+    if stream_wanted {
+        return stream(
+            env.clone(),
+            Namespace(namespace.0.clone()),
+            accepted,
+            OpenAiFraming {
+                created,
+                include_usage,
+            },
+        );
+    }
+    let response = complete(env, namespace, settings, accepted).await?;
+    http::json(
+        200,
+        openai::to_chat_completion(&response, created).to_string(),
+    )
+}
+
+fn speaks_anthropic(req: &Request) -> bool {
+    let headers = req.headers();
+    headers.has("anthropic-version").unwrap_or(false) || headers.has("x-api-key").unwrap_or(false)
+}
+
+async fn reported_models(env: &Env, namespace: &Namespace) -> Result<Vec<(String, u64)>, ApiError> {
+    let mut response = call(
+        &registry_stub(env, namespace)?,
+        Method::Get,
+        "/models",
+        None,
+    )
+    .await?;
+    response.json().await.map_err(internal)
+}
+
+pub async fn list_models(
+    req: Request,
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+) -> Result<Response, ApiError> {
+    let entries = catalog(settings, reported_models(env, namespace).await?).entries();
+    let body = if speaks_anthropic(&req) {
+        let query = req.url().map_err(internal)?.query().map(str::to_string);
+        models::anthropic_list(&entries, &PageQuery::parse(query.as_deref())?)
+    } else {
+        models::openai_list(&entries)
+    };
+    http::json(200, body.to_string())
+}
+
+pub async fn get_model(
+    req: &Request,
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let id = worker::Url::parse(&format!("https://x/{id}"))
+        .ok()
+        .and_then(|url| {
+            url.path_segments()
+                .and_then(|mut s| s.next().map(|s| s.to_string()))
+        })
+        .unwrap_or_else(|| id.to_string());
+    let entry = catalog(settings, reported_models(env, namespace).await?).entry(&id);
+    let body = if speaks_anthropic(req) {
+        models::anthropic_model(&entry)
+    } else {
+        models::openai_model(&entry)
+    };
+    http::json(200, body.to_string())
+}
+
+/// `/health` with a token: liveness plus that namespace's sessions.
+pub async fn namespace_health(env: &Env, namespace: &Namespace) -> Result<Response, ApiError> {
+    let listed = sessions(env, namespace).await?;
+    let body = json!({
+        "status": "ok",
+        "mode": "worker",
+        "sessions": listed.len(),
+        "sampling_sessions": listed.iter().filter(|entry| entry.sampling.is_some()).count(),
+    });
+    http::json(200, body.to_string())
+}
+
+pub async fn list_sessions(env: &Env, namespace: &Namespace) -> Result<Response, ApiError> {
+    let listed = sessions(env, namespace).await?;
+    let data: Vec<_> = listed
+        .iter()
+        .map(|entry| {
+            json!({
+                "id": entry.id,
+                "client_name": entry.client_name,
+                "protocol_version": entry.protocol_version,
+                "sampling": entry.sampling.is_some(),
+                "sampling_tools": entry.sampling.is_some_and(|s| s.tools),
+            })
+        })
+        .collect();
+    http::json(200, json!({"data": data}).to_string())
+}

@@ -1,0 +1,47 @@
+//! Settings from the Worker's environment (`[vars]` in wrangler.toml, or `--var` in dev).
+
+use std::time::Duration;
+
+use sampling2api_core::models::ModelCatalog;
+use worker::Env;
+
+pub struct Settings {
+    pub request_timeout: Duration,
+    pub ping_interval: Duration,
+    pub stream_wait: Duration,
+    pub max_body_bytes: usize,
+    pub model_aliases: Vec<(String, String)>,
+    pub default_model_hint: Option<String>,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Settings {
+        let number = |name: &str, default: u64| {
+            env.var(name)
+                .ok()
+                .and_then(|value| value.to_string().trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let text = |name: &str| {
+            env.var(name)
+                .ok()
+                .map(|value| value.to_string())
+                .filter(|value| !value.trim().is_empty())
+        };
+        Settings {
+            request_timeout: Duration::from_secs(number("REQUEST_TIMEOUT_SECS", 600).max(1)),
+            ping_interval: Duration::from_millis(number("PING_INTERVAL_MS", 10_000).max(10)),
+            stream_wait: Duration::from_millis(number("STREAM_WAIT_MS", 3_000)),
+            max_body_bytes: number("MAX_BODY_BYTES", 32 * 1024 * 1024) as usize,
+            model_aliases: text("MODEL_ALIASES")
+                .map(|aliases| {
+                    aliases
+                        .split(',')
+                        .filter_map(|alias| ModelCatalog::parse_alias(alias).ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            default_model_hint: text("DEFAULT_MODEL_HINT"),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Response helpers and calls to Durable Objects.
+
+use sampling2api_core::ApiError;
+use sampling2api_core::flavor::Flavor;
+use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen::JsValue;
+use worker::{Headers, Method, Request, RequestInit, Response, Stub};
+
+pub fn internal(err: worker::Error) -> ApiError {
+    ApiError::api(format!("worker runtime error: {err}"))
+}
+
+pub fn json(status: u16, body: String) -> Result<Response, ApiError> {
+    let headers = Headers::new();
+    headers
+        .set("content-type", "application/json")
+        .map_err(internal)?;
+    Ok(Response::ok(body)
+        .map_err(internal)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+pub fn error(flavor: Flavor, err: &ApiError, request_id: &str) -> Response {
+    let headers = Headers::new();
+    let _ = headers.set("content-type", "application/json");
+    if flavor != Flavor::Mcp {
+        for (name, value) in err.extra_headers() {
+            let _ = headers.set(name, &value);
+        }
+    }
+    match Response::ok(flavor.error_body(err, request_id)) {
+        Ok(response) => response.with_status(err.status()).with_headers(headers),
+        Err(_) => Response::empty()
+            .map(|r| r.with_status(500))
+            .unwrap_or_else(|_| unreachable_response()),
+    }
+}
+
+fn unreachable_response() -> Response {
+    // Response::empty cannot fail in practice; keep a value anyway rather than panic.
+    Response::from_bytes(Vec::new())
+        .unwrap_or_else(|_| Response::error("", 500).unwrap_or_else(|_| unreachable_response()))
+}
+
+/// A request to a Durable Object over its internal `https://do/...` routes.
+pub async fn call(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<Response, ApiError> {
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        init.with_body(Some(JsValue::from(Uint8Array::from(body))));
+    }
+    let request = Request::new_with_init(&format!("https://do{path}"), &init).map_err(internal)?;
+    stub.fetch_with_request(request).await.map_err(internal)
+}
+
+pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let declared: Option<usize> = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|value| value.parse().ok());
+    let too_large = || {
+        ApiError::new(
+            sampling2api_core::ErrorKind::RequestTooLarge,
+            format!("request body is larger than the {limit}-byte limit"),
+        )
+    };
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let body = req.bytes().await.map_err(|err| {
+        ApiError::invalid_request(format!("could not read the request body: {err}"))
+    })?;
+    if body.len() > limit {
+        return Err(too_large());
+    }
+    Ok(body)
+}

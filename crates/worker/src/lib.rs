@@ -1,0 +1,81 @@
+//! sampling2api as a Cloudflare Worker: the same API and `/mcp` as the native binary, built on
+//! the same core. Each MCP session is a Durable Object (`McpSessionObject`); each token's
+//! sessions are listed by a `NamespaceRegistry` object; the Worker itself authenticates, serves
+//! the API, and holds clients' SSE streams, fed from their session objects over hibernatable
+//! WebSockets.
+
+mod api;
+mod config;
+mod http;
+mod mcp_endpoint;
+mod random;
+mod registry_object;
+mod session_object;
+mod tenancy;
+mod wire;
+
+pub use registry_object::NamespaceRegistry;
+pub use session_object::McpSessionObject;
+
+use sampling2api_core::flavor::Flavor;
+use sampling2api_core::{ApiError, ids};
+use worker::{Context, Env, Method, Request, Response, Result, event};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let request_id = ids::request_id(random::random_u128());
+    let path = req.path();
+    let headers = req.headers();
+    let speaks_anthropic = headers.has("anthropic-version").unwrap_or(false)
+        || headers.has("x-api-key").unwrap_or(false);
+    let flavor = Flavor::of(&path, speaks_anthropic);
+    let mut response = match route(req, &env).await {
+        Ok(response) => response,
+        Err(err) => http::error(flavor, &err, &request_id),
+    };
+    let _ = response.headers_mut().set("request-id", &request_id);
+    Ok(response)
+}
+
+async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let path = req.path();
+    match (req.method(), path.as_str()) {
+        (Method::Get, "/health") => {
+            return http::json(200, r#"{"status":"ok","mode":"worker"}"#.into());
+        }
+        (Method::Get | Method::Head, "/") => {
+            return http::json(
+                200,
+                r#"{"name":"sampling2api","runtime":"worker","api":"/v1/messages"}"#.into(),
+            );
+        }
+        _ => {}
+    }
+    let namespace = tenancy::namespace_of(&req, env)?;
+    let settings = config::Settings::from_env(env);
+    match (req.method(), path.as_str()) {
+        (_, "/mcp") => mcp_endpoint::handle(req, env, &namespace, &settings).await,
+        (Method::Post, "/v1/messages") => api::messages(req, env, &namespace, &settings).await,
+        (Method::Post, "/v1/messages/count_tokens") => api::count_tokens(req, &settings).await,
+        (Method::Post, "/v1/chat/completions") => {
+            api::chat_completions(req, env, &namespace, &settings).await
+        }
+        (Method::Get, "/v1/models") => api::list_models(req, env, &namespace, &settings).await,
+        (Method::Get, path) if path.starts_with("/v1/models/") => {
+            api::get_model(
+                &req,
+                env,
+                &namespace,
+                &settings,
+                &path["/v1/models/".len()..],
+            )
+            .await
+        }
+        (Method::Get, "/sessions") => api::list_sessions(env, &namespace).await,
+        (Method::Get, "/health") => api::namespace_health(env, &namespace).await,
+        (method, path) => Err(ApiError::not_found(format!(
+            "no route for {method:?} {}",
+            path.chars().take(200).collect::<String>()
+        ))),
+    }
+}

@@ -1,0 +1,236 @@
+//! `/mcp`: MCP Streamable HTTP, handshake era, as in native http mode. The Worker holds the
+//! client's `GET` stream and feeds it from the session object over a hibernatable WebSocket.
+
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, StreamExt};
+use sampling2api_core::ApiError;
+use sampling2api_core::mcp_session::McpSession;
+use serde_json::json;
+use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Stub, WebsocketEvent};
+
+use crate::config::Settings;
+use crate::http::{self, call, internal};
+use crate::random::session_id;
+use crate::session_object::server_info;
+use crate::tenancy::Namespace;
+use crate::wire::SessionEntry;
+
+/// An SSE comment this often keeps Cloudflare's edge from cutting an idle stream.
+const KEEPALIVE: Duration = Duration::from_secs(25);
+/// How often the stream checks whether its client is still there.
+const LIVENESS_CHECK: Duration = Duration::from_secs(1);
+
+/// A session's object is named by namespace and id together, so a session id used with
+/// another token's namespace names an object that holds nothing.
+pub fn session_stub(env: &Env, namespace: &Namespace, id: &str) -> Result<Stub, ApiError> {
+    stub(env, "SESSIONS", &format!("{}:{id}", namespace.0))
+}
+
+pub fn registry_stub(env: &Env, namespace: &Namespace) -> Result<Stub, ApiError> {
+    stub(env, "REGISTRY", &namespace.0)
+}
+
+fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
+    let objects = env.durable_object(binding).map_err(internal)?;
+    let id = objects.id_from_name(name).map_err(internal)?;
+    id.get_stub().map_err(internal)
+}
+
+/// Session ids are 32 hex digits; anything else cannot name a session.
+fn valid_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn rpc_error(status: u16, message: &str) -> Result<Response, ApiError> {
+    http::json(
+        status,
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": message}})
+            .to_string(),
+    )
+}
+
+fn unknown_session() -> Result<Response, ApiError> {
+    http::json(
+        404,
+        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "session not found; send initialize to start a new one"}})
+            .to_string(),
+    )
+}
+
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+) -> Result<Response, ApiError> {
+    let session = req.headers().get("mcp-session-id").ok().flatten();
+    match (req.method(), session) {
+        (Method::Post, None) => {
+            let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
+            start_session(env, namespace, &body).await
+        }
+        (_, Some(id)) if !valid_id(&id) => unknown_session(),
+        (Method::Post, Some(id)) => {
+            let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
+            let mut response = call(
+                &session_stub(env, namespace, &id)?,
+                Method::Post,
+                "/message",
+                Some(&body),
+            )
+            .await?;
+            match response.status_code() {
+                404 => unknown_session(),
+                202 => Ok(Response::empty().map_err(internal)?.with_status(202)),
+                status => http::json(status, response.text().await.map_err(internal)?),
+            }
+        }
+        (Method::Get, Some(id)) => open_stream(env, namespace, &id).await,
+        (Method::Delete, Some(id)) => {
+            let response = call(
+                &session_stub(env, namespace, &id)?,
+                Method::Delete,
+                "/session",
+                None,
+            )
+            .await?;
+            call(
+                &registry_stub(env, namespace)?,
+                Method::Delete,
+                &format!("/sessions/{id}"),
+                None,
+            )
+            .await?;
+            if response.status_code() == 404 {
+                unknown_session()
+            } else {
+                Ok(Response::empty().map_err(internal)?)
+            }
+        }
+        (Method::Get | Method::Delete, None) => {
+            rpc_error(400, "this request needs the Mcp-Session-Id header")
+        }
+        _ => rpc_error(405, "method not allowed on /mcp"),
+    }
+}
+
+/// `initialize` opens a session; anything else without a session (a dual-era client's
+/// `server/discover` probe, say) gets the JSON-RPC error that sends it to `initialize`.
+async fn start_session(
+    env: &Env,
+    namespace: &Namespace,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let mut probe = McpSession::<()>::new(server_info());
+    let handled = probe.handle_incoming(body);
+    if !handled.initialized {
+        return match handled.reply_body() {
+            Some(reply) => http::json(400, reply),
+            None => rpc_error(400, "no Mcp-Session-Id header: send initialize first"),
+        };
+    }
+    let id = session_id();
+    let mut response = call(
+        &session_stub(env, namespace, &id)?,
+        Method::Post,
+        "/init",
+        Some(body),
+    )
+    .await?;
+    let reply = response.text().await.map_err(internal)?;
+    if response.status_code() != 200 {
+        return http::json(400, reply);
+    }
+    let client = probe.client().cloned();
+    let entry = SessionEntry {
+        id: id.clone(),
+        client_name: client.as_ref().and_then(|c| c.client_name.clone()),
+        protocol_version: client
+            .as_ref()
+            .map(|c| c.protocol_version.clone())
+            .unwrap_or_default(),
+        sampling: client.and_then(|c| c.sampling),
+    };
+    let entry = serde_json::to_vec(&entry).map_err(|err| ApiError::api(err.to_string()))?;
+    call(
+        &registry_stub(env, namespace)?,
+        Method::Post,
+        "/sessions",
+        Some(&entry),
+    )
+    .await?;
+    let response = http::json(200, reply)?;
+    response
+        .headers()
+        .set("mcp-session-id", &id)
+        .map_err(internal)?;
+    Ok(response)
+}
+
+async fn open_stream(env: &Env, namespace: &Namespace, id: &str) -> Result<Response, ApiError> {
+    let headers = Headers::new();
+    headers.set("upgrade", "websocket").map_err(internal)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let request = Request::new_with_init("https://do/connect", &init).map_err(internal)?;
+    let response = session_stub(env, namespace, id)?
+        .fetch_with_request(request)
+        .await
+        .map_err(internal)?;
+    if response.status_code() == 404 {
+        return unknown_session();
+    }
+    let socket = response
+        .websocket()
+        .ok_or_else(|| ApiError::api("the session object did not open its stream"))?;
+    socket.accept().map_err(internal)?;
+    let (mut frames, body) = mpsc::channel::<Result<Vec<u8>, worker::Error>>(16);
+    worker::wasm_bindgen_futures::spawn_local(async move {
+        let Ok(mut events) = socket.events() else {
+            return;
+        };
+        let mut since_keepalive = Duration::ZERO;
+        loop {
+            let mut tick = Delay::from(LIVENESS_CHECK).fuse();
+            let event = futures::select! {
+                event = events.next().fuse() => event,
+                () = tick => {
+                    if frames.is_closed() {
+                        break;
+                    }
+                    since_keepalive += LIVENESS_CHECK;
+                    if since_keepalive >= KEEPALIVE {
+                        since_keepalive = Duration::ZERO;
+                        if frames.send(Ok(b": keepalive\n\n".to_vec())).await.is_err() {
+                            break;
+                        }
+                    }
+                    continue;
+                }
+            };
+            match event {
+                Some(Ok(WebsocketEvent::Message(message))) => {
+                    let Some(text) = message.text() else { continue };
+                    let frame = format!("event: message\ndata: {text}\n\n");
+                    if frames.send(Ok(frame.into_bytes())).await.is_err() {
+                        break;
+                    }
+                }
+                // The session ended or a newer stream replaced this one.
+                Some(Ok(WebsocketEvent::Close(_))) | Some(Err(_)) | None => break,
+            }
+        }
+        // Tells the session object its client's stream is gone.
+        let _ = socket.close(Some(1000), Some("client stream closed"));
+    });
+    let headers = Headers::new();
+    headers
+        .set("content-type", "text/event-stream")
+        .map_err(internal)?;
+    headers.set("cache-control", "no-cache").map_err(internal)?;
+    Ok(Response::from_stream(body)
+        .map_err(internal)?
+        .with_headers(headers))
+}

@@ -1,0 +1,64 @@
+//! `NamespaceRegistry`: one Durable Object per token namespace, listing its sessions (for
+//! routing without `x-mcp-session-id`) and the models its clients answered with.
+//! Everything lives in storage; the object holds no connection, so it sleeps between calls.
+
+use serde_json::json;
+use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
+
+use crate::wire::{ReportedModel, SessionEntry};
+
+const SESSIONS: &str = "sessions";
+const MODELS: &str = "models";
+
+#[durable_object]
+pub struct NamespaceRegistry {
+    state: State,
+}
+
+impl DurableObject for NamespaceRegistry {
+    fn new(state: State, _env: Env) -> Self {
+        NamespaceRegistry { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let storage = self.state.storage();
+        match (req.method(), req.path().as_str()) {
+            (Method::Get, "/sessions") => {
+                let sessions: Vec<SessionEntry> = storage.get(SESSIONS).await?.unwrap_or_default();
+                Response::from_json(&sessions)
+            }
+            (Method::Post, "/sessions") => {
+                let entry: SessionEntry = req.json().await?;
+                let mut sessions: Vec<SessionEntry> =
+                    storage.get(SESSIONS).await?.unwrap_or_default();
+                sessions.retain(|known| known.id != entry.id);
+                sessions.push(entry);
+                storage.put(SESSIONS, &sessions).await?;
+                Response::empty()
+            }
+            (Method::Delete, path) if path.starts_with("/sessions/") => {
+                let id = &path["/sessions/".len()..];
+                let mut sessions: Vec<SessionEntry> =
+                    storage.get(SESSIONS).await?.unwrap_or_default();
+                let before = sessions.len();
+                sessions.retain(|known| known.id != id);
+                storage.put(SESSIONS, &sessions).await?;
+                Response::from_json(&json!({"removed": before != sessions.len()}))
+            }
+            (Method::Get, "/models") => {
+                let models: Vec<(String, u64)> = storage.get(MODELS).await?.unwrap_or_default();
+                Response::from_json(&models)
+            }
+            (Method::Post, "/models") => {
+                let reported: ReportedModel = req.json().await?;
+                let mut models: Vec<(String, u64)> = storage.get(MODELS).await?.unwrap_or_default();
+                if !models.iter().any(|(model, _)| *model == reported.model) {
+                    models.push((reported.model, reported.unix));
+                    storage.put(MODELS, &models).await?;
+                }
+                Response::empty()
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+}

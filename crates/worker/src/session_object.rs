@@ -1,0 +1,349 @@
+//! `McpSessionObject`: one Durable Object per MCP session, named `<namespace>:<session id>`.
+//!
+//! It runs the core's MCP session state machine. The client's event stream reaches it as a
+//! hibernatable WebSocket from the Worker (which holds the client's SSE connection), so an idle
+//! session costs nothing: the object sleeps, and its facts (negotiated version, capabilities,
+//! next request id) wait in storage until a message wakes it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::channel::oneshot;
+use sampling2api_core::ApiError;
+use sampling2api_core::mcp_session::{ClientFacts, McpSession, ServerInfo};
+use sampling2api_core::sampling::CreateMessageResult;
+use serde::{Deserialize, Serialize};
+use worker::{
+    Delay, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair, durable_object,
+};
+
+use crate::wire::{CancelRequest, SampleOutcome, SampleRequest};
+
+type Waiter = oneshot::Sender<std::result::Result<CreateMessageResult, ApiError>>;
+
+const FACTS: &str = "facts";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredFacts {
+    client: ClientFacts,
+    ready: bool,
+    next_request_id: u64,
+}
+
+pub fn server_info() -> ServerInfo {
+    ServerInfo {
+        name: "sampling2api".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        instructions: Some(
+            "sampling2api forwards Anthropic Messages API requests to this client as sampling/createMessage requests."
+                .into(),
+        ),
+    }
+}
+
+#[durable_object]
+pub struct McpSessionObject {
+    state: State,
+    session: RefCell<Option<McpSession<Waiter>>>,
+    /// Caller tickets of requests in flight → their JSON-RPC ids, for `/cancel`.
+    tickets: RefCell<HashMap<String, u64>>,
+}
+
+impl DurableObject for McpSessionObject {
+    fn new(state: State, _env: Env) -> Self {
+        McpSessionObject {
+            state,
+            session: RefCell::new(None),
+            tickets: RefCell::new(HashMap::new()),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        match (req.method(), req.path().as_str()) {
+            (Method::Post, "/init") => {
+                let body = req.bytes().await?;
+                let mut session = McpSession::new(server_info());
+                let handled = session.handle_incoming(&body);
+                let reply = handled.reply_body().unwrap_or_default();
+                let Some(client) = session.client().cloned().filter(|_| handled.initialized) else {
+                    return Ok(Response::ok(reply)?.with_status(400));
+                };
+                self.persist(&StoredFacts {
+                    client,
+                    ready: false,
+                    next_request_id: 1,
+                })
+                .await?;
+                *self.session.borrow_mut() = Some(session);
+                Response::ok(reply)
+            }
+            (Method::Post, "/message") => {
+                let body = req.bytes().await?;
+                if !self.load().await? {
+                    return Response::error("unknown session", 404);
+                }
+                let (reply, became_ready) = {
+                    let mut slot = self.session.borrow_mut();
+                    let Some(session) = slot.as_mut() else {
+                        return Response::error("unknown session", 404);
+                    };
+                    let was_ready = session.is_ready();
+                    let handled = session.handle_incoming(&body);
+                    let reply = handled.reply_body();
+                    for (waiter, outcome) in handled.answers {
+                        let _ = waiter.send(outcome.map_err(|failure| failure.to_api_error()));
+                    }
+                    (reply, !was_ready && session.is_ready())
+                };
+                if became_ready {
+                    self.save().await?;
+                }
+                match reply {
+                    Some(reply) => Response::ok(reply),
+                    None => Ok(Response::empty()?.with_status(202)),
+                }
+            }
+            (Method::Get, "/connect") => {
+                if !self.load().await? {
+                    return Response::error("unknown session", 404);
+                }
+                // A reconnecting client's new stream replaces the old one.
+                for old in self.state.get_websockets() {
+                    let _ = old.close(Some(1000), Some("replaced by a newer stream"));
+                }
+                let pair = WebSocketPair::new()?;
+                self.state.accept_web_socket(&pair.server);
+                Response::from_websocket(pair.client)
+            }
+            (Method::Post, "/sample") => {
+                let request: SampleRequest = req.json().await?;
+                let outcome = match self.sample(request).await {
+                    Ok(result) => SampleOutcome {
+                        result: Some(result.to_value()),
+                        error: None,
+                    },
+                    Err(error) => SampleOutcome {
+                        result: None,
+                        error: Some(error),
+                    },
+                };
+                Response::from_json(&outcome)
+            }
+            (Method::Post, "/cancel") => {
+                let request: CancelRequest = req.json().await?;
+                self.cancel(&request.ticket, "sampling2api: the API caller disconnected");
+                Response::empty()
+            }
+            (Method::Delete, "/session") => {
+                let existed = self.load().await?;
+                self.close("the MCP client ended its session");
+                self.state.storage().delete_all().await?;
+                if existed {
+                    Response::empty()
+                } else {
+                    Response::error("unknown session", 404)
+                }
+            }
+            _ => Response::error("not found", 404),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        _ws: WebSocket,
+        _message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        // The stream only carries messages to the client; answers arrive as POSTs.
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        _ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        self.stream_closed();
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.stream_closed();
+        Ok(())
+    }
+}
+
+impl McpSessionObject {
+    /// Makes sure the state machine is in memory, rebuilding it from storage after hibernation
+    /// or eviction. False: no such session.
+    async fn load(&self) -> Result<bool> {
+        if self.session.borrow().is_some() {
+            return Ok(true);
+        }
+        let Some(stored) = self.state.storage().get::<StoredFacts>(FACTS).await? else {
+            return Ok(false);
+        };
+        let mut slot = self.session.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(McpSession::resume(
+                server_info(),
+                stored.client,
+                stored.ready,
+                stored.next_request_id,
+            ));
+        }
+        Ok(true)
+    }
+
+    async fn persist(&self, facts: &StoredFacts) -> Result<()> {
+        self.state.storage().put(FACTS, facts).await
+    }
+
+    /// Saves the current facts (readiness and the next request id).
+    async fn save(&self) -> Result<()> {
+        let facts = {
+            let slot = self.session.borrow();
+            slot.as_ref().and_then(|session| {
+                Some(StoredFacts {
+                    client: session.client()?.clone(),
+                    ready: session.is_ready(),
+                    next_request_id: session.next_request_id(),
+                })
+            })
+        };
+        match facts {
+            Some(facts) => self.persist(&facts).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn sample(
+        &self,
+        request: SampleRequest,
+    ) -> std::result::Result<CreateMessageResult, ApiError> {
+        let storage_error =
+            |err: worker::Error| ApiError::api(format!("session storage failed: {err}"));
+        if !self.load().await.map_err(storage_error)? {
+            return Err(ApiError::not_found("the MCP session no longer exists"));
+        }
+        let (waiter, answer) = oneshot::channel();
+        let outgoing = {
+            let mut slot = self.session.borrow_mut();
+            let session = slot
+                .as_mut()
+                .ok_or_else(|| ApiError::not_found("the MCP session no longer exists"))?;
+            session.begin_sampling(&request.params, waiter)?
+        };
+        self.tickets
+            .borrow_mut()
+            .insert(request.ticket.clone(), outgoing.id);
+        // The id counter must survive eviction, so a late answer never matches a new request.
+        self.save().await.map_err(storage_error)?;
+        let outcome = self
+            .deliver_and_wait(&request, outgoing.id, &outgoing.json, answer)
+            .await;
+        self.tickets.borrow_mut().remove(&request.ticket);
+        outcome
+    }
+
+    async fn deliver_and_wait(
+        &self,
+        request: &SampleRequest,
+        id: u64,
+        json: &str,
+        answer: oneshot::Receiver<std::result::Result<CreateMessageResult, ApiError>>,
+    ) -> std::result::Result<CreateMessageResult, ApiError> {
+        let mut waited = 0u64;
+        loop {
+            if let Some(stream) = self.state.get_websockets().into_iter().next()
+                && stream.send_with_str(json).is_ok()
+            {
+                break;
+            }
+            if waited >= request.stream_wait_ms {
+                self.forget(id);
+                return Err(ApiError::unavailable(format!(
+                    "the MCP client has no open event stream (GET /mcp) to receive sampling requests; waited {} ms",
+                    request.stream_wait_ms
+                )));
+            }
+            Delay::from(Duration::from_millis(50)).await;
+            waited += 50;
+        }
+        let mut answer = answer.fuse();
+        let mut deadline = Delay::from(Duration::from_millis(request.timeout_ms)).fuse();
+        futures::select! {
+            outcome = answer => match outcome {
+                Ok(outcome) => outcome,
+                Err(_) => Err(ApiError::unavailable("the request was cancelled or the session ended before the client answered")),
+            },
+            () = deadline => {
+                self.cancel_id(id, "sampling2api: the API request's deadline passed");
+                Err(ApiError::timeout(format!("the MCP client did not answer within {} ms", request.timeout_ms)))
+            }
+        }
+    }
+
+    fn forget(&self, id: u64) {
+        if let Some(session) = self.session.borrow_mut().as_mut() {
+            session.cancel(id, "undelivered");
+        }
+    }
+
+    fn cancel(&self, ticket: &str, reason: &str) {
+        let id = self.tickets.borrow_mut().remove(ticket);
+        if let Some(id) = id {
+            self.cancel_id(id, reason);
+        }
+    }
+
+    fn cancel_id(&self, id: u64, reason: &str) {
+        let notice = self
+            .session
+            .borrow_mut()
+            .as_mut()
+            .and_then(|session| session.cancel(id, reason));
+        if let Some((_waiter, notice)) = notice
+            && let Some(stream) = self.state.get_websockets().into_iter().next()
+        {
+            let _ = stream.send_with_str(notice);
+        }
+    }
+
+    /// The client's stream ended: requests it carried cannot be trusted to be answered.
+    fn stream_closed(&self) {
+        if !self.state.get_websockets().is_empty() {
+            return;
+        }
+        let waiters = self
+            .session
+            .borrow_mut()
+            .as_mut()
+            .map(McpSession::take_pending)
+            .unwrap_or_default();
+        for waiter in waiters {
+            let _ = waiter.send(Err(ApiError::unavailable(
+                "the MCP client's event stream closed before it answered",
+            )));
+        }
+    }
+
+    fn close(&self, why: &str) {
+        let waiters = self
+            .session
+            .borrow_mut()
+            .take()
+            .map(|mut session| session.close())
+            .unwrap_or_default();
+        for waiter in waiters {
+            let _ = waiter.send(Err(ApiError::unavailable(why.to_string())));
+        }
+        for stream in self.state.get_websockets() {
+            let _ = stream.close(Some(1000), Some("session ended"));
+        }
+    }
+}

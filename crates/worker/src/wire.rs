@@ -1,0 +1,44 @@
+//! Messages between the Worker and its Durable Objects (internal JSON over `fetch`).
+
+use sampling2api_core::ApiError;
+use sampling2api_core::to_sampling::ClientSupport;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A session as the namespace registry lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionEntry {
+    pub id: String,
+    pub client_name: Option<String>,
+    pub protocol_version: String,
+    /// `None`: the client did not declare `sampling`.
+    pub sampling: Option<ClientSupport>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SampleRequest {
+    pub params: Value,
+    /// Names this request for a later `/cancel` (the caller went away).
+    pub ticket: String,
+    pub timeout_ms: u64,
+    pub stream_wait_ms: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SampleOutcome {
+    #[serde(default)]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub error: Option<ApiError>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CancelRequest {
+    pub ticket: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReportedModel {
+    pub model: String,
+    pub unix: u64,
+}
