@@ -4,6 +4,9 @@ A target is a way to run the bridge:
 - ``stdio``: the MCP client (the official Python SDK) launches ``sampling2api stdio`` as its
   subprocess, exactly as VS Code does; one client per bridge.
 - ``http``: ``sampling2api http`` runs on its own; clients connect over Streamable HTTP.
+- ``worker``: the Cloudflare Worker under ``wrangler dev`` (workerd, on loopback). One
+  ``wrangler dev`` serves every test that needs the same settings; each deployment gets its own
+  random token, which is its own namespace of sessions, so it starts as empty as a new bridge.
 
 Tests talk to the API with the official ``anthropic`` SDK (or raw ``httpx`` where the wire
 itself is under test). A case that cannot apply to a target skips with the reason in code.
@@ -11,7 +14,9 @@ itself is under test). A case that cannot apply to a target skips with the reaso
 
 from __future__ import annotations
 
+import atexit
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -29,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scripted_client import ClientThread, ScriptedModel  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ["stdio", "http"]
+TARGETS = ["stdio", "http", "worker"]
 # Short deadlines and ping intervals keep slow-path tests quick; the defaults are 600 s and 10 s.
 FAST_FLAGS = ["--request-timeout-secs", "3", "--ping-interval-ms", "250"]
 
@@ -59,6 +64,95 @@ def wait_for_health(base_url: str, timeout: float = 15) -> None:
     raise TimeoutError(f"bridge at {base_url} did not become healthy")
 
 
+# Native flags and the worker vars that mean the same.
+WORKER_VARS = {
+    "--request-timeout-secs": "REQUEST_TIMEOUT_SECS",
+    "--ping-interval-ms": "PING_INTERVAL_MS",
+    "--stream-wait-ms": "STREAM_WAIT_MS",
+    "--max-body-bytes": "MAX_BODY_BYTES",
+    "--default-model-hint": "DEFAULT_MODEL_HINT",
+}
+# Native flags with no worker equivalent, and why.
+NOT_ON_WORKER = {
+    "--allow-private-image-urls": "the worker does not download image URLs (it cannot vet the addresses a name resolves to)",
+    "--max-in-flight-per-session": "per-session in-flight limits are not implemented in the worker",
+    "--max-queued-per-session": "per-session in-flight limits are not implemented in the worker",
+    "--log-prompts": "the worker logs to Cloudflare, not to a stderr the suite reads",
+}
+
+
+class WranglerDev:
+    """One `wrangler dev` (workerd) on loopback with fixed vars."""
+
+    def __init__(self, variables: dict[str, str]) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        state = ROOT / ".cache" / "wrangler-state" / str(self.port)
+        state.mkdir(parents=True, exist_ok=True)
+        self.log_path = state / "wrangler.log"
+        command = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--ip", "127.0.0.1", "--port", str(self.port),
+                   "--persist-to", str(state), "--log-level", "warn"]
+        for name, value in variables.items():
+            command += ["--var", f"{name}:{value}"]
+        env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CI": "true", "NO_COLOR": "1"}
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_health(self.base_url, timeout=120)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"wrangler dev did not start; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+_wranglers: dict[tuple[tuple[str, str], ...], WranglerDev] = {}
+
+
+def wrangler_with(variables: dict[str, str]) -> WranglerDev:
+    key = tuple(sorted(variables.items()))
+    if key not in _wranglers:
+        _wranglers[key] = WranglerDev(variables)
+    return _wranglers[key]
+
+
+@atexit.register
+def _stop_wranglers() -> None:
+    for instance in _wranglers.values():
+        instance.stop()
+
+
+def worker_settings(args: list[str]) -> tuple[dict[str, str], str | None]:
+    """The worker vars for native `args`, and the token an `--api-key` asks for."""
+    variables: dict[str, str] = {}
+    aliases: list[str] = []
+    token = None
+    index = 0
+    while index < len(args):
+        flag = args[index]
+        value = args[index + 1] if index + 1 < len(args) else ""
+        if flag in NOT_ON_WORKER:
+            pytest.skip(f"not applicable to the worker target: {NOT_ON_WORKER[flag]}")
+        if flag in WORKER_VARS:
+            variables[WORKER_VARS[flag]] = value
+        elif flag == "--model-alias":
+            aliases.append(value)
+        elif flag == "--api-key":
+            token = value
+        else:
+            raise ValueError(f"no worker equivalent known for {flag}")
+        index += 2
+    if aliases:
+        variables["MODEL_ALIASES"] = ",".join(aliases)
+    return variables, token
+
+
 @dataclass
 class ClientSpec:
     name: str = "main"
@@ -74,6 +168,14 @@ class Deployment:
     process: subprocess.Popen[bytes] | None = None
     api_key: str | None = None
     log_path: Path | None = None
+    _http: httpx.Client | None = None
+
+    @property
+    def http(self) -> httpx.Client:
+        """An HTTP client for the API that presents this deployment's key, if it has one."""
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.base_url, headers=self.auth_headers(), timeout=30)
+        return self._http
 
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path else ""
@@ -86,8 +188,8 @@ class Deployment:
         return self.clients[name].model
 
     def connect(self, spec: ClientSpec) -> ClientThread:
-        if self.kind != "http":
-            raise RuntimeError("only http deployments take further clients")
+        if self.kind == "stdio":
+            raise RuntimeError("a stdio bridge serves exactly one MCP client")
         headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else None
         client = ClientThread(
             self.mcp_url, ScriptedModel(spec.name), sampling=spec.sampling, tools=spec.tools, headers=headers
@@ -106,7 +208,17 @@ class Deployment:
         return next(s["id"] for s in self.sessions() if s["client_name"] == client_name)
 
     def health(self) -> dict[str, Any]:
-        return httpx.get(f"{self.base_url}/health", timeout=5).json()
+        return httpx.get(f"{self.base_url}/health", headers=self.auth_headers(), timeout=5).json()
+
+    def assert_idle(self) -> None:
+        """No request in flight or pending at the bridge. The worker keeps no such counter
+        (each request lives in its own isolate), so there the check is the caller's own:
+        that every request got its answer."""
+        if self.kind == "worker":
+            return
+        health = self.health()
+        assert health["in_flight"] == 0, health
+        assert health["pending"] == 0, health
 
     def metrics(self) -> str:
         return httpx.get(f"{self.base_url}/metrics", headers=self.auth_headers(), timeout=5).text
@@ -131,6 +243,8 @@ class Deployment:
     def close(self) -> None:
         for client in self.clients.values():
             client.stop()
+        if self._http is not None:
+            self._http.close()
         if self.process is not None:
             self.process.terminate()
             try:
@@ -175,6 +289,19 @@ def deploy(
         deployment = Deployment(kind, base_url, {spec.name: client}, api_key=api_key, log_path=log_path)
         wait_for_health(base_url)
         return deployment
+    if kind == "worker":
+        if log_path is not None:
+            pytest.skip("not applicable to the worker target: the worker logs to Cloudflare, not to a stderr the suite reads")
+        variables, token = worker_settings(args)
+        instance = wrangler_with(variables)
+        deployment = Deployment(kind, instance.base_url, api_key=token or f"tok-{secrets.token_hex(12)}")
+        try:
+            for spec in clients:
+                deployment.connect(spec)
+        except BaseException:
+            deployment.close()
+            raise
+        return deployment
     if kind == "http":
         process = subprocess.Popen([bridge_binary(), "http", "--listen", f"127.0.0.1:{port}", *args], stderr=log_file)
         deployment = Deployment(kind, base_url, process=process, api_key=api_key, log_path=log_path)
@@ -213,5 +340,11 @@ def deployments() -> Iterator[list[Deployment]]:
 
 
 def only_http(kind: str, why: str) -> None:
-    if kind != "http":
+    """For what needs MCP over Streamable HTTP (native http mode and the worker)."""
+    if kind == "stdio":
         pytest.skip(f"not applicable to the {kind} target: {why}")
+
+
+def not_on_worker(kind: str, why: str) -> None:
+    if kind == "worker":
+        pytest.skip(f"not applicable to the worker target: {why}")

@@ -60,7 +60,7 @@ def test_chat_completion_stream_with_usage(target: Deployment) -> None:
 
 def test_stream_wire_format_ends_with_done_and_keeps_alive(target: Deployment) -> None:
     body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "[slow:1] x"}]}
-    response = httpx.post(f"{target.base_url}/v1/chat/completions", json=body, timeout=10)
+    response = target.http.post("/v1/chat/completions", json=body, timeout=10)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = [e for e in response.text.split("\n\n") if e]
@@ -125,7 +125,7 @@ def test_errors_have_openai_shape(target: Deployment) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         target.openai().chat.completions.create(model="m", messages=[])
     assert "at least one message" in raised.value.message
-    response = httpx.post(f"{target.base_url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})
+    response = target.http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "model: Field required"
     assert response.json()["error"]["type"] == "invalid_request_error"
@@ -134,5 +134,5 @@ def test_errors_have_openai_shape(target: Deployment) -> None:
         target.openai().chat.completions.create(model="m", n=2, messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.PermissionDeniedError):
         target.openai().chat.completions.create(model="m", messages=[{"role": "user", "content": "[decline]"}])
-    not_found = httpx.get(f"{target.base_url}/v1/chat/nothing")
+    not_found = target.http.get("/v1/chat/nothing")
     assert not_found.status_code == 404 and "error" in not_found.json()

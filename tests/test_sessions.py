@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ClientSpec, Deployment, deploy, only_http, wait_until
+from conftest import ClientSpec, Deployment, deploy, not_on_worker, only_http, wait_until
 
 OK = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
 MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
@@ -24,7 +24,7 @@ def test_sdk_in_auto_mode_negotiates_the_handshake_era(target: Deployment) -> No
 
 def test_discover_probe_over_http_gets_a_json_rpc_error(kind: str, deployments: list[Deployment]) -> None:
     only_http(kind, "the probe over stdio is exercised by every stdio deployment's auto-mode client")
-    deployment = deploy("http", [])
+    deployment = deploy(kind, [])
     deployments.append(deployment)
     probe = {
         "jsonrpc": "2.0",
@@ -32,7 +32,7 @@ def test_discover_probe_over_http_gets_a_json_rpc_error(kind: str, deployments: 
         "method": "server/discover",
         "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
     }
-    response = httpx.post(deployment.mcp_url, json=probe, headers=MCP_HEADERS)
+    response = deployment.http.post("/mcp", json=probe, headers=MCP_HEADERS)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == -32601
     assert "mcp-session-id" not in response.headers
@@ -43,23 +43,23 @@ def test_discover_probe_over_http_gets_a_json_rpc_error(kind: str, deployments: 
 
 def test_routing_between_two_clients(kind: str, deployments: list[Deployment]) -> None:
     only_http(kind, "a stdio bridge serves exactly one MCP client, its own parent")
-    deployment = deploy("http", [ClientSpec("alpha"), ClientSpec("beta")])
+    deployment = deploy(kind, [ClientSpec("alpha"), ClientSpec("beta")])
     deployments.append(deployment)
     whoami = {**OK, "messages": [{"role": "user", "content": "[whoami]"}]}
-    ambiguous = httpx.post(f"{deployment.base_url}/v1/messages", json=whoami)
+    ambiguous = deployment.http.post("/v1/messages", json=whoami)
     assert ambiguous.status_code == 400
     assert "x-mcp-session-id" in ambiguous.json()["error"]["message"]
     for name in ["alpha", "beta"]:
         client = deployment.anthropic(default_headers={"x-mcp-session-id": deployment.session_id(name)})
         assert client.messages.create(**whoami).content[0].text == name
-    unknown = httpx.post(f"{deployment.base_url}/v1/messages", json=whoami, headers={"x-mcp-session-id": "f" * 32})
+    unknown = deployment.http.post("/v1/messages", json=whoami, headers={"x-mcp-session-id": "f" * 32})
     assert unknown.status_code == 404
     assert unknown.json()["error"]["type"] == "not_found_error"
 
 
 def test_session_ids_are_unguessable(kind: str, deployments: list[Deployment]) -> None:
     only_http(kind, "stdio has one fixed session")
-    deployment = deploy("http", [ClientSpec("a"), ClientSpec("b")])
+    deployment = deploy(kind, [ClientSpec("a"), ClientSpec("b")])
     deployments.append(deployment)
     ids = [s["id"] for s in deployment.sessions()]
     assert len(set(ids)) == 2
@@ -68,15 +68,15 @@ def test_session_ids_are_unguessable(kind: str, deployments: list[Deployment]) -
 
 def test_ending_a_session_fails_its_pending_requests_at_once(kind: str, deployments: list[Deployment]) -> None:
     only_http(kind, "stdio: the process exits with its client; tested in the Rust integration suite")
-    deployment = deploy("http", [ClientSpec("stays"), ClientSpec("leaves")])
+    deployment = deploy(kind, [ClientSpec("stays"), ClientSpec("leaves")])
     deployments.append(deployment)
     leaving_id = deployment.session_id("leaves")
     outcome: dict[str, Any] = {}
 
     def slow_request() -> None:
         started = time.monotonic()
-        response = httpx.post(
-            f"{deployment.base_url}/v1/messages",
+        response = deployment.http.post(
+            "/v1/messages",
             json={**OK, "messages": [{"role": "user", "content": "[slow:30] pending"}]},
             headers={"x-mcp-session-id": leaving_id},
             timeout=30,
@@ -102,9 +102,9 @@ def test_ending_a_session_fails_its_pending_requests_at_once(kind: str, deployme
 class RawMcpClient:
     """A minimal Streamable HTTP client, for what the SDK never does (no GET stream)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auth: dict[str, str]) -> None:
         self.url = url
-        self.http = httpx.Client(timeout=10)
+        self.http = httpx.Client(timeout=10, headers=auth)
         init = self.http.post(
             url,
             headers=MCP_HEADERS,
@@ -142,25 +142,25 @@ class RawMcpClient:
 
 def test_no_event_stream_fails_fast_with_a_clear_error(kind: str, deployments: list[Deployment]) -> None:
     only_http(kind, "stdio has no GET stream")
-    deployment = deploy("http", [], extra_args=["--stream-wait-ms", "500"])
+    deployment = deploy(kind, [], extra_args=["--stream-wait-ms", "500"])
     deployments.append(deployment)
-    RawMcpClient(deployment.mcp_url)
+    RawMcpClient(deployment.mcp_url, deployment.auth_headers())
     started = time.monotonic()
-    response = httpx.post(f"{deployment.base_url}/v1/messages", json=OK, timeout=10)
+    response = deployment.http.post("/v1/messages", json=OK, timeout=10)
     assert response.status_code == 503
     assert "no open event stream" in response.json()["error"]["message"]
     assert time.monotonic() - started < 3
-    assert deployment.health()["pending"] == 0
+    deployment.assert_idle()
 
 
 def test_a_stream_opened_late_still_gets_the_request(kind: str, deployments: list[Deployment]) -> None:
     only_http(kind, "stdio has no GET stream")
-    deployment = deploy("http", [], extra_args=["--stream-wait-ms", "3000"])
+    deployment = deploy(kind, [], extra_args=["--stream-wait-ms", "3000"])
     deployments.append(deployment)
-    raw = RawMcpClient(deployment.mcp_url)
+    raw = RawMcpClient(deployment.mcp_url, deployment.auth_headers())
     result: dict[str, httpx.Response] = {}
     request = threading.Thread(
-        target=lambda: result.update(r=httpx.post(f"{deployment.base_url}/v1/messages", json=OK, timeout=10))
+        target=lambda: result.update(r=deployment.http.post("/v1/messages", json=OK, timeout=10))
     )
     request.start()
     time.sleep(0.5)
@@ -173,19 +173,19 @@ def test_a_stream_opened_late_still_gets_the_request(kind: str, deployments: lis
 
 def test_unknown_session_on_mcp_endpoint_is_404(kind: str, deployments: list[Deployment]) -> None:
     only_http(kind, "stdio has no /mcp endpoint")
-    deployment = deploy("http", [])
+    deployment = deploy(kind, [])
     deployments.append(deployment)
     headers = {**MCP_HEADERS, "mcp-session-id": "0" * 32}
-    assert httpx.post(deployment.mcp_url, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 404
-    assert httpx.get(deployment.mcp_url, headers=headers).status_code == 404
-    assert httpx.delete(deployment.mcp_url, headers=headers).status_code == 404
+    assert deployment.http.post("/mcp", headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 404
+    assert deployment.http.get("/mcp", headers=headers).status_code == 404
+    assert deployment.http.delete("/mcp", headers=headers).status_code == 404
 
 
 def test_no_client_at_all_is_503(kind: str, deployments: list[Deployment]) -> None:
     only_http(kind, "a stdio bridge exists only with its client")
-    deployment = deploy("http", [])
+    deployment = deploy(kind, [])
     deployments.append(deployment)
-    response = httpx.post(f"{deployment.base_url}/v1/messages", json=OK)
+    response = deployment.http.post("/v1/messages", json=OK)
     assert response.status_code == 503
     assert "no MCP client is connected" in response.json()["error"]["message"]
     assert response.headers["x-should-retry"] == "true"
@@ -194,7 +194,8 @@ def test_no_client_at_all_is_503(kind: str, deployments: list[Deployment]) -> No
 @pytest.mark.parametrize("origin", ["https://evil.example", "null"])
 def test_mcp_endpoint_refuses_foreign_origins(kind: str, deployments: list[Deployment], origin: str) -> None:
     only_http(kind, "stdio has no /mcp endpoint")
-    deployment = deploy("http", [])
+    not_on_worker(kind, "a foreign page cannot know the worker's secret token, which every request needs")
+    deployment = deploy(kind, [])
     deployments.append(deployment)
     response = httpx.post(
         deployment.mcp_url,

@@ -62,12 +62,12 @@ def test_count_tokens_counts_system_tools_tool_results_and_images(target: Deploy
 
 
 def test_count_tokens_errors(target: Deployment) -> None:
-    response = httpx.post(f"{target.base_url}/v1/messages/count_tokens", json={"model": "m"})
+    response = target.http.post("/v1/messages/count_tokens", json={"model": "m"})
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "messages: Field required"
     assert response.headers["request-id"].startswith("req_")
     # No max_tokens needed here, unlike /v1/messages.
-    ok = httpx.post(f"{target.base_url}/v1/messages/count_tokens", json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
+    ok = target.http.post("/v1/messages/count_tokens", json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
     assert ok.status_code == 200 and ok.json()["input_tokens"] >= 1
 
 

@@ -116,6 +116,16 @@ impl ApiError {
         Self::new(ErrorKind::Timeout, message)
     }
 
+    /// The deadline passed before the client answered; both runtimes say it the same way.
+    pub fn deadline_passed(timeout_ms: u64) -> Self {
+        let shown = if timeout_ms.is_multiple_of(1000) {
+            format!("{} s", timeout_ms / 1000)
+        } else {
+            format!("{timeout_ms} ms")
+        };
+        Self::timeout(format!("the MCP client did not answer within {shown}"))
+    }
+
     pub fn not_retryable(mut self) -> Self {
         self.retryable = false;
         self
@@ -243,6 +253,19 @@ mod tests {
         let frame: Value = serde_json::from_str(&err.to_stream_data()).unwrap();
         assert_eq!(frame["type"], "error");
         assert_eq!(frame["error"]["type"], "invalid_request_error");
+    }
+
+    #[test]
+    fn deadlines_read_naturally() {
+        assert_eq!(
+            ApiError::deadline_passed(3000).message,
+            "the MCP client did not answer within 3 s"
+        );
+        assert_eq!(
+            ApiError::deadline_passed(2500).message,
+            "the MCP client did not answer within 2500 ms"
+        );
+        assert_eq!(ApiError::deadline_passed(1).status(), 504);
     }
 
     #[test]

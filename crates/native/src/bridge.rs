@@ -179,10 +179,7 @@ impl Bridge {
                 ) {
                     session.deliver_now(notice);
                 }
-                Err(ApiError::timeout(format!(
-                    "the MCP client did not answer within {}",
-                    describe(timeout)
-                )))
+                Err(ApiError::deadline_passed(timeout.as_millis() as u64))
             }
         }
     }

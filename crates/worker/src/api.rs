@@ -415,13 +415,8 @@ pub async fn get_model(
     settings: &Settings,
     id: &str,
 ) -> Result<Response, ApiError> {
-    let id = worker::Url::parse(&format!("https://x/{id}"))
-        .ok()
-        .and_then(|url| {
-            url.path_segments()
-                .and_then(|mut s| s.next().map(|s| s.to_string()))
-        })
-        .unwrap_or_else(|| id.to_string());
+    // The path arrives percent-encoded (`%5B1m%5D` for `[1m]`).
+    let id = models::percent_decode(id);
     let entry = catalog(settings, reported_models(env, namespace).await?).entry(&id);
     let body = if speaks_anthropic(req) {
         models::anthropic_model(&entry)

@@ -29,7 +29,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let speaks_anthropic = headers.has("anthropic-version").unwrap_or(false)
         || headers.has("x-api-key").unwrap_or(false);
     let flavor = Flavor::of(&path, speaks_anthropic);
-    let mut response = match route(req, &env).await {
+    let mut response = match route(req, &env, &request_id).await {
         Ok(response) => response,
         Err(err) => http::error(flavor, &err, &request_id),
     };
@@ -37,10 +37,17 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Ok(response)
 }
 
-async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+async fn route(
+    req: Request,
+    env: &Env,
+    request_id: &str,
+) -> std::result::Result<Response, ApiError> {
     let path = req.path();
+    let has_token = req.headers().has("authorization").unwrap_or(false)
+        || req.headers().has("x-api-key").unwrap_or(false);
     match (req.method(), path.as_str()) {
-        (Method::Get, "/health") => {
+        // Liveness needs no token; with one, it also reports that namespace's sessions.
+        (Method::Get, "/health") if !has_token => {
             return http::json(200, r#"{"status":"ok","mode":"worker"}"#.into());
         }
         (Method::Get | Method::Head, "/") => {
@@ -73,9 +80,26 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         }
         (Method::Get, "/sessions") => api::list_sessions(env, &namespace).await,
         (Method::Get, "/health") => api::namespace_health(env, &namespace).await,
-        (method, path) => Err(ApiError::not_found(format!(
-            "no route for {method:?} {}",
-            path.chars().take(200).collect::<String>()
-        ))),
+        (method, path) => {
+            let known = [
+                "/v1/messages",
+                "/v1/messages/count_tokens",
+                "/v1/chat/completions",
+                "/v1/models",
+                "/sessions",
+            ];
+            let shown: String = path.chars().take(200).collect();
+            if known.contains(&path) || path.starts_with("/v1/models/") {
+                let err = ApiError::invalid_request(format!(
+                    "method {method:?} is not allowed on {shown}"
+                ));
+                let flavor = Flavor::of(path, true);
+                Ok(http::error(flavor, &err, request_id).with_status(405))
+            } else {
+                Err(ApiError::not_found(format!(
+                    "no route for {method:?} {shown}"
+                )))
+            }
+        }
     }
 }

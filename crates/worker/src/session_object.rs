@@ -283,7 +283,7 @@ impl McpSessionObject {
             },
             () = deadline => {
                 self.cancel_id(id, "sampling2api: the API request's deadline passed");
-                Err(ApiError::timeout(format!("the MCP client did not answer within {} ms", request.timeout_ms)))
+                Err(ApiError::deadline_passed(request.timeout_ms))
             }
         }
     }
