@@ -84,12 +84,13 @@ NOT_ON_WORKER = {
 class WranglerDev:
     """One `wrangler dev` (workerd) on loopback with fixed vars."""
 
-    def __init__(self, variables: dict[str, str]) -> None:
-        self.port = free_port()
+    def __init__(self, variables: dict[str, str], *, port: int | None = None, state: Path | None = None) -> None:
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        state = ROOT / ".cache" / "wrangler-state" / str(self.port)
+        # Durable Object storage; a second instance given the same folder sees the same objects.
+        self.state = state = state or ROOT / ".cache" / "wrangler-state" / f"{self.port}-{secrets.token_hex(4)}"
         state.mkdir(parents=True, exist_ok=True)
-        self.log_path = state / "wrangler.log"
+        self.log_path = state / f"wrangler-{secrets.token_hex(4)}.log"
         command = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--ip", "127.0.0.1", "--port", str(self.port),
                    "--persist-to", str(state), "--log-level", "warn"]
         for name, value in variables.items():
