@@ -335,7 +335,16 @@ pub fn parse_messages_request(
     body: &[u8],
     require_max_tokens: bool,
 ) -> Result<MessagesRequest, ApiError> {
-    // serde would read a JSON array positionally into the struct; the API takes objects only.
+    let request: MessagesRequest = parse_json_object(body)?;
+    validate(&request, require_max_tokens)?;
+    Ok(request)
+}
+
+/// Parses a request body that must be one JSON object, with path-bearing errors.
+pub(crate) fn parse_json_object<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    // serde would read a JSON array positionally into a struct; the APIs take objects only.
     match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
         Some(b'{') => {}
         Some(_) => {
@@ -346,14 +355,13 @@ pub fn parse_messages_request(
         None => return Err(ApiError::invalid_request("request body is empty")),
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    // Deeply nested hostile input must fail as a 400, not overflow the stack.
-    let request: MessagesRequest = serde_path_to_error::deserialize(&mut deserializer)
+    // Deeply nested hostile input fails as a 400 (serde_json's recursion limit), not a crash.
+    let value: T = serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|err| describe_parse_error(&err))?;
     deserializer
         .end()
         .map_err(|err| ApiError::invalid_request(format!("invalid JSON body: {err}")))?;
-    validate(&request, require_max_tokens)?;
-    Ok(request)
+    Ok(value)
 }
 
 pub(crate) fn describe_parse_error(

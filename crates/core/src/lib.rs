@@ -17,6 +17,7 @@ pub mod openai;
 pub mod routing;
 pub mod sampling;
 pub mod sse;
+pub mod stream_framing;
 pub mod to_sampling;
 pub mod tokens;
 

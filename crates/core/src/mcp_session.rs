@@ -37,6 +37,20 @@ pub struct ServerInfo {
     pub instructions: Option<String>,
 }
 
+impl ServerInfo {
+    /// How the bridge introduces itself to MCP clients, in every runtime.
+    pub fn sampling2api() -> Self {
+        ServerInfo {
+            name: "sampling2api".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            instructions: Some(
+                "sampling2api forwards Anthropic Messages API requests to this client as sampling/createMessage requests."
+                    .into(),
+            ),
+        }
+    }
+}
+
 /// What the client told us in `initialize`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientFacts {

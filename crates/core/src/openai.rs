@@ -170,21 +170,7 @@ pub struct NamedFunction {
 
 /// Parses a Chat Completions body; errors name the path like the Anthropic parser does.
 pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    match body.iter().find(|byte| !byte.is_ascii_whitespace()) {
-        Some(b'{') => {}
-        Some(_) => {
-            return Err(ApiError::invalid_request(
-                "invalid request body: expected a JSON object",
-            ));
-        }
-        None => return Err(ApiError::invalid_request("request body is empty")),
-    }
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let request: ChatRequest = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|err| crate::anthropic::describe_parse_error(&err))?;
-    deserializer
-        .end()
-        .map_err(|err| ApiError::invalid_request(format!("invalid JSON body: {err}")))?;
+    let request: ChatRequest = crate::anthropic::parse_json_object(body)?;
     if request.messages.is_empty() {
         return Err(ApiError::invalid_request(
             "messages: at least one message is required",

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use sampling2api_core::mcp_session::McpSession;
+use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -21,7 +21,7 @@ use crate::api::{self, json_response, read_body};
 use crate::bridge::Bridge;
 use crate::config::{ApiSettings, HttpArgs};
 use crate::ids::session_id;
-use crate::session::{Session, server_info};
+use crate::session::Session;
 
 const SESSION_ID_HEADER: &str = "mcp-session-id";
 /// An SSE comment this often keeps proxies from cutting an idle stream.
@@ -142,7 +142,7 @@ async fn mcp_post(State(bridge): State<Arc<Bridge>>, request: Request) -> Respon
 /// A POST without a session: `initialize` opens one; anything else (a dual-era client's
 /// `server/discover` probe, say) gets the JSON-RPC error that sends it to `initialize`.
 fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
-    let mut state = McpSession::new(server_info());
+    let mut state = McpSession::new(ServerInfo::sampling2api());
     let handled = state.handle_incoming(body);
     let reply = handled.reply_body();
     if !handled.initialized {

@@ -13,8 +13,9 @@ use sampling2api_core::anthropic::{MessagesRequest, MessagesResponse, parse_mess
 use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::routing::SESSION_HEADER;
 use sampling2api_core::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
+use sampling2api_core::stream_framing::StreamFraming;
 use sampling2api_core::to_sampling::to_create_message_params;
-use sampling2api_core::{ApiError, ids, sse, tokens};
+use sampling2api_core::{ApiError, ids, tokens};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -66,7 +67,7 @@ pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request)
     };
     let log = accepted.log();
     let mut response = if accepted.request.wants_stream() {
-        stream_response(bridge, accepted, AnthropicFraming)
+        stream_response(bridge, accepted, StreamFraming::Anthropic)
     } else {
         match complete(&bridge, accepted).await {
             Ok(response) => match serde_json::to_string(&response) {
@@ -175,47 +176,22 @@ pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesRes
     Ok(response)
 }
 
-/// How one API frames its stream.
-pub trait Framing: Send + 'static {
-    /// Sent as soon as the request is accepted.
-    fn opening(&self, accepted: &Accepted) -> String;
-    /// Sent while waiting for the client.
-    fn keepalive(&self) -> &'static str;
-    /// The answer, or the error, after the opening.
-    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, model: &str) -> String;
-}
-
-struct AnthropicFraming;
-
-impl Framing for AnthropicFraming {
-    fn opening(&self, accepted: &Accepted) -> String {
-        sse::message_start(
-            &accepted.message_id,
-            &accepted.request.model,
-            accepted.input_tokens,
-        ) + sse::PING
-    }
-
-    fn keepalive(&self) -> &'static str {
-        sse::PING
-    }
-
-    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, _model: &str) -> String {
-        match outcome {
-            Ok(response) => sse::response_frames(&response),
-            Err(err) => sse::error(&err),
-        }
-    }
-}
-
 /// The opening goes out at once, keep-alives follow while the client works, then the ending.
 /// If the caller disconnects, the body is dropped, the task sees its channel close, and
 /// dropping the sampling future cancels the request at the client.
-pub fn stream_response(bridge: Arc<Bridge>, accepted: Accepted, framing: impl Framing) -> Response {
+pub fn stream_response(
+    bridge: Arc<Bridge>,
+    accepted: Accepted,
+    framing: StreamFraming,
+) -> Response {
     let (frames, mut receiver) = mpsc::channel::<Bytes>(8);
     tokio::spawn(async move {
         if frames
-            .send(Bytes::from(framing.opening(&accepted)))
+            .send(Bytes::from(framing.opening(
+                &accepted.message_id,
+                &accepted.request.model,
+                accepted.input_tokens,
+            )))
             .await
             .is_err()
         {

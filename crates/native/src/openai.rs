@@ -5,15 +5,12 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use sampling2api_core::ApiError;
-use sampling2api_core::anthropic::MessagesResponse;
 use sampling2api_core::openai::{self, parse_chat_request, to_messages_request};
+use sampling2api_core::stream_framing::StreamFraming;
 
 use crate::api::{json_response, openai_error_response};
 use crate::bridge::{Bridge, unix_now};
-use crate::messages::{
-    Accepted, Framing, accept, complete, read_json, request_id_of, stream_response,
-};
+use crate::messages::{accept, complete, read_json, request_id_of, stream_response};
 
 pub async fn chat_completions(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
     let request_id = request_id_of(&request);
@@ -41,7 +38,7 @@ pub async fn chat_completions(State(bridge): State<Arc<Bridge>>, request: Reques
         stream_response(
             bridge,
             accepted,
-            OpenAiFraming {
+            StreamFraming::OpenAi {
                 created,
                 include_usage,
             },
@@ -57,26 +54,4 @@ pub async fn chat_completions(State(bridge): State<Arc<Bridge>>, request: Reques
     };
     response.extensions_mut().insert(log);
     response
-}
-
-struct OpenAiFraming {
-    created: u64,
-    include_usage: bool,
-}
-
-impl Framing for OpenAiFraming {
-    fn opening(&self, accepted: &Accepted) -> String {
-        openai::stream_start(&accepted.message_id, self.created, &accepted.request.model)
-    }
-
-    fn keepalive(&self) -> &'static str {
-        openai::STREAM_KEEPALIVE
-    }
-
-    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, model: &str) -> String {
-        match outcome {
-            Ok(response) => openai::stream_rest(&response, self.created, model, self.include_usage),
-            Err(err) => openai::stream_error(&err),
-        }
-    }
 }

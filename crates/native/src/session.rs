@@ -15,17 +15,6 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc
 pub type SamplingReply = Result<CreateMessageResult, ApiError>;
 pub type Waiter = oneshot::Sender<SamplingReply>;
 
-pub fn server_info() -> ServerInfo {
-    ServerInfo {
-        name: "sampling2api".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        instructions: Some(
-            "sampling2api forwards Anthropic Messages API requests to this client as sampling/createMessage requests."
-                .into(),
-        ),
-    }
-}
-
 /// How messages travel to the client.
 enum Outbound {
     /// Lines written to the client's stdin (or our stdout) by a writer task.
@@ -96,7 +85,7 @@ impl Session {
     ) -> Arc<Self> {
         Self::build(
             id,
-            McpSession::new(server_info()),
+            McpSession::new(ServerInfo::sampling2api()),
             Outbound::Pipe(lines),
             max_in_flight,
         )

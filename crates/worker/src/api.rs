@@ -16,10 +16,11 @@ use sampling2api_core::routing::{Candidate, SESSION_HEADER, choose_session};
 use sampling2api_core::sampling::{
     CreateMessageParams, CreateMessageResult, ModelHint, ModelPreferences,
 };
+use sampling2api_core::stream_framing::StreamFraming;
 use sampling2api_core::to_sampling::to_create_message_params;
-use sampling2api_core::{ApiError, ids, openai, sse, tokens};
+use sampling2api_core::{ApiError, ids, openai, tokens};
 use serde_json::json;
-use worker::{Delay, Env, Headers, Method, Request, Response};
+use worker::{Delay, Env, Method, Request, Response};
 
 use crate::config::Settings;
 use crate::http::{self, call, internal};
@@ -216,54 +217,6 @@ async fn report_model(env: &Env, namespace: &Namespace, model: String) {
     }
 }
 
-/// How one API frames its stream (the core supplies every frame).
-trait Framing: 'static {
-    fn opening(&self, accepted: &Accepted) -> String;
-    fn keepalive(&self) -> &'static str;
-    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, model: &str) -> String;
-}
-
-struct AnthropicFraming;
-
-impl Framing for AnthropicFraming {
-    fn opening(&self, accepted: &Accepted) -> String {
-        sse::message_start(
-            &accepted.message_id,
-            &accepted.request.model,
-            accepted.input_tokens,
-        ) + sse::PING
-    }
-    fn keepalive(&self) -> &'static str {
-        sse::PING
-    }
-    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, _model: &str) -> String {
-        match outcome {
-            Ok(response) => sse::response_frames(&response),
-            Err(err) => sse::error(&err),
-        }
-    }
-}
-
-struct OpenAiFraming {
-    created: u64,
-    include_usage: bool,
-}
-
-impl Framing for OpenAiFraming {
-    fn opening(&self, accepted: &Accepted) -> String {
-        openai::stream_start(&accepted.message_id, self.created, &accepted.request.model)
-    }
-    fn keepalive(&self) -> &'static str {
-        openai::STREAM_KEEPALIVE
-    }
-    fn ending(&self, outcome: Result<MessagesResponse, ApiError>, model: &str) -> String {
-        match outcome {
-            Ok(response) => openai::stream_rest(&response, self.created, model, self.include_usage),
-            Err(err) => openai::stream_error(&err),
-        }
-    }
-}
-
 /// The opening at once, keep-alives while the client works, then the ending. A caller that
 /// leaves drops the body; the next keep-alive fails, the task ends, and the sampling future's
 /// guard cancels at the client.
@@ -271,13 +224,19 @@ fn stream(
     env: Env,
     namespace: Namespace,
     accepted: Accepted,
-    framing: impl Framing,
+    framing: StreamFraming,
 ) -> Result<Response, ApiError> {
     let (mut frames, body) = mpsc::channel::<Result<Vec<u8>, worker::Error>>(8);
     worker::wasm_bindgen_futures::spawn_local(async move {
         let settings = Settings::from_env(&env);
         if frames
-            .send(Ok(framing.opening(&accepted).into_bytes()))
+            .send(Ok(framing
+                .opening(
+                    &accepted.message_id,
+                    &accepted.request.model,
+                    accepted.input_tokens,
+                )
+                .into_bytes()))
             .await
             .is_err()
         {
@@ -301,14 +260,7 @@ fn stream(
             .send(Ok(framing.ending(outcome, &model).into_bytes()))
             .await;
     });
-    let headers = Headers::new();
-    headers
-        .set("content-type", "text/event-stream")
-        .map_err(internal)?;
-    headers.set("cache-control", "no-cache").map_err(internal)?;
-    Ok(Response::from_stream(body)
-        .map_err(internal)?
-        .with_headers(headers))
+    http::event_stream(body)
 }
 
 pub async fn messages(
@@ -326,7 +278,7 @@ pub async fn messages(
             env.clone(),
             Namespace(namespace.0.clone()),
             accepted,
-            AnthropicFraming,
+            StreamFraming::Anthropic,
         );
     }
     let response = complete(env, namespace, settings, accepted).await?;
@@ -363,7 +315,7 @@ pub async fn chat_completions(
             env.clone(),
             Namespace(namespace.0.clone()),
             accepted,
-            OpenAiFraming {
+            StreamFraming::OpenAi {
                 created,
                 include_usage,
             },

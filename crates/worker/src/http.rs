@@ -21,6 +21,20 @@ pub fn json(status: u16, body: String) -> Result<Response, ApiError> {
         .with_headers(headers))
 }
 
+/// A streamed `text/event-stream` response.
+pub fn event_stream(
+    body: futures::channel::mpsc::Receiver<Result<Vec<u8>, worker::Error>>,
+) -> Result<Response, ApiError> {
+    let headers = Headers::new();
+    headers
+        .set("content-type", "text/event-stream")
+        .map_err(internal)?;
+    headers.set("cache-control", "no-cache").map_err(internal)?;
+    Ok(Response::from_stream(body)
+        .map_err(internal)?
+        .with_headers(headers))
+}
+
 pub fn error(flavor: Flavor, err: &ApiError, request_id: &str) -> Response {
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");

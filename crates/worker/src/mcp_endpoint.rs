@@ -6,14 +6,13 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 use sampling2api_core::ApiError;
-use sampling2api_core::mcp_session::McpSession;
+use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use serde_json::json;
 use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Stub, WebsocketEvent};
 
 use crate::config::Settings;
 use crate::http::{self, call, internal};
 use crate::random::session_id;
-use crate::session_object::server_info;
 use crate::tenancy::Namespace;
 use crate::wire::SessionEntry;
 
@@ -123,7 +122,7 @@ async fn start_session(
     namespace: &Namespace,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    let mut probe = McpSession::<()>::new(server_info());
+    let mut probe = McpSession::<()>::new(ServerInfo::sampling2api());
     let handled = probe.handle_incoming(body);
     if !handled.initialized {
         return match handled.reply_body() {
@@ -225,12 +224,5 @@ async fn open_stream(env: &Env, namespace: &Namespace, id: &str) -> Result<Respo
         // Tells the session object its client's stream is gone.
         let _ = socket.close(Some(1000), Some("client stream closed"));
     });
-    let headers = Headers::new();
-    headers
-        .set("content-type", "text/event-stream")
-        .map_err(internal)?;
-    headers.set("cache-control", "no-cache").map_err(internal)?;
-    Ok(Response::from_stream(body)
-        .map_err(internal)?
-        .with_headers(headers))
+    http::event_stream(body)
 }

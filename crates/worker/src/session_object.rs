@@ -33,17 +33,6 @@ struct StoredFacts {
     next_request_id: u64,
 }
 
-pub fn server_info() -> ServerInfo {
-    ServerInfo {
-        name: "sampling2api".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        instructions: Some(
-            "sampling2api forwards Anthropic Messages API requests to this client as sampling/createMessage requests."
-                .into(),
-        ),
-    }
-}
-
 #[durable_object]
 pub struct McpSessionObject {
     state: State,
@@ -65,7 +54,7 @@ impl DurableObject for McpSessionObject {
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/init") => {
                 let body = req.bytes().await?;
-                let mut session = McpSession::new(server_info());
+                let mut session = McpSession::new(ServerInfo::sampling2api());
                 let handled = session.handle_incoming(&body);
                 let reply = handled.reply_body().unwrap_or_default();
                 let Some(client) = session.client().cloned().filter(|_| handled.initialized) else {
@@ -190,7 +179,7 @@ impl McpSessionObject {
         let mut slot = self.session.borrow_mut();
         if slot.is_none() {
             *slot = Some(McpSession::resume(
-                server_info(),
+                ServerInfo::sampling2api(),
                 stored.client,
                 stored.ready,
                 stored.next_request_id,
