@@ -263,6 +263,13 @@ def wait_until(predicate: Any, timeout: float = 10, what: str = "condition") -> 
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+def with_defaults(extra_args: list[str]) -> list[str]:
+    """FAST_FLAGS, except those `extra_args` sets itself (flags may be given once), then `extra_args`."""
+    given = set(extra_args[::2])
+    defaults = [part for flag, value in zip(FAST_FLAGS[::2], FAST_FLAGS[1::2]) if flag not in given for part in (flag, value)]
+    return defaults + extra_args
+
+
 def deploy(
     kind: str,
     clients: list[ClientSpec] | None = None,
@@ -276,7 +283,7 @@ def deploy(
     `api_key` is configured on the bridge and used by every client; `log_path` receives the
     bridge's stderr."""
     clients = [ClientSpec()] if clients is None else clients
-    args = FAST_FLAGS + (extra_args or []) + (["--api-key", api_key] if api_key else [])
+    args = with_defaults(extra_args or []) + (["--api-key", api_key] if api_key else [])
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_file = open(log_path, "w") if log_path else None  # noqa: SIM115 - lives as long as the bridge

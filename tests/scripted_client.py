@@ -11,7 +11,7 @@ The model's behaviour is chosen by markers in the last user text:
 - ``[long]``: a long multi-sentence answer.
 - ``[image-reply]``: answers with an image block, which the Anthropic API cannot carry.
 - ``[use-tool]``, or tool choice ``required``: calls the first tool with ``{"query": text}``.
-- ``[whoami]``: answers with this client's name.
+- ``[whoami]``: answers with this client's name; ``[signed]``: ``<name>: <text>``.
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ class ScriptedModel:
             return self._text(json.dumps(dumped))
         if "[whoami]" in text:
             return self._text(self.name)
+        if "[signed]" in text:
+            return self._text(f"{self.name}: {text}")
         if "[long]" in text:
             return self._text(LONG_TEXT)
 

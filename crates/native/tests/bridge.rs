@@ -194,8 +194,15 @@ struct RawStdioClient {
 
 impl RawStdioClient {
     fn start(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Self {
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["stdio", "--listen", listen.as_str()];
+        args.extend_from_slice(extra);
         let mut child = Command::new(BIN)
-            .args(["stdio", "--listen", &format!("127.0.0.1:{port}")])
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -325,6 +332,125 @@ async fn stdio_answers_reach_the_right_caller_and_cancellation_is_sent() {
     assert_eq!(messages[0]["method"], "sampling/createMessage");
     assert_eq!(messages[1]["method"], "notifications/cancelled");
     assert_eq!(messages[1]["params"]["requestId"], messages[0]["id"]);
+    drop(client.child.stdin.take());
+    let _ = client.child.wait();
+}
+
+/// Reads the next sampling request the bridge sends, off the async runtime, passing over its
+/// replies to what the test sent.
+async fn next_request(client: RawStdioClient) -> (RawStdioClient, Value) {
+    tokio::task::spawn_blocking(move || {
+        let mut client = client;
+        loop {
+            let message = client.read();
+            if message["method"] == "sampling/createMessage" {
+                return (client, message);
+            }
+            // Replies to what the test sent, and cancellations of requests whose deadline passed.
+            assert!(
+                message["error"].is_object() || message["method"] == "notifications/cancelled",
+                "unexpected message {message}"
+            );
+        }
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn garbage_from_the_client_fails_that_request_only() {
+    let port = free_port();
+    let client = RawStdioClient::start_with(port, &["--request-timeout-secs", "1"]);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_healthy(&base).await;
+    let garbage: Vec<(&str, Box<dyn Fn(&Value) -> Value>, u16, &str)> = vec![
+        (
+            "a result without content",
+            Box::new(
+                |id| json!({"jsonrpc":"2.0","id":id,"result":{"role":"assistant","model":"m"}}),
+            ),
+            500,
+            "invalid sampling result",
+        ),
+        (
+            "an image the API cannot carry",
+            Box::new(
+                |id| json!({"jsonrpc":"2.0","id":id,"result":{"role":"assistant","model":"m","content":{"type":"image","data":"iVBORw0KGgo=","mimeType":"image/png"}}}),
+            ),
+            500,
+            "cannot carry",
+        ),
+        (
+            "an image with invalid base64",
+            Box::new(
+                |id| json!({"jsonrpc":"2.0","id":id,"result":{"role":"assistant","model":"m","content":{"type":"image","data":"!!not base64!!","mimeType":"image/png"}}}),
+            ),
+            500,
+            "cannot carry",
+        ),
+        (
+            "an unknown content type",
+            Box::new(
+                |id| json!({"jsonrpc":"2.0","id":id,"result":{"role":"assistant","model":"m","content":{"type":"video","url":"x"}}}),
+            ),
+            500,
+            "invalid sampling result",
+        ),
+        (
+            "a result that is not an object",
+            Box::new(|id| json!({"jsonrpc":"2.0","id":id,"result":"done"})),
+            500,
+            "invalid sampling result",
+        ),
+        (
+            "a JSON-RPC error",
+            Box::new(
+                |id| json!({"jsonrpc":"2.0","id":id,"error":{"code":-32603,"message":"boom"}}),
+            ),
+            500,
+            "boom",
+        ),
+        (
+            "an answer under the wrong id",
+            Box::new(
+                |_| json!({"jsonrpc":"2.0","id":987654,"result":{"role":"assistant","model":"m","content":{"type":"text","text":"lost"}}}),
+            ),
+            504,
+            "did not answer within 1 s",
+        ),
+    ];
+    let mut client = client;
+    for (what, answer, status, contains) in garbage {
+        let pending = tokio::spawn({
+            let base = base.clone();
+            async move { ask(&base, "hello", None).await }
+        });
+        let (back, request) = next_request(client).await;
+        client = back;
+        client.send(answer(&request["id"]));
+        // Not-JSON on the wire too: the bridge answers it with a parse error and carries on.
+        client.send(json!("not a message"));
+        let (got, body) = pending.await.unwrap();
+        assert_eq!(got, status, "{what}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(contains),
+            "{what}: {body}"
+        );
+        assert_eq!(body["type"], "error");
+    }
+    // The session goes on: a good answer still works.
+    let pending = tokio::spawn({
+        let base = base.clone();
+        async move { ask(&base, "still there?", None).await }
+    });
+    let (mut client, request) = next_request(client).await;
+    client.send(json!({"jsonrpc":"2.0","id":request["id"],"result":{"role":"assistant","model":"m","content":{"type":"text","text":"yes"}}}));
+    let (status, body) = pending.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["content"][0]["text"], "yes");
     drop(client.child.stdin.take());
     let _ = client.child.wait();
 }

@@ -18,6 +18,8 @@ use crate::wire::SessionEntry;
 
 /// An SSE comment this often keeps Cloudflare's edge from cutting an idle stream.
 const KEEPALIVE: Duration = Duration::from_secs(25);
+/// What the session object sends while requests wait, to be written as an SSE comment.
+pub const LIVENESS_PING: &str = ":ping";
 /// How often the stream checks whether its client is still there.
 const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
@@ -212,7 +214,13 @@ async fn open_stream(env: &Env, namespace: &Namespace, id: &str) -> Result<Respo
             match event {
                 Some(Ok(WebsocketEvent::Message(message))) => {
                     let Some(text) = message.text() else { continue };
-                    let frame = format!("event: message\ndata: {text}\n\n");
+                    let frame = if text == LIVENESS_PING {
+                        // A write the client ignores; if the client is gone, it fails, and the
+                        // runtime cancels this stream.
+                        ": ping\n\n".to_string()
+                    } else {
+                        format!("event: message\ndata: {text}\n\n")
+                    };
                     if frames.send(Ok(frame.into_bytes())).await.is_err() {
                         break;
                     }

@@ -20,7 +20,11 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, durable_object,
 };
 
+use crate::mcp_endpoint::LIVENESS_PING;
 use crate::wire::{CancelRequest, SampleOutcome, SampleRequest};
+
+/// How often a waiting request writes to the client's stream to learn it is still there.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
 
 type Waiter = oneshot::Sender<std::result::Result<CreateMessageResult, ApiError>>;
 
@@ -265,14 +269,24 @@ impl McpSessionObject {
         }
         let mut answer = answer.fuse();
         let mut deadline = Delay::from(Duration::from_millis(request.timeout_ms)).fuse();
-        futures::select! {
-            outcome = answer => match outcome {
-                Ok(outcome) => outcome,
-                Err(_) => Err(ApiError::unavailable("the request was cancelled or the session ended before the client answered")),
-            },
-            () = deadline => {
-                self.cancel_id(id, "sampling2api: the API request's deadline passed");
-                Err(ApiError::deadline_passed(request.timeout_ms))
+        loop {
+            let mut liveness = Delay::from(LIVENESS_INTERVAL).fuse();
+            futures::select! {
+                outcome = answer => return match outcome {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(ApiError::unavailable("the request was cancelled or the session ended before the client answered")),
+                },
+                () = deadline => {
+                    self.cancel_id(id, "sampling2api: the API request's deadline passed");
+                    return Err(ApiError::deadline_passed(request.timeout_ms));
+                }
+                () = liveness => {
+                    // While a request waits, the client's stream is written to, so a client that
+                    // died is noticed (its write fails, the stream closes) within about a second.
+                    for stream in self.state.get_websockets() {
+                        let _ = stream.send_with_str(LIVENESS_PING);
+                    }
+                }
             }
         }
     }
@@ -305,7 +319,9 @@ impl McpSessionObject {
 
     /// The client's stream ended: requests it carried cannot be trusted to be answered.
     fn stream_closed(&self) {
-        if !self.state.get_websockets().is_empty() {
+        // The closing socket is still listed while its close handler runs; more than one means
+        // a newer stream replaced it and carries on.
+        if self.state.get_websockets().len() > 1 {
             return;
         }
         let waiters = self
