@@ -357,13 +357,16 @@ async fn next_request(client: RawStdioClient) -> (RawStdioClient, Value) {
     .unwrap()
 }
 
+/// What a misbehaving client sends back for a request id.
+type AnswerTo = Box<dyn Fn(&Value) -> Value>;
+
 #[tokio::test]
 async fn garbage_from_the_client_fails_that_request_only() {
     let port = free_port();
     let client = RawStdioClient::start_with(port, &["--request-timeout-secs", "1"]);
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy(&base).await;
-    let garbage: Vec<(&str, Box<dyn Fn(&Value) -> Value>, u16, &str)> = vec![
+    let garbage: Vec<(&str, AnswerTo, u16, &str)> = vec![
         (
             "a result without content",
             Box::new(
