@@ -1,0 +1,41 @@
+//! Any bytes as what an MCP client sends back while request 1 is pending: the session state
+//! machine, then the result → Anthropic response, SSE and OpenAI paths, must return, never panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
+use sampling2api_core::mcp_session::{ClientFacts, McpSession, ServerInfo};
+use sampling2api_core::to_sampling::ClientSupport;
+use sampling2api_core::{openai, sse};
+
+fuzz_target!(|data: &[u8]| {
+    let facts = ClientFacts {
+        protocol_version: "2025-11-25".into(),
+        sampling: Some(ClientSupport { tools: true, multi_block_messages: true }),
+        client_name: None,
+        client_version: None,
+    };
+    let mut session: McpSession<()> = McpSession::resume(ServerInfo::sampling2api(), facts, true, 1);
+    let _ = session.begin_sampling(&serde_json::json!({"messages": [], "maxTokens": 1}), ());
+    let handled = session.handle_incoming(data);
+    let _ = handled.reply_body();
+    for ((), outcome) in handled.answers {
+        match outcome {
+            Ok(result) => {
+                let context = ResponseContext {
+                    message_id: "msg_fuzz".into(),
+                    requested_model: "m",
+                    estimated_input_tokens: 1,
+                };
+                if let Ok(response) = to_messages_response(result, context, || "toolu_fuzz".into()) {
+                    let _ = sse::response_frames(&response);
+                    let _ = openai::to_chat_completion(&response, 0);
+                    let _ = openai::stream_rest(&response, 0, "m", true);
+                }
+            }
+            Err(failure) => {
+                let _ = failure.to_api_error().to_body("req");
+            }
+        }
+    }
+});

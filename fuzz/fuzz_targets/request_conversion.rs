@@ -1,0 +1,32 @@
+//! Any bytes as a `/v1/messages` or `/v1/chat/completions` body: parsing, conversion to MCP
+//! sampling for every kind of client, token estimation and serialisation must return, never
+//! panic or hang.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use sampling2api_core::anthropic::parse_messages_request;
+use sampling2api_core::openai::{parse_chat_request, to_messages_request};
+use sampling2api_core::to_sampling::{ClientSupport, to_create_message_params};
+use sampling2api_core::tokens::estimate_request;
+
+fuzz_target!(|data: &[u8]| {
+    let supports = [
+        ClientSupport { tools: true, multi_block_messages: true },
+        ClientSupport { tools: false, multi_block_messages: false },
+    ];
+    for require_max_tokens in [true, false] {
+        if let Ok(request) = parse_messages_request(data, require_max_tokens) {
+            let _ = estimate_request(&request);
+            for support in supports {
+                if let Ok(params) = to_create_message_params(&request, support) {
+                    let _ = serde_json::to_string(&params);
+                }
+            }
+        }
+    }
+    if let Ok(chat) = parse_chat_request(data)
+        && let Ok(request) = to_messages_request(chat)
+    {
+        let _ = to_create_message_params(&request, supports[0]);
+    }
+});
