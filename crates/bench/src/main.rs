@@ -55,6 +55,9 @@ struct Args {
     /// Loopback port for the bridge.
     #[arg(long, default_value_t = 38999)]
     port: u16,
+    /// An extra flag for the bridge, e.g. `--bridge-arg=--max-in-flight-per-session=10000`.
+    #[arg(long = "bridge-arg", allow_hyphen_values = true)]
+    bridge_args: Vec<String>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -76,6 +79,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let mut command = tokio::process::Command::new(&args.bridge);
     command
         .args([mode_name, "--listen", &address, "--log", "warn"])
+        .args(&args.bridge_args)
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
     if matches!(args.mode, Mode::Stdio) {
@@ -99,6 +103,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
 
     wait_for_sampling_session(&address).await?;
+    let idle_rss_kb = memory_kb(pid, "VmRSS:")?;
     let body = json!({
         "model": "claude-bench",
         "max_tokens": 16,
@@ -127,6 +132,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     measuring.store(false, Ordering::Release);
     let elapsed = started.elapsed().as_secs_f64();
     let cpu_after = process_cpu_seconds(pid)?;
+    let peak_rss_kb = memory_kb(pid, "VmHWM:")?;
     stop.store(true, Ordering::Release);
 
     let mut latencies = Vec::new();
@@ -155,6 +161,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
         "latency_ms": {"p50": pct(&latencies, 50.0), "p99": pct(&latencies, 99.0), "max": pct(&latencies, 100.0)},
         "first_byte_ms": {"p50": pct(&first_bytes, 50.0), "p99": pct(&first_bytes, 99.0)},
         "bridge_cpu_us_per_request": (cpu_us * 10.0).round() / 10.0,
+        "bridge_idle_rss_mb": idle_rss_kb / 1024,
+        "bridge_peak_rss_mb": peak_rss_kb / 1024,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -174,6 +182,16 @@ fn process_cpu_seconds(pid: u32) -> Result<f64, BoxError> {
     let utime: f64 = fields.get(11).ok_or("no utime")?.parse()?;
     let stime: f64 = fields.get(12).ok_or("no stime")?.parse()?;
     Ok((utime + stime) / clock_ticks_per_second())
+}
+
+/// A memory figure of the process from /proc (`VmRSS:` now, `VmHWM:` peak), in kB.
+fn memory_kb(pid: u32, field: &str) -> Result<u64, BoxError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(field))
+        .ok_or("no such field")?;
+    Ok(line.split_whitespace().nth(1).ok_or("no value")?.parse()?)
 }
 
 fn clock_ticks_per_second() -> f64 {
