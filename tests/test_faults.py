@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import httpx
+import pytest
 
 from conftest import ClientSpec, Deployment, bridge_binary, deploy, free_port, only_http, wait_for_health, wait_until, with_defaults
 
@@ -19,10 +21,25 @@ HERE = Path(__file__).parent
 SLOW = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "[slow:60] pending"}]}
 
 
+_client_processes: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_client_outlives_its_test() -> Iterator[None]:
+    """Even when a test fails before its kill, its client (and a stdio bridge under it) goes."""
+    yield
+    while _client_processes:
+        process = _client_processes.pop()
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
 def start_client_process(args: list[str]) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, str(HERE / "standalone_client.py"), *args], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
+    _client_processes.append(process)
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line.strip() == "ready", line
