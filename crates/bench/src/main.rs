@@ -237,6 +237,20 @@ async fn wait_for_sampling_session(address: &str) -> Result<(), BoxError> {
     Err("the instant client never became ready".into())
 }
 
+/// Queues the answer to request `id`, at once or after `delay`.
+fn answer_after(answers: &mpsc::UnboundedSender<String>, id: &Value, delay: Duration) {
+    let answer = sampling_answer(id);
+    if delay.is_zero() {
+        let _ = answers.send(answer);
+    } else {
+        let answers = answers.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = answers.send(answer);
+        });
+    }
+}
+
 fn sampling_answer(id: &Value) -> String {
     json!({"jsonrpc": "2.0", "id": id, "result": {
         "role": "assistant", "content": {"type": "text", "text": "Hi!"},
@@ -293,16 +307,7 @@ async fn stdio_client(
             if message["method"] != "sampling/createMessage" {
                 continue;
             }
-            let answer = sampling_answer(&message["id"]);
-            if delay.is_zero() {
-                let _ = answers.send(answer);
-            } else {
-                let answers = answers.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = answers.send(answer);
-                });
-            }
+            answer_after(&answers, &message["id"], delay);
         }
     });
     Ok(())
@@ -386,16 +391,7 @@ async fn http_client(address: &str, delay: Duration) -> Result<(), BoxError> {
                 if message["method"] != "sampling/createMessage" {
                     continue;
                 }
-                let answer = sampling_answer(&message["id"]);
-                if delay.is_zero() {
-                    let _ = answers.send(answer);
-                } else {
-                    let answers = answers.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        let _ = answers.send(answer);
-                    });
-                }
+                answer_after(&answers, &message["id"], delay);
             }
         }
     });

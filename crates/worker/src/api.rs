@@ -42,15 +42,18 @@ struct Accepted {
     message_id: String,
 }
 
-async fn sessions(env: &Env, namespace: &Namespace) -> Result<Vec<SessionEntry>, ApiError> {
-    let mut response = call(
-        &registry_stub(env, namespace)?,
-        Method::Get,
-        "/sessions",
-        None,
-    )
-    .await?;
+/// Reads a JSON list from the namespace registry.
+async fn registry_get<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    namespace: &Namespace,
+    path: &str,
+) -> Result<T, ApiError> {
+    let mut response = call(&registry_stub(env, namespace)?, Method::Get, path, None).await?;
     response.json().await.map_err(internal)
+}
+
+async fn sessions(env: &Env, namespace: &Namespace) -> Result<Vec<SessionEntry>, ApiError> {
+    registry_get(env, namespace, "/sessions").await
 }
 
 fn catalog(settings: &Settings, reported: Vec<(String, u64)>) -> ModelCatalog {
@@ -328,20 +331,14 @@ pub async fn chat_completions(
     )
 }
 
-fn speaks_anthropic(req: &Request) -> bool {
+/// `anthropic-version` or `x-api-key`: every Anthropic SDK sends both.
+pub fn speaks_anthropic(req: &Request) -> bool {
     let headers = req.headers();
     headers.has("anthropic-version").unwrap_or(false) || headers.has("x-api-key").unwrap_or(false)
 }
 
 async fn reported_models(env: &Env, namespace: &Namespace) -> Result<Vec<(String, u64)>, ApiError> {
-    let mut response = call(
-        &registry_stub(env, namespace)?,
-        Method::Get,
-        "/models",
-        None,
-    )
-    .await?;
-    response.json().await.map_err(internal)
+    registry_get(env, namespace, "/models").await
 }
 
 pub async fn list_models(

@@ -35,26 +35,18 @@ pub fn event_stream(
         .with_headers(headers))
 }
 
-pub fn error(flavor: Flavor, err: &ApiError, request_id: &str) -> Response {
+/// The error response in the request's API flavor.
+pub fn error(flavor: Flavor, err: &ApiError, request_id: &str) -> worker::Result<Response> {
     let headers = Headers::new();
-    let _ = headers.set("content-type", "application/json");
+    headers.set("content-type", "application/json")?;
     if flavor != Flavor::Mcp {
         for (name, value) in err.extra_headers() {
-            let _ = headers.set(name, &value);
+            headers.set(name, &value)?;
         }
     }
-    match Response::ok(flavor.error_body(err, request_id)) {
-        Ok(response) => response.with_status(err.status()).with_headers(headers),
-        Err(_) => Response::empty()
-            .map(|r| r.with_status(500))
-            .unwrap_or_else(|_| unreachable_response()),
-    }
-}
-
-fn unreachable_response() -> Response {
-    // Response::empty cannot fail in practice; keep a value anyway rather than panic.
-    Response::from_bytes(Vec::new())
-        .unwrap_or_else(|_| Response::error("", 500).unwrap_or_else(|_| unreachable_response()))
+    Ok(Response::ok(flavor.error_body(err, request_id))?
+        .with_status(err.status())
+        .with_headers(headers))
 }
 
 /// A request to a Durable Object over its internal `https://do/...` routes.

@@ -25,13 +25,10 @@ use worker::{Context, Env, Method, Request, Response, Result, event};
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let request_id = ids::request_id(random::random_u128());
     let path = req.path();
-    let headers = req.headers();
-    let speaks_anthropic = headers.has("anthropic-version").unwrap_or(false)
-        || headers.has("x-api-key").unwrap_or(false);
-    let flavor = Flavor::of(&path, speaks_anthropic);
+    let flavor = Flavor::of(&path, api::speaks_anthropic(&req));
     let mut response = match route(req, &env, &request_id).await {
         Ok(response) => response,
-        Err(err) => http::error(flavor, &err, &request_id),
+        Err(err) => http::error(flavor, &err, &request_id)?,
     };
     let _ = response.headers_mut().set("request-id", &request_id);
     Ok(response)
@@ -94,7 +91,9 @@ async fn route(
                     "method {method:?} is not allowed on {shown}"
                 ));
                 let flavor = Flavor::of(path, true);
-                Ok(http::error(flavor, &err, request_id).with_status(405))
+                Ok(http::error(flavor, &err, request_id)
+                    .map_err(http::internal)?
+                    .with_status(405))
             } else {
                 Err(ApiError::not_found(format!(
                     "no route for {method:?} {shown}"
