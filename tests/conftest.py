@@ -71,20 +71,23 @@ WORKER_VARS = {
     "--stream-wait-ms": "STREAM_WAIT_MS",
     "--max-body-bytes": "MAX_BODY_BYTES",
     "--default-model-hint": "DEFAULT_MODEL_HINT",
+    "--max-in-flight-per-session": "MAX_IN_FLIGHT_PER_SESSION",
+    "--max-queued-per-session": "MAX_QUEUED_PER_SESSION",
 }
+# Native switches (no value) and the worker vars that mean the same.
+WORKER_SWITCHES = {"--log-prompts": "LOG_PROMPTS"}
 # Native flags with no worker equivalent, and why.
 NOT_ON_WORKER = {
     "--allow-private-image-urls": "the worker does not download image URLs (it cannot vet the addresses a name resolves to)",
-    "--max-in-flight-per-session": "per-session in-flight limits are not implemented in the worker",
-    "--max-queued-per-session": "per-session in-flight limits are not implemented in the worker",
-    "--log-prompts": "the worker logs to Cloudflare, not to a stderr the suite reads",
 }
 
 
 class WranglerDev:
     """One `wrangler dev` (workerd) on loopback with fixed vars."""
 
-    def __init__(self, variables: dict[str, str], *, port: int | None = None, state: Path | None = None) -> None:
+    def __init__(
+        self, variables: dict[str, str], *, port: int | None = None, state: Path | None = None, console: bool = False
+    ) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Durable Object storage; a second instance given the same folder sees the same objects.
@@ -92,10 +95,14 @@ class WranglerDev:
         state.mkdir(parents=True, exist_ok=True)
         self.log_path = state / f"wrangler-{secrets.token_hex(4)}.log"
         command = [str(ROOT / "node_modules" / ".bin" / "wrangler"), "dev", "--ip", "127.0.0.1", "--port", str(self.port),
-                   "--persist-to", str(state), "--log-level", "warn"]
+                   "--persist-to", str(state)]
+        # "log" shows the worker's console lines, and a line per request, which slows wrangler's
+        # proxy under load: only the instances whose log a test reads get it.
+        command += ["--log-level", "log" if console else "warn"]
         for name, value in variables.items():
             command += ["--var", f"{name}:{value}"]
-        env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CI": "true", "NO_COLOR": "1"}
+        # No telemetry, and no download of the `Request.cf` sample (the suite runs offline).
+        env = {**os.environ, "WRANGLER_SEND_METRICS": "false", "CLOUDFLARE_CF_FETCH_ENABLED": "false", "CI": "true", "NO_COLOR": "1"}
         self.log = open(self.log_path, "w")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         try:
@@ -113,13 +120,13 @@ class WranglerDev:
                 self.process.kill()
 
 
-_wranglers: dict[tuple[tuple[str, str], ...], WranglerDev] = {}
+_wranglers: dict[tuple[bool, tuple[tuple[str, str], ...]], WranglerDev] = {}
 
 
-def wrangler_with(variables: dict[str, str]) -> WranglerDev:
-    key = tuple(sorted(variables.items()))
+def wrangler_with(variables: dict[str, str], *, console: bool = False) -> WranglerDev:
+    key = (console, tuple(sorted(variables.items())))
     if key not in _wranglers:
-        _wranglers[key] = WranglerDev(variables)
+        _wranglers[key] = WranglerDev(variables, console=console)
     return _wranglers[key]
 
 
@@ -137,6 +144,10 @@ def worker_settings(args: list[str]) -> tuple[dict[str, str], str | None]:
     index = 0
     while index < len(args):
         flag = args[index]
+        if flag in WORKER_SWITCHES:
+            variables[WORKER_SWITCHES[flag]] = "true"
+            index += 1
+            continue
         value = args[index + 1] if index + 1 < len(args) else ""
         if flag in NOT_ON_WORKER:
             pytest.skip(f"not applicable to the worker target: {NOT_ON_WORKER[flag]}")
@@ -212,10 +223,11 @@ class Deployment:
         return httpx.get(f"{self.base_url}/health", headers=self.auth_headers(), timeout=5).json()
 
     def assert_idle(self) -> None:
-        """No request in flight or pending at the bridge. The worker keeps no such counter
-        (each request lives in its own isolate), so there the check is the caller's own:
-        that every request got its answer."""
+        """No request in flight, queued or pending at the bridge. The worker's session objects
+        report their counts to `/metrics`."""
         if self.kind == "worker":
+            text = self.metrics()
+            assert "sampling2api_in_flight 0" in text and "sampling2api_queued 0" in text, text
             return
         health = self.health()
         assert health["in_flight"] == 0, health
@@ -298,11 +310,13 @@ def deploy(
         wait_for_health(base_url)
         return deployment
     if kind == "worker":
-        if log_path is not None:
-            pytest.skip("not applicable to the worker target: the worker logs to Cloudflare, not to a stderr the suite reads")
         variables, token = worker_settings(args)
-        instance = wrangler_with(variables)
-        deployment = Deployment(kind, instance.base_url, api_key=token or f"tok-{secrets.token_hex(12)}")
+        instance = wrangler_with(variables, console=log_path is not None)
+        # The worker's console goes to its `wrangler dev` log, shared by deployments with the same
+        # vars; tests find their own lines by request id.
+        deployment = Deployment(
+            kind, instance.base_url, api_key=token or f"tok-{secrets.token_hex(12)}", log_path=instance.log_path if log_path else None
+        )
         try:
             for spec in clients:
                 deployment.connect(spec)

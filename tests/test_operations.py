@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import threading
@@ -70,11 +71,11 @@ def test_refuses_to_listen_beyond_loopback_without_a_key() -> None:
 def test_in_flight_limit_queues_then_429s(kind: str, deployments: list[Deployment]) -> None:
     deployment = deploy(kind, extra_args=["--max-in-flight-per-session", "1", "--max-queued-per-session", "1"])
     deployments.append(deployment)
-    url = f"{deployment.base_url}/v1/messages"
     results: dict[str, httpx.Response] = {}
 
     def send(name: str, text: str) -> None:
-        results[name] = httpx.post(url, json={**OK, "messages": [{"role": "user", "content": text}]}, timeout=10)
+        with httpx.Client(base_url=deployment.base_url, headers=deployment.auth_headers(), timeout=10) as client:
+            results[name] = client.post("/v1/messages", json={**OK, "messages": [{"role": "user", "content": text}]})
 
     first = threading.Thread(target=send, args=("first", "[slow:1] first"))
     first.start()
@@ -83,7 +84,7 @@ def test_in_flight_limit_queues_then_429s(kind: str, deployments: list[Deploymen
     second.start()
     wait_until(lambda: 'sampling2api_queued 1' in deployment.metrics(), what="second queued")
     assert "second" not in deployment.model().started, "the queued request must wait for the permit"
-    third = httpx.post(url, json=OK, timeout=10)
+    third = deployment.http.post("/v1/messages", json=OK)
     assert third.status_code == 429
     assert third.json()["error"]["type"] == "rate_limit_error"
     assert third.headers["retry-after"] == "1"
@@ -92,20 +93,42 @@ def test_in_flight_limit_queues_then_429s(kind: str, deployments: list[Deploymen
     assert results["first"].status_code == 200
     assert results["second"].status_code == 200
     assert results["second"].json()["content"][0]["text"] == "echo: second"
-    assert httpx.post(url, json=OK).status_code == 200
+    assert deployment.http.post("/v1/messages", json=OK).status_code == 200
+
+
+def test_a_queued_request_whose_caller_leaves_never_reaches_the_client(kind: str, deployments: list[Deployment]) -> None:
+    deployment = deploy(kind, extra_args=["--max-in-flight-per-session", "1", "--max-queued-per-session", "4"])
+    deployments.append(deployment)
+    model = deployment.model()
+    first = threading.Thread(
+        target=lambda: deployment.http.post("/v1/messages", json={**OK, "messages": [{"role": "user", "content": "[slow:2] first"}]})
+    )
+    first.start()
+    wait_until(lambda: "[slow:2] first" in model.started, what="first in flight")
+    body = {**OK, "stream": True, "messages": [{"role": "user", "content": "queued then abandoned"}]}
+    with httpx.Client(base_url=deployment.base_url, headers=deployment.auth_headers(), timeout=10) as client:
+        with client.stream("POST", "/v1/messages", json=body) as response:
+            assert response.status_code == 200
+            wait_until(lambda: "sampling2api_queued 1" in deployment.metrics(), what="the stream's request queued")
+    # The caller left; its request leaves the queue (the worker learns it at the next keep-alive).
+    wait_until(lambda: "sampling2api_queued 0" in deployment.metrics(), what="the queue emptied")
+    first.join(10)
+    assert "queued then abandoned" not in model.started
+    assert deployment.http.post("/v1/messages", json=OK).status_code == 200
+    wait_until(lambda: "sampling2api_in_flight 0" in deployment.metrics(), what="the slot given back")
+    deployment.assert_idle()
 
 
 def test_metrics(target: Deployment) -> None:
-    not_on_worker(
-        target.kind,
-        "the worker serves no /metrics: one isolate's counters would cover only the requests it happened to serve; "
-        "Cloudflare's own analytics count the deployment",
-    )
     target.anthropic().messages.create(**OK)
     target.http.post("/v1/messages", content=b"{")
+    # The worker adds a request to its namespace's totals just after answering it.
+    wait_until(
+        lambda: re.search(r'sampling2api_requests_total\{route="/v1/messages",status="400"\} \d+', target.metrics()),
+        what="the 400 counted",
+    )
     text = target.metrics()
     assert re.search(r'sampling2api_requests_total\{route="/v1/messages",status="200"\} \d+', text), text
-    assert re.search(r'sampling2api_requests_total\{route="/v1/messages",status="400"\} \d+', text)
     assert re.search(r'sampling2api_sampling_duration_seconds_count\{outcome="ok"\} \d+', text)
     assert re.search(r'sampling2api_tokens_total\{direction="input"\} [1-9]\d*', text)
     assert re.search(r'sampling2api_tokens_total\{direction="output"\} [1-9]\d*', text)
@@ -117,16 +140,24 @@ def test_metrics(target: Deployment) -> None:
 def test_one_log_line_per_request_and_prompts_only_when_asked(kind: str, deployments: list[Deployment], tmp_path: Path) -> None:
     quiet = deploy(kind, log_path=tmp_path / "quiet.log")
     deployments.append(quiet)
-    response = httpx.post(
-        f"{quiet.base_url}/v1/messages", json={**OK, "model": "claude-log-test", "messages": [{"role": "user", "content": "secret prompt"}]}
+    response = quiet.http.post(
+        "/v1/messages", json={**OK, "model": "claude-log-test", "messages": [{"role": "user", "content": "secret prompt"}]}
     )
     request_id = response.headers["request-id"]
     wait_until(lambda: request_id in quiet.log_text(), what="the access log line")
     lines = [line for line in quiet.log_text().splitlines() if request_id in line]
     assert len(lines) == 1
     line = lines[0]
-    for part in ["api request", "status=200", "latency_ms=", 'model="claude-log-test"', "session="]:
-        assert part in line, line
+    session = quiet.sessions()[0]["id"]
+    if kind == "worker":
+        # The worker logs JSON, which Workers Logs indexes by field.
+        fields = json.loads(line[line.index("{") :])
+        assert fields["message"] == "api request", fields
+        assert fields["status"] == 200 and fields["latency_ms"] >= 0, fields
+        assert fields["model"] == "claude-log-test" and fields["session"] == session, fields
+    else:
+        for part in ["api request", "status=200", "latency_ms=", 'model="claude-log-test"', f'session="{session}"']:
+            assert part in line, line
     assert "secret prompt" not in quiet.log_text()
 
     loud = deploy(kind, extra_args=["--log-prompts"], log_path=tmp_path / "loud.log")

@@ -7,27 +7,51 @@
 //! per request (user + system, from /proc, all threads).
 //!
 //! The bench runs on one thread so that it takes as little CPU from the bridge as it can.
+//!
+//! `--payload large` sends a 6 MB base64 image plus 1 MB of text and also reports the floor:
+//! the time and peak heap of one `serde_json` parse + serialise of the same body, in-process.
+//! `--mode external --url … --token …` drives a deployment it did not start (the worker under
+//! `wrangler dev`, see `scripts/bench-worker`), acting as its MCP client over Streamable HTTP;
+//! `--measure-pid` names the processes whose CPU time counts.
 
+use std::alloc::System;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use peakmem_alloc::{INSTRUMENTED_SYSTEM, PeakMemAlloc, PeakMemAllocTrait};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+/// The system allocator, instrumented to measure the floor's peak heap.
+#[global_allocator]
+static ALLOCATOR: &PeakMemAlloc<System> = &INSTRUMENTED_SYSTEM;
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {
     Stdio,
     Http,
+    /// A deployment the bench did not start (`--url`).
+    External,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Payload {
+    /// One short user message.
+    Small,
+    /// A 6 MB base64 PNG and 1 MB of text.
+    Large,
 }
 
 #[derive(Debug, Parser)]
@@ -58,6 +82,42 @@ struct Args {
     /// An extra flag for the bridge, e.g. `--bridge-arg=--max-in-flight-per-session=10000`.
     #[arg(long = "bridge-arg", allow_hyphen_values = true)]
     bridge_args: Vec<String>,
+    #[arg(long, value_enum, default_value = "small")]
+    payload: Payload,
+    /// With `--mode external`: the deployment's loopback base URL, e.g. `http://127.0.0.1:8787`.
+    #[arg(long)]
+    url: Option<String>,
+    /// Sent as `Authorization: Bearer` on every request (the worker needs one).
+    #[arg(long)]
+    token: Option<String>,
+    /// With `--mode external`: processes whose CPU time is the deployment's (repeatable).
+    #[arg(long = "measure-pid")]
+    measure_pids: Vec<u32>,
+    /// Send the load over HTTP/2 (prior knowledge): `--connections` concurrent requests
+    /// multiplexed over `--http2-connections` connections.
+    #[arg(long)]
+    http2: bool,
+    #[arg(long, default_value_t = 8)]
+    http2_connections: usize,
+}
+
+/// Where the load goes: `host:port`, and the token every request carries.
+#[derive(Debug, Clone)]
+struct Target {
+    address: String,
+    token: Option<String>,
+}
+
+impl Target {
+    fn request(&self, method: &str, path: &str) -> hyper::http::request::Builder {
+        let builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.address));
+        match &self.token {
+            Some(token) => builder.header("authorization", format!("Bearer {token}")),
+            None => builder,
+        }
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -71,53 +131,81 @@ fn main() -> Result<(), BoxError> {
 }
 
 async fn run(args: Args) -> Result<(), BoxError> {
-    let address = format!("127.0.0.1:{}", args.port);
+    let delay = Duration::from_millis(args.answer_delay_ms);
     let mode_name = match args.mode {
         Mode::Stdio => "stdio",
         Mode::Http => "http",
+        Mode::External => "external",
     };
-    let mut command = tokio::process::Command::new(&args.bridge);
-    command
-        .args([mode_name, "--listen", &address, "--log", "warn"])
-        .args(&args.bridge_args)
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    if matches!(args.mode, Mode::Stdio) {
-        command.stdin(Stdio::piped()).stdout(Stdio::piped());
-    }
-    let mut bridge = command.spawn()?;
-    let pid = bridge.id().ok_or("bridge has no pid")?;
-    let delay = Duration::from_millis(args.answer_delay_ms);
-
-    match args.mode {
-        Mode::Stdio => {
-            let stdin = bridge.stdin.take().ok_or("no stdin")?;
-            let stdout = bridge.stdout.take().ok_or("no stdout")?;
-            stdio_client(stdin, stdout, delay).await?;
-            wait_listening(&address).await?;
+    let (target, bridge, measured_pids) = match args.mode {
+        Mode::External => {
+            let url = args.url.as_deref().ok_or("--mode external needs --url")?;
+            let address = url
+                .strip_prefix("http://")
+                .ok_or("--url must be http://host:port")?
+                .trim_end_matches('/')
+                .to_string();
+            let target = Target {
+                address,
+                token: args.token.clone(),
+            };
+            http_client(&target, delay).await?;
+            (target, None, args.measure_pids.clone())
         }
-        Mode::Http => {
-            wait_listening(&address).await?;
-            http_client(&address, delay).await?;
+        Mode::Stdio | Mode::Http => {
+            let target = Target {
+                address: format!("127.0.0.1:{}", args.port),
+                token: args.token.clone(),
+            };
+            let mut command = tokio::process::Command::new(&args.bridge);
+            command
+                .args([mode_name, "--listen", &target.address, "--log", "warn"])
+                .args(&args.bridge_args)
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true);
+            if matches!(args.mode, Mode::Stdio) {
+                command.stdin(Stdio::piped()).stdout(Stdio::piped());
+            }
+            let mut bridge = command.spawn()?;
+            let pid = bridge.id().ok_or("bridge has no pid")?;
+            if matches!(args.mode, Mode::Stdio) {
+                let stdin = bridge.stdin.take().ok_or("no stdin")?;
+                let stdout = bridge.stdout.take().ok_or("no stdout")?;
+                stdio_client(stdin, stdout, delay).await?;
+                wait_listening(&target.address).await?;
+            } else {
+                wait_listening(&target.address).await?;
+                http_client(&target, delay).await?;
+            }
+            (target, Some(bridge), vec![pid])
         }
-    }
+    };
 
-    wait_for_sampling_session(&address).await?;
-    let idle_rss_kb = memory_kb(pid, "VmRSS:")?;
-    let body = json!({
-        "model": "claude-bench",
-        "max_tokens": 16,
-        "stream": args.stream,
-        "messages": [{"role": "user", "content": "Say hi in one word."}],
-    });
-    let body = Bytes::from(body.to_string());
+    wait_for_sampling_session(&target).await?;
+    let idle_rss_kb = total_memory_kb(&measured_pids, "VmRSS:")?;
+    let body = Bytes::from(request_body(args.payload, args.stream)?);
+    let floor = match args.payload {
+        Payload::Large => Some(parse_serialise_floor(&body)?),
+        Payload::Small => None,
+    };
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let mut shared = Vec::new();
+    if args.http2 {
+        for _ in 0..args.http2_connections.max(1) {
+            shared.push(connect_http2(&target.address).await?);
+        }
+    }
     let mut workers = Vec::new();
-    for _ in 0..args.connections {
+    for index in 0..args.connections {
+        let sender = match shared.get(index % shared.len().max(1)) {
+            Some(connection) => LoadSender::Http2(connection.clone()),
+            None => LoadSender::Http1(connect(&target.address).await?),
+        };
         workers.push(tokio::spawn(load(
-            address.clone(),
+            sender,
+            target.clone(),
             body.clone(),
             measuring.clone(),
             stop.clone(),
@@ -125,14 +213,14 @@ async fn run(args: Args) -> Result<(), BoxError> {
         )));
     }
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
-    let cpu_before = process_cpu_seconds(pid)?;
+    let cpu_before = total_cpu_seconds(&measured_pids)?;
     let started = Instant::now();
     measuring.store(true, Ordering::Release);
     tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
     measuring.store(false, Ordering::Release);
     let elapsed = started.elapsed().as_secs_f64();
-    let cpu_after = process_cpu_seconds(pid)?;
-    let peak_rss_kb = memory_kb(pid, "VmHWM:")?;
+    let cpu_after = total_cpu_seconds(&measured_pids)?;
+    let peak_rss_kb = total_memory_kb(&measured_pids, "VmHWM:")?;
     stop.store(true, Ordering::Release);
 
     let mut latencies = Vec::new();
@@ -142,7 +230,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
         latencies.extend(samples.iter().map(|s| s.0));
         first_bytes.extend(samples.iter().map(|s| s.1));
     }
-    let _ = bridge.start_kill();
+    if let Some(mut bridge) = bridge {
+        let _ = bridge.start_kill();
+    }
     let count = latencies.len();
     if count == 0 {
         return Err("no request completed".into());
@@ -150,27 +240,117 @@ async fn run(args: Args) -> Result<(), BoxError> {
     latencies.sort_unstable();
     first_bytes.sort_unstable();
     let cpu_us = (cpu_after - cpu_before) / count as f64 * 1e6;
-    let report = json!({
+    let measured = !measured_pids.is_empty();
+    let mut report = json!({
         "mode": mode_name,
         "stream": args.stream,
+        "payload": format!("{:?}", args.payload).to_lowercase(),
+        "request_bytes": body.len(),
         "connections": args.connections,
+        "http2_connections": args.http2.then_some(args.http2_connections),
         "answer_delay_ms": args.answer_delay_ms,
         "requests": count,
         "errors": errors.load(Ordering::Relaxed),
-        "requests_per_second": (count as f64 / elapsed).round(),
+        "requests_per_second": (count as f64 / elapsed * 10.0).round() / 10.0,
         "latency_ms": {"p50": pct(&latencies, 50.0), "p99": pct(&latencies, 99.0), "max": pct(&latencies, 100.0)},
         "first_byte_ms": {"p50": pct(&first_bytes, 50.0), "p99": pct(&first_bytes, 99.0)},
-        "bridge_cpu_us_per_request": (cpu_us * 10.0).round() / 10.0,
-        "bridge_idle_rss_mb": idle_rss_kb / 1024,
-        "bridge_peak_rss_mb": peak_rss_kb / 1024,
+        "bridge_cpu_us_per_request": measured.then(|| (cpu_us * 10.0).round() / 10.0),
+        "bridge_idle_rss_mb": measured.then_some(idle_rss_kb / 1024),
+        "bridge_peak_rss_mb": measured.then_some(peak_rss_kb / 1024),
     });
+    if let Some(floor) = floor {
+        report["floor"] = json!({
+            "parse_serialise_ms": floor.millis,
+            "parse_serialise_peak_heap_mb": floor.peak_heap_bytes as f64 / 1_048_576.0,
+            "latency_p50_over_floor": pct(&latencies, 50.0) / floor.millis,
+            "bridge_cpu_over_floor": measured.then(|| cpu_us / 1000.0 / floor.millis),
+            "bridge_peak_rss_growth_over_floor_heap": measured.then(|| {
+                (peak_rss_kb.saturating_sub(idle_rss_kb) * 1024) as f64 / floor.peak_heap_bytes as f64
+            }),
+        });
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// The request the load sends.
+fn request_body(payload: Payload, stream: bool) -> Result<Vec<u8>, BoxError> {
+    let content = match payload {
+        Payload::Small => json!("Say hi in one word."),
+        Payload::Large => {
+            let image = base64::engine::general_purpose::STANDARD.encode(large_png());
+            let text = "The quick brown fox jumps over the lazy dog. ".repeat(1024 * 1024 / 45 + 1);
+            json!([
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": image}},
+                {"type": "text", "text": text},
+            ])
+        }
+    };
+    Ok(serde_json::to_vec(&json!({
+        "model": "claude-bench",
+        "max_tokens": 16,
+        "stream": stream,
+        "messages": [{"role": "user", "content": content}],
+    }))?)
+}
+
+/// A PNG signature and header (4096 × 4096) followed by pseudo-random bytes: 4.5 MB that
+/// base64 makes 6 MB. The bridge reads only the header.
+fn large_png() -> Vec<u8> {
+    let mut png = vec![0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n'];
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(b"IHDR");
+    png.extend_from_slice(&4096u32.to_be_bytes());
+    png.extend_from_slice(&4096u32.to_be_bytes());
+    png.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    while png.len() < 6 * 1024 * 1024 / 4 * 3 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        png.extend_from_slice(&state.to_le_bytes());
+    }
+    png
+}
+
+struct Floor {
+    millis: f64,
+    peak_heap_bytes: usize,
+}
+
+/// The cheapest a JSON proxy could be: parse the body into a `Value` and serialise it again.
+/// The median of 7 runs, and the heap that run needed beyond the body itself.
+fn parse_serialise_floor(body: &[u8]) -> Result<Floor, BoxError> {
+    let mut runs = Vec::new();
+    let mut peak_heap_bytes = 0;
+    for _ in 0..7 {
+        ALLOCATOR.reset_peak_memory();
+        let started = Instant::now();
+        let value: Value = serde_json::from_slice(body)?;
+        let again = serde_json::to_vec(&value)?;
+        runs.push(started.elapsed().as_secs_f64() * 1000.0);
+        std::hint::black_box(&again);
+        drop((value, again));
+        peak_heap_bytes = ALLOCATOR.get_peak_memory();
+    }
+    runs.sort_by(f64::total_cmp);
+    Ok(Floor {
+        millis: runs[runs.len() / 2],
+        peak_heap_bytes,
+    })
 }
 
 fn pct(sorted_micros: &[u64], percentile: f64) -> f64 {
     let index = ((percentile / 100.0) * (sorted_micros.len() - 1) as f64).round() as usize;
     (sorted_micros[index.min(sorted_micros.len() - 1)] as f64 / 10.0).round() / 100.0
+}
+
+fn total_cpu_seconds(pids: &[u32]) -> Result<f64, BoxError> {
+    pids.iter().map(|pid| process_cpu_seconds(*pid)).sum()
+}
+
+fn total_memory_kb(pids: &[u32], field: &str) -> Result<u64, BoxError> {
+    pids.iter().map(|pid| memory_kb(*pid, field)).sum()
 }
 
 /// User + system CPU seconds of a process, all its threads.
@@ -216,11 +396,12 @@ async fn wait_listening(address: &str) -> Result<(), BoxError> {
 
 /// Load must not start before the client's `notifications/initialized` is processed, or the
 /// first requests are (rightly) refused with 503.
-async fn wait_for_sampling_session(address: &str) -> Result<(), BoxError> {
-    let mut sender = connect(address).await?;
+async fn wait_for_sampling_session(target: &Target) -> Result<(), BoxError> {
+    let mut sender = connect(&target.address).await?;
     for _ in 0..200 {
-        let request =
-            Request::get(format!("http://{address}/health")).body(Full::new(Bytes::new()))?;
+        let request = target
+            .request("GET", "/health")
+            .body(Full::new(Bytes::new()))?;
         let body = sender
             .send_request(request)
             .await?
@@ -301,19 +482,59 @@ async fn stdio_client(
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
-            let Ok(message) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if message["method"] != "sampling/createMessage" {
-                continue;
+            if let Some(id) = sampling_request_id(line.as_bytes()) {
+                answer_after(&answers, &id, delay);
             }
-            answer_after(&answers, &message["id"], delay);
         }
     });
     Ok(())
 }
 
+/// The id of a `sampling/createMessage` request; its params are skipped, not built, so a
+/// large request costs the client a scan, not a copy.
+fn sampling_request_id(message: &[u8]) -> Option<Value> {
+    #[derive(Deserialize)]
+    struct Incoming {
+        id: Option<Value>,
+        method: Option<String>,
+    }
+    let incoming: Incoming = serde_json::from_slice(message).ok()?;
+    (incoming.method.as_deref() == Some("sampling/createMessage"))
+        .then_some(incoming.id)
+        .flatten()
+}
+
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+type Http2Sender = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
+
+/// One load worker's way to send: its own HTTP/1.1 connection, or a share of an HTTP/2 one.
+enum LoadSender {
+    Http1(Sender),
+    Http2(Http2Sender),
+}
+
+impl LoadSender {
+    async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> hyper::Result<hyper::Response<hyper::body::Incoming>> {
+        match self {
+            LoadSender::Http1(sender) => sender.send_request(request).await,
+            LoadSender::Http2(sender) => sender.send_request(request).await,
+        }
+    }
+}
+
+async fn connect_http2(address: &str) -> Result<Http2Sender, BoxError> {
+    let stream = TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .max_concurrent_reset_streams(usize::MAX)
+        .handshake(TokioIo::new(stream))
+        .await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
 
 async fn connect(address: &str) -> Result<Sender, BoxError> {
     let stream = TcpStream::connect(address).await?;
@@ -324,10 +545,10 @@ async fn connect(address: &str) -> Result<Sender, BoxError> {
 }
 
 /// The instant client over Streamable HTTP: GET stream in, one POST per answer.
-async fn http_client(address: &str, delay: Duration) -> Result<(), BoxError> {
-    let mut control = connect(address).await?;
+async fn http_client(target: &Target, delay: Duration) -> Result<(), BoxError> {
+    let mut control = connect(&target.address).await?;
     let init = control
-        .send_request(mcp_post(address, None, INITIALIZE)?)
+        .send_request(mcp_post(target, None, INITIALIZE)?)
         .await?;
     let session = init
         .headers()
@@ -337,7 +558,7 @@ async fn http_client(address: &str, delay: Duration) -> Result<(), BoxError> {
         .to_string();
     init.into_body().collect().await?;
     control
-        .send_request(mcp_post(address, Some(&session), INITIALIZED)?)
+        .send_request(mcp_post(target, Some(&session), INITIALIZED)?)
         .await?
         .into_body()
         .collect()
@@ -345,15 +566,15 @@ async fn http_client(address: &str, delay: Duration) -> Result<(), BoxError> {
     let (answers, outgoing) = mpsc::unbounded_channel::<String>();
     let outgoing = Arc::new(tokio::sync::Mutex::new(outgoing));
     for _ in 0..8 {
-        let mut poster = connect(address).await?;
+        let mut poster = connect(&target.address).await?;
         let outgoing = outgoing.clone();
         let session = session.clone();
-        let address = address.to_string();
+        let target = target.clone();
         tokio::spawn(async move {
             loop {
                 let next = outgoing.lock().await.recv().await;
                 let Some(answer) = next else { return };
-                let Ok(request) = mcp_post(&address, Some(&session), &answer) else {
+                let Ok(request) = mcp_post(&target, Some(&session), &answer) else {
                     return;
                 };
                 match poster.send_request(request).await {
@@ -365,8 +586,9 @@ async fn http_client(address: &str, delay: Duration) -> Result<(), BoxError> {
             }
         });
     }
-    let mut stream_connection = connect(address).await?;
-    let request = Request::get(format!("http://{address}/mcp"))
+    let mut stream_connection = connect(&target.address).await?;
+    let request = target
+        .request("GET", "/mcp")
         .header("accept", "text/event-stream")
         .header("mcp-session-id", &session)
         .body(Full::new(Bytes::new()))?;
@@ -374,25 +596,32 @@ async fn http_client(address: &str, delay: Duration) -> Result<(), BoxError> {
     let mut body = response.into_body();
     tokio::spawn(async move {
         let mut pending = Vec::<u8>::new();
+        // Where the search for the next event's end resumes: a large event arrives in many
+        // frames, and rescanning it from the start for each would be quadratic.
+        let mut scanned = 0;
         while let Some(Ok(frame)) = body.frame().await {
             let Ok(data) = frame.into_data() else {
                 continue;
             };
             pending.extend_from_slice(&data);
-            while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+            while let Some(end) = pending[scanned..]
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|at| scanned + at)
+            {
                 let event: Vec<u8> = pending.drain(..end + 2).collect();
-                let text = String::from_utf8_lossy(&event);
-                let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                scanned = 0;
+                let Some(data) = event
+                    .split(|byte| *byte == b'\n')
+                    .find_map(|line| line.strip_prefix(b"data: "))
+                else {
                     continue;
                 };
-                let Ok(message) = serde_json::from_str::<Value>(data) else {
-                    continue;
-                };
-                if message["method"] != "sampling/createMessage" {
-                    continue;
+                if let Some(id) = sampling_request_id(data) {
+                    answer_after(&answers, &id, delay);
                 }
-                answer_after(&answers, &message["id"], delay);
             }
+            scanned = pending.len().saturating_sub(1);
         }
     });
     // The stream must be registered before load starts.
@@ -401,11 +630,12 @@ async fn http_client(address: &str, delay: Duration) -> Result<(), BoxError> {
 }
 
 fn mcp_post(
-    address: &str,
+    target: &Target,
     session: Option<&str>,
     body: &str,
 ) -> Result<Request<Full<Bytes>>, BoxError> {
-    let mut request = Request::post(format!("http://{address}/mcp"))
+    let mut request = target
+        .request("POST", "/mcp")
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream");
     if let Some(session) = session {
@@ -416,22 +646,23 @@ fn mcp_post(
 
 /// One connection's loop: (latency µs, first-byte µs) of each request finished while measuring.
 async fn load(
-    address: String,
+    mut sender: LoadSender,
+    target: Target,
     body: Bytes,
     measuring: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     errors: Arc<AtomicU64>,
 ) -> Result<Vec<(u64, u64)>, BoxError> {
-    let mut sender = connect(&address).await?;
     let mut samples = Vec::new();
     while !stop.load(Ordering::Acquire) {
-        let request = Request::post(format!("http://{address}/v1/messages"))
+        let request = target
+            .request("POST", "/v1/messages")
             .header("content-type", "application/json")
             .header("anthropic-version", "2023-06-01")
             .body(Full::new(body.clone()))?;
         let started = Instant::now();
         let in_window = measuring.load(Ordering::Acquire);
-        let response = sender.send_request(request).await?;
+        let response = sender.send(request).await?;
         let status = response.status();
         let ok = status.is_success();
         let mut body = response.into_body();

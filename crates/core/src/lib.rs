@@ -3,6 +3,7 @@
 //! Sans-I/O: plain types, functions and state machines; no async runtime, no sockets. It builds
 //! for `wasm32-unknown-unknown`. The runtimes feed it bytes and carry out what it returns.
 
+pub mod admission;
 pub mod anthropic;
 pub mod api_error;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod from_sampling;
 pub mod ids;
 pub mod image_url;
 pub mod mcp_session;
+pub mod metrics;
 pub mod models;
 pub mod openai;
 pub mod routing;

@@ -12,8 +12,8 @@
 //! - `top_p`, `top_k`, `thinking`, cache hints and the remaining top-level fields → dropped.
 
 use crate::anthropic::{
-    ContentBlock, DocumentBlock, DocumentContent, DocumentSource, ImageSource, MessageContent,
-    MessagesRequest, Role, SearchResultBlock, ToolChoice, ToolResultContent,
+    ContentBlock, DocumentBlock, DocumentContent, DocumentSource, ImageSource, InputMessage,
+    MessageContent, MessagesRequest, Role, SearchResultBlock, ToolChoice, ToolResultContent,
 };
 use crate::api_error::ApiError;
 use crate::base64_check::is_valid_base64;
@@ -38,9 +38,19 @@ impl ClientSupport {
     };
 }
 
-/// Converts a parsed, validated request for a client with `support`.
+/// Converts a parsed, validated request for a client with `support`, keeping `request`.
 pub fn to_create_message_params(
     request: &MessagesRequest,
+    support: ClientSupport,
+) -> Result<CreateMessageParams, ApiError> {
+    into_create_message_params(request.clone(), support)
+}
+
+/// Converts a parsed, validated request for a client with `support`. The messages' content
+/// (images, documents, long texts) moves into the result instead of being copied, so a large
+/// request is held once, not twice.
+pub fn into_create_message_params(
+    mut request: MessagesRequest,
     support: ClientSupport,
 ) -> Result<CreateMessageParams, ApiError> {
     let mut system_parts: Vec<String> = request
@@ -86,7 +96,7 @@ pub fn to_create_message_params(
         system_parts.push("Call at most one tool in your response.".to_string());
     }
 
-    let messages = convert_messages(request, support)?;
+    let messages = convert_messages(std::mem::take(&mut request.messages), support)?;
     let history_uses_tools = messages.iter().any(|message| {
         message.content.iter().any(|block| {
             matches!(
@@ -115,34 +125,34 @@ pub fn to_create_message_params(
         temperature: request.temperature,
         stop_sequences: request
             .stop_sequences
-            .clone()
+            .take()
             .filter(|sequences| !sequences.is_empty()),
         model_preferences: (!model_hint.is_empty()).then(|| ModelPreferences {
             hints: vec![ModelHint {
                 name: model_hint.to_string(),
             }],
         }),
-        metadata: request.metadata.clone().filter(|map| !map.is_empty()),
+        metadata: request.metadata.take().filter(|map| !map.is_empty()),
         tool_choice: sends_tools.then_some(SamplingToolChoice { mode: choice_mode }),
         tools: sends_tools.then_some(tools),
     })
 }
 
 fn convert_messages(
-    request: &MessagesRequest,
+    messages: Vec<InputMessage>,
     support: ClientSupport,
 ) -> Result<Vec<SamplingMessage>, ApiError> {
-    let mut out: Vec<SamplingMessage> = Vec::with_capacity(request.messages.len());
-    for (message_index, message) in request.messages.iter().enumerate() {
+    let mut out: Vec<SamplingMessage> = Vec::with_capacity(messages.len());
+    for (message_index, message) in messages.into_iter().enumerate() {
         let role = match message.role {
             Role::Assistant => SamplingRole::Assistant,
             Role::User | Role::System => SamplingRole::User,
         };
-        let mut blocks = match &message.content {
-            MessageContent::Text(text) => vec![SamplingContent::Text { text: text.clone() }],
+        let mut blocks = match message.content {
+            MessageContent::Text(text) => vec![SamplingContent::Text { text }],
             MessageContent::Blocks(blocks) => {
                 let mut converted = Vec::with_capacity(blocks.len());
-                for (block_index, block) in blocks.iter().enumerate() {
+                for (block_index, block) in blocks.into_iter().enumerate() {
                     let path = format!("messages.{message_index}.content.{block_index}");
                     if let Some(block) = convert_block(block, &path)? {
                         converted.push(block);
@@ -187,18 +197,16 @@ fn convert_messages(
     Ok(out)
 }
 
-fn convert_block(block: &ContentBlock, path: &str) -> Result<Option<SamplingContent>, ApiError> {
+fn convert_block(block: ContentBlock, path: &str) -> Result<Option<SamplingContent>, ApiError> {
     Ok(match block {
-        ContentBlock::Text { text } => Some(SamplingContent::Text { text: text.clone() }),
+        ContentBlock::Text { text } => Some(SamplingContent::Text { text }),
         ContentBlock::Image { source } => Some(convert_image(source, path)?),
         ContentBlock::Document(document) => Some(SamplingContent::Text {
             text: document_text(document, path)?,
         }),
-        ContentBlock::ToolUse { id, name, input } => Some(SamplingContent::ToolUse {
-            id: id.clone(),
-            name: name.clone(),
-            input: input.clone(),
-        }),
+        ContentBlock::ToolUse { id, name, input } => {
+            Some(SamplingContent::ToolUse { id, name, input })
+        }
         ContentBlock::ToolResult {
             tool_use_id,
             content,
@@ -207,11 +215,11 @@ fn convert_block(block: &ContentBlock, path: &str) -> Result<Option<SamplingCont
             let content = match content {
                 None => Vec::new(),
                 Some(ToolResultContent::Text(text)) => {
-                    vec![SamplingContent::Text { text: text.clone() }]
+                    vec![SamplingContent::Text { text }]
                 }
                 Some(ToolResultContent::Blocks(blocks)) => {
                     let mut converted = Vec::with_capacity(blocks.len());
-                    for (index, inner) in blocks.iter().enumerate() {
+                    for (index, inner) in blocks.into_iter().enumerate() {
                         let inner_path = format!("{path}.content.{index}");
                         match inner {
                             ContentBlock::ToolUse { .. } | ContentBlock::ToolResult { .. } => {
@@ -230,13 +238,13 @@ fn convert_block(block: &ContentBlock, path: &str) -> Result<Option<SamplingCont
                 }
             };
             Some(SamplingContent::ToolResult {
-                tool_use_id: tool_use_id.clone(),
+                tool_use_id,
                 content,
-                is_error: *is_error,
+                is_error,
             })
         }
         ContentBlock::SearchResult(result) => Some(SamplingContent::Text {
-            text: search_result_text(result),
+            text: search_result_text(&result),
         }),
         ContentBlock::Thinking { .. }
         | ContentBlock::RedactedThinking {}
@@ -244,7 +252,7 @@ fn convert_block(block: &ContentBlock, path: &str) -> Result<Option<SamplingCont
     })
 }
 
-fn convert_image(source: &ImageSource, path: &str) -> Result<SamplingContent, ApiError> {
+fn convert_image(source: ImageSource, path: &str) -> Result<SamplingContent, ApiError> {
     match source {
         ImageSource::Base64 { media_type, data } => {
             if !media_type.starts_with("image/") {
@@ -258,8 +266,8 @@ fn convert_image(source: &ImageSource, path: &str) -> Result<SamplingContent, Ap
                 )));
             }
             Ok(SamplingContent::Image {
-                data: data.clone(),
-                mime_type: media_type.clone(),
+                data,
+                mime_type: media_type,
             })
         }
         ImageSource::Url { .. } => Err(ApiError::invalid_request(format!(
@@ -271,12 +279,12 @@ fn convert_image(source: &ImageSource, path: &str) -> Result<SamplingContent, Ap
     }
 }
 
-fn document_text(document: &DocumentBlock, path: &str) -> Result<String, ApiError> {
+fn document_text(document: DocumentBlock, path: &str) -> Result<String, ApiError> {
     let title = document.title.as_deref().unwrap_or("untitled");
-    let body = match &document.source {
-        DocumentSource::Text { data } => data.clone(),
+    let body = match document.source {
+        DocumentSource::Text { data } => data,
         DocumentSource::Content { content } => match content {
-            DocumentContent::Text(text) => text.clone(),
+            DocumentContent::Text(text) => text,
             DocumentContent::Blocks(blocks) => blocks
                 .iter()
                 .filter_map(|block| block.get("text").and_then(|text| text.as_str()))

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use sampling2api_core::{ApiError, ErrorKind, ids};
 use serde_json::json;
 
@@ -312,22 +313,6 @@ async fn root(method: Method) -> Response {
     )
 }
 
-/// Accepted connections with Nagle's algorithm off: responses are written in pieces (SSE
-/// frames, the MCP event stream), and with Nagle on, a client's delayed ACK would hold each
-/// later piece back by ~40 ms.
-pub fn no_delay(
-    listener: tokio::net::TcpListener,
-) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
-    use axum::serve::ListenerExt;
-    listener.tap_io(set_no_delay as fn(&mut tokio::net::TcpStream))
-}
-
-fn set_no_delay(stream: &mut tokio::net::TcpStream) {
-    if let Err(err) = stream.set_nodelay(true) {
-        tracing::debug!(%err, "could not set TCP_NODELAY");
-    }
-}
-
 /// Reads a body up to `limit` bytes; over it is 413 before more is read.
 pub async fn read_body(
     body: Body,
@@ -343,15 +328,23 @@ pub async fn read_body(
     if content_length.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|err| {
-        let is_limit = std::error::Error::source(&err)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if is_limit {
-            too_large()
-        } else {
+    // One buffer of the declared size, filled frame by frame: collecting the frames first and
+    // joining them would hold a large body twice.
+    let declared = content_length.map_or(0, |length| length as usize);
+    let mut collected = Vec::with_capacity(declared.min(limit));
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
             ApiError::invalid_request(format!("could not read the request body: {err}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > limit {
+                return Err(too_large());
+            }
+            collected.extend_from_slice(&data);
         }
-    })
+    }
+    Ok(bytes::Bytes::from(collected))
 }
 
 #[cfg(test)]

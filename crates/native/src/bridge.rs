@@ -6,15 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sampling2api_core::ApiError;
+use sampling2api_core::metrics::{Gauges, SamplingOutcome};
 use sampling2api_core::models::ModelCatalog;
 use sampling2api_core::routing::{Candidate, choose_session};
 use sampling2api_core::sampling::{CreateMessageParams, CreateMessageResult};
+use sampling2api_core::{ApiError, admission};
 use tokio::sync::oneshot;
 
 use crate::config::ApiSettings;
 use crate::image_fetch::ImageFetcher;
-use crate::metrics::{Metrics, Snapshot};
+use crate::metrics::Metrics;
 use crate::session::{Admission, Session};
 
 pub fn unix_now() -> u64 {
@@ -105,7 +106,7 @@ impl Bridge {
 
     pub fn metrics_text(&self) -> String {
         let sessions = self.sessions();
-        self.metrics.render(Snapshot {
+        self.metrics.render(Gauges {
             in_flight: self.in_flight(),
             queued: sessions.iter().map(|s| s.queued() as u64).sum(),
             sessions: sessions.len() as u64,
@@ -119,28 +120,19 @@ impl Bridge {
     pub async fn sample(
         &self,
         session: &Arc<Session>,
-        params: &CreateMessageParams,
+        params: CreateMessageParams,
         admission: Admission,
     ) -> Result<CreateMessageResult, ApiError> {
         let timeout = self.settings.request_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let _permit = match tokio::time::timeout_at(deadline, admission.permit()).await {
             Ok(permit) => permit?,
-            Err(_) => {
-                return Err(ApiError::timeout(format!(
-                    "the request waited {} for the MCP session's in-flight limit",
-                    describe(timeout)
-                )));
-            }
+            Err(_) => return Err(admission::queue_timeout(&describe(timeout))),
         };
         let started = std::time::Instant::now();
         let outcome = self.sample_now(session, params, deadline).await;
-        let label = match &outcome {
-            Ok(_) => "ok",
-            Err(err) if err.kind == sampling2api_core::ErrorKind::Timeout => "timeout",
-            Err(_) => "error",
-        };
-        self.metrics.record_sampling(started.elapsed(), label);
+        self.metrics
+            .record_sampling(started.elapsed(), SamplingOutcome::of(&outcome));
         if let Ok(result) = &outcome
             && let Some(model) = &result.model
         {
@@ -152,12 +144,14 @@ impl Bridge {
     async fn sample_now(
         &self,
         session: &Arc<Session>,
-        params: &CreateMessageParams,
+        params: CreateMessageParams,
         deadline: tokio::time::Instant,
     ) -> Result<CreateMessageResult, ApiError> {
         let timeout = self.settings.request_timeout;
         let (waiter, answer) = oneshot::channel();
-        let request = session.state().begin_sampling(params, waiter)?;
+        let request = session.state().begin_sampling(&params, waiter)?;
+        // Serialized: a large request's content need not wait for the answer in memory.
+        drop(params);
         let mut in_flight = InFlight::start(self, session, request.id);
         if let Err(err) = session.deliver(request.json).await {
             // Never reached the client: forget it without a cancellation notice.

@@ -60,16 +60,8 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    match axum::serve(crate::api::no_delay(listener), app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(%err, "HTTP server failed");
-            ExitCode::FAILURE
-        }
-    }
+    crate::server::serve(listener, app, shutdown).await;
+    ExitCode::SUCCESS
 }
 
 /// Drops sessions whose client has no open stream and has sent nothing for `idle`.

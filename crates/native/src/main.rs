@@ -10,6 +10,7 @@ mod messages;
 mod metrics;
 mod models;
 mod openai;
+mod server;
 mod session;
 mod stdio_mode;
 

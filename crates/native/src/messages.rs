@@ -14,7 +14,7 @@ use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::routing::SESSION_HEADER;
 use sampling2api_core::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
 use sampling2api_core::stream_framing::StreamFraming;
-use sampling2api_core::to_sampling::to_create_message_params;
+use sampling2api_core::to_sampling::into_create_message_params;
 use sampling2api_core::{ApiError, ids, tokens};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -26,7 +26,9 @@ use crate::session::{Admission, Session};
 
 /// A request that passed every check before sampling starts.
 pub struct Accepted {
-    pub request: MessagesRequest,
+    /// The model the caller asked for, echoed in the response.
+    pub model: String,
+    pub stream: bool,
     pub session: Arc<Session>,
     pub params: CreateMessageParams,
     pub input_tokens: u64,
@@ -38,7 +40,7 @@ impl Accepted {
     pub fn log(&self) -> RequestLog {
         RequestLog {
             session: Some(self.session.id.clone()),
-            model: Some(self.request.model.clone()),
+            model: Some(self.model.clone()),
         }
     }
 }
@@ -66,7 +68,7 @@ pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request)
         Err(err) => return error_response(&err, &request_id),
     };
     let log = accepted.log();
-    let mut response = if accepted.request.wants_stream() {
+    let mut response = if accepted.stream {
         stream_response(bridge, accepted, StreamFraming::Anthropic)
     } else {
         match complete(&bridge, accepted).await {
@@ -133,15 +135,19 @@ pub async fn accept(
     let session = bridge.route(requested_session)?;
     let support = session.state().support()?;
     bridge.images.inline_url_images(&mut request).await?;
-    let mut params = to_create_message_params(&request, support)?;
-    let hints = bridge.catalog().hints_for(&request.model);
+    let input_tokens = tokens::estimate_request(&request).max(1);
+    let model = request.model.clone();
+    let stream = request.wants_stream();
+    let hints = bridge.catalog().hints_for(&model);
+    // The request's content moves into the params: a large request is held once.
+    let mut params = into_create_message_params(request, support)?;
     params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
         hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
     });
-    let input_tokens = tokens::estimate_request(&request).max(1);
     let admission = session.admit(bridge.settings.max_queued_per_session)?;
     Ok(Accepted {
-        request,
+        model,
+        stream,
         session,
         params,
         input_tokens,
@@ -153,19 +159,20 @@ pub async fn accept(
 /// Samples and builds the Anthropic response.
 pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesResponse, ApiError> {
     let Accepted {
-        request,
+        model,
+        stream: _,
         session,
         params,
         input_tokens,
         message_id,
         admission,
     } = accepted;
-    let result = bridge.sample(&session, &params, admission).await?;
+    let result = bridge.sample(&session, params, admission).await?;
     let response = to_messages_response(
         result,
         ResponseContext {
             message_id,
-            requested_model: &request.model,
+            requested_model: &model,
             estimated_input_tokens: input_tokens,
         },
         || ids::tool_use_id(random_u128()),
@@ -189,7 +196,7 @@ pub fn stream_response(
         if frames
             .send(Bytes::from(framing.opening(
                 &accepted.message_id,
-                &accepted.request.model,
+                &accepted.model,
                 accepted.input_tokens,
             )))
             .await
@@ -197,7 +204,7 @@ pub fn stream_response(
         {
             return;
         }
-        let model = accepted.request.model.clone();
+        let model = accepted.model.clone();
         let interval = bridge.settings.ping_interval;
         let mut keepalives =
             tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sampling2api_core::ApiError;
-use sampling2api_core::ErrorKind;
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use sampling2api_core::sampling::CreateMessageResult;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
@@ -136,12 +135,7 @@ impl Session {
             Err(TryAcquireError::NoPermits) => {
                 if self.queued.fetch_add(1, Ordering::AcqRel) >= max_queued {
                     self.queued.fetch_sub(1, Ordering::AcqRel);
-                    let mut err = ApiError::new(
-                        ErrorKind::RateLimit,
-                        "this MCP session has as many requests in flight and queued as it allows; retry shortly",
-                    );
-                    err.retry_after_secs = Some(1);
-                    return Err(err);
+                    return Err(sampling2api_core::admission::too_busy());
                 }
                 Ok(Admission::Queued(QueueTicket {
                     session: self.clone(),

@@ -62,12 +62,7 @@ pub async fn run(args: StdioArgs) -> ExitCode {
         let shutdown = async {
             let _ = server_stopped.await;
         };
-        if let Err(err) = axum::serve(crate::api::no_delay(listener), app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%err, "HTTP server failed");
-        }
+        crate::server::serve(listener, app, shutdown).await;
     });
     tracing::info!(
         "sampling2api {} listening on http://{address} (stdio mode: MCP over {})",
@@ -181,28 +176,42 @@ async fn read_messages(reader: Box<dyn AsyncRead + Unpin + Send>, session: &Arc<
     }
 }
 
+/// A message this large is written from its own buffer rather than copied into the batch.
+const DIRECT_WRITE_BYTES: usize = 64 * 1024;
+/// A batch is written out once it holds this much.
+const BATCH_BYTES: usize = 1 << 20;
+
 /// Writes queued messages one per line, flushing once per burst rather than per message.
 async fn write_lines(
     mut writer: Box<dyn AsyncWrite + Unpin + Send>,
     mut outgoing: mpsc::UnboundedReceiver<String>,
 ) {
-    let mut buffer = Vec::with_capacity(64 * 1024);
+    let mut batch = Vec::with_capacity(DIRECT_WRITE_BYTES);
     while let Some(first) = outgoing.recv().await {
-        buffer.clear();
-        buffer.extend_from_slice(first.as_bytes());
-        buffer.push(b'\n');
-        while let Ok(next) = outgoing.try_recv() {
-            buffer.extend_from_slice(next.as_bytes());
-            buffer.push(b'\n');
-            if buffer.len() > 1 << 20 {
-                break;
+        let mut next = Some(first);
+        let written: std::io::Result<()> = async {
+            while let Some(message) = next.take() {
+                if message.len() >= DIRECT_WRITE_BYTES {
+                    writer.write_all(&batch).await?;
+                    batch.clear();
+                    writer.write_all(message.as_bytes()).await?;
+                    writer.write_all(b"\n").await?;
+                } else {
+                    batch.extend_from_slice(message.as_bytes());
+                    batch.push(b'\n');
+                    if batch.len() >= BATCH_BYTES {
+                        writer.write_all(&batch).await?;
+                        batch.clear();
+                    }
+                }
+                next = outgoing.try_recv().ok();
             }
+            writer.write_all(&batch).await?;
+            batch.clear();
+            writer.flush().await
         }
-        if let Err(err) = writer.write_all(&buffer).await {
-            tracing::warn!(%err, "writing to the MCP client failed");
-            return;
-        }
-        if let Err(err) = writer.flush().await {
+        .await;
+        if let Err(err) = written {
             tracing::warn!(%err, "writing to the MCP client failed");
             return;
         }

@@ -4,30 +4,34 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt};
 use sampling2api_core::anthropic::{
     ImageSource, MessagesRequest, MessagesResponse, parse_messages_request,
 };
 use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::image_url::{refused, url_image_sources};
+use sampling2api_core::metrics::{Gauges, MetricTotals, SamplingOutcome, SamplingRecord};
 use sampling2api_core::models::{self, ModelCatalog, PageQuery};
 use sampling2api_core::routing::{Candidate, SESSION_HEADER, choose_session};
 use sampling2api_core::sampling::{
     CreateMessageParams, CreateMessageResult, ModelHint, ModelPreferences,
 };
 use sampling2api_core::stream_framing::StreamFraming;
-use sampling2api_core::to_sampling::to_create_message_params;
+use sampling2api_core::to_sampling::into_create_message_params;
 use sampling2api_core::{ApiError, ids, openai, tokens};
 use serde_json::json;
 use worker::{Delay, Env, Method, Request, Response};
 
 use crate::config::Settings;
 use crate::http::{self, call, internal};
+use crate::journal::{Journal, Usage};
 use crate::mcp_endpoint::{registry_stub, session_stub};
 use crate::random::random_u128;
 use crate::tenancy::Namespace;
-use crate::wire::{CancelRequest, ReportedModel, SampleOutcome, SampleRequest, SessionEntry};
+use crate::wire::{
+    CancelRequest, ReportedModel, SampleOutcome, SampleRequest, SessionEntry, SessionLoad,
+};
 
 thread_local! {
     /// Models this isolate already reported to its namespaces' registries.
@@ -35,7 +39,9 @@ thread_local! {
 }
 
 struct Accepted {
-    request: MessagesRequest,
+    /// The model the caller asked for, echoed in the response.
+    model: String,
+    stream: bool,
     session_id: String,
     params: CreateMessageParams,
     input_tokens: u64,
@@ -103,16 +109,21 @@ async fn accept(
         ApiError::unavailable("the MCP client did not declare the `sampling` capability")
             .not_retryable()
     })?;
-    let mut params = to_create_message_params(&request, support)?;
-    let hints = catalog(settings, Vec::new()).hints_for(&request.model);
+    let input_tokens = tokens::estimate_request(&request).max(1);
+    let model = request.model.clone();
+    let stream = request.wants_stream();
+    let hints = catalog(settings, Vec::new()).hints_for(&model);
+    // The request's content moves into the params: a large request is held once.
+    let mut params = into_create_message_params(request, support)?;
     params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
         hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
     });
     Ok(Accepted {
-        input_tokens: tokens::estimate_request(&request).max(1),
+        input_tokens,
         message_id: ids::message_id(random_u128()),
         session_id: entry.id.clone(),
-        request,
+        model,
+        stream,
         params,
     })
 }
@@ -146,11 +157,41 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// A sampling round trip's response and what it adds to the metrics.
+struct Completion {
+    response: Result<MessagesResponse, ApiError>,
+    usage: Usage,
+}
+
 async fn complete(
     env: &Env,
     namespace: &Namespace,
     settings: &Settings,
     accepted: Accepted,
+) -> Completion {
+    let started = worker::Date::now().as_millis();
+    let mut sampled = false;
+    let response = sample_and_convert(env, namespace, settings, accepted, &mut sampled).await;
+    let seconds = worker::Date::now().as_millis().saturating_sub(started) as f64 / 1000.0;
+    let usage = Usage {
+        sampling: sampled.then(|| SamplingRecord {
+            outcome: SamplingOutcome::of(&response),
+            seconds,
+        }),
+        input_tokens: response.as_ref().map_or(0, |r| r.usage.input_tokens),
+        output_tokens: response.as_ref().map_or(0, |r| r.usage.output_tokens),
+    };
+    Completion { response, usage }
+}
+
+/// `sampled` turns true once the request reached its session object (refusals before that
+/// are no sampling round trip).
+async fn sample_and_convert(
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+    accepted: Accepted,
+    sampled: &mut bool,
 ) -> Result<MessagesResponse, ApiError> {
     let ticket = format!("{:032x}", random_u128());
     let mut guard = CancelOnDrop {
@@ -166,6 +207,8 @@ async fn complete(
         ticket,
         timeout_ms: settings.request_timeout.as_millis() as u64,
         stream_wait_ms: settings.stream_wait.as_millis() as u64,
+        max_in_flight: settings.max_in_flight_per_session,
+        max_queued: settings.max_queued_per_session,
     };
     let body = serde_json::to_vec(&request).map_err(|err| ApiError::api(err.to_string()))?;
     let mut response = call(
@@ -177,6 +220,11 @@ async fn complete(
     .await?;
     guard.armed = false;
     let outcome: SampleOutcome = response.json().await.map_err(internal)?;
+    // A refusal by the in-flight limit never reached the client.
+    *sampled = !outcome
+        .error
+        .as_ref()
+        .is_some_and(|error| error.kind == sampling2api_core::ErrorKind::RateLimit);
     if let Some(error) = outcome.error {
         return Err(error);
     }
@@ -195,7 +243,7 @@ async fn complete(
         result,
         ResponseContext {
             message_id: accepted.message_id,
-            requested_model: &accepted.request.model,
+            requested_model: &accepted.model,
             estimated_input_tokens: accepted.input_tokens,
         },
         || ids::tool_use_id(random_u128()),
@@ -228,30 +276,29 @@ fn stream(
     namespace: Namespace,
     accepted: Accepted,
     framing: StreamFraming,
+    journal: &mut Journal,
 ) -> Result<Response, ApiError> {
+    let (usage_sender, usage) = oneshot::channel();
+    journal.stream_usage = Some(usage);
     let (mut frames, body) = mpsc::channel::<Result<Vec<u8>, worker::Error>>(8);
     worker::wasm_bindgen_futures::spawn_local(async move {
         let settings = Settings::from_env(&env);
         if frames
             .send(Ok(framing
-                .opening(
-                    &accepted.message_id,
-                    &accepted.request.model,
-                    accepted.input_tokens,
-                )
+                .opening(&accepted.message_id, &accepted.model, accepted.input_tokens)
                 .into_bytes()))
             .await
             .is_err()
         {
             return;
         }
-        let model = accepted.request.model.clone();
+        let model = accepted.model.clone();
         let completion = complete(&env, &namespace, &settings, accepted).fuse();
         futures::pin_mut!(completion);
-        let outcome = loop {
+        let completion = loop {
             let mut ping = Delay::from(settings.ping_interval).fuse();
             futures::select! {
-                outcome = completion => break outcome,
+                completion = completion => break completion,
                 () = ping => {
                     if frames.send(Ok(framing.keepalive().as_bytes().to_vec())).await.is_err() {
                         return;
@@ -259,11 +306,51 @@ fn stream(
                 }
             }
         };
+        let _ = usage_sender.send(completion.usage);
         let _ = frames
-            .send(Ok(framing.ending(outcome, &model).into_bytes()))
+            .send(Ok(framing.ending(completion.response, &model).into_bytes()))
             .await;
     });
     http::event_stream(body)
+}
+
+/// Reads the body under the size cap, logging it when prompts are to be logged.
+async fn read_body(
+    req: &mut Request,
+    settings: &Settings,
+    journal: &Journal,
+) -> Result<Vec<u8>, ApiError> {
+    let body = http::read_limited(req, settings.max_body_bytes).await?;
+    journal.body_read(&body);
+    Ok(body)
+}
+
+/// Routes and converts the request, noting its model hint and session in the journal.
+async fn accept_into(
+    headers: &worker::Headers,
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+    request: MessagesRequest,
+    journal: &mut Journal,
+) -> Result<Accepted, ApiError> {
+    journal.model = Some(request.model.clone());
+    let accepted = accept(headers, env, namespace, settings, request).await?;
+    journal.session = Some(accepted.session_id.clone());
+    Ok(accepted)
+}
+
+/// The non-streamed outcome, with its usage noted in the journal.
+async fn complete_into(
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+    accepted: Accepted,
+    journal: &mut Journal,
+) -> Result<MessagesResponse, ApiError> {
+    let completion = complete(env, namespace, settings, accepted).await;
+    journal.usage = completion.usage;
+    completion.response
 }
 
 pub async fn messages(
@@ -271,29 +358,36 @@ pub async fn messages(
     env: &Env,
     namespace: &Namespace,
     settings: &Settings,
+    journal: &mut Journal,
 ) -> Result<Response, ApiError> {
-    let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
+    let body = read_body(&mut req, settings, journal).await?;
     let request = parse_messages_request(&body, true)?;
     drop(body);
-    let accepted = accept(req.headers(), env, namespace, settings, request).await?;
-    if accepted.request.wants_stream() {
+    let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
+    if accepted.stream {
         return stream(
             env.clone(),
             Namespace(namespace.0.clone()),
             accepted,
             StreamFraming::Anthropic,
+            journal,
         );
     }
-    let response = complete(env, namespace, settings, accepted).await?;
+    let response = complete_into(env, namespace, settings, accepted, journal).await?;
     http::json(
         200,
         serde_json::to_string(&response).map_err(|err| ApiError::api(err.to_string()))?,
     )
 }
 
-pub async fn count_tokens(mut req: Request, settings: &Settings) -> Result<Response, ApiError> {
-    let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
+pub async fn count_tokens(
+    mut req: Request,
+    settings: &Settings,
+    journal: &mut Journal,
+) -> Result<Response, ApiError> {
+    let body = read_body(&mut req, settings, journal).await?;
     let request = parse_messages_request(&body, false)?;
+    journal.model = Some(request.model.clone());
     http::json(
         200,
         json!({"input_tokens": tokens::estimate_request(&request).max(1)}).to_string(),
@@ -305,13 +399,14 @@ pub async fn chat_completions(
     env: &Env,
     namespace: &Namespace,
     settings: &Settings,
+    journal: &mut Journal,
 ) -> Result<Response, ApiError> {
-    let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
+    let body = read_body(&mut req, settings, journal).await?;
     let chat = openai::parse_chat_request(&body)?;
     let stream_wanted = chat.wants_stream();
     let include_usage = chat.wants_stream_usage();
     let request = openai::to_messages_request(chat)?;
-    let accepted = accept(req.headers(), env, namespace, settings, request).await?;
+    let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
     let created = (worker::js_sys::Date::now() / 1000.0) as u64;
     if stream_wanted {
         return stream(
@@ -322,9 +417,10 @@ pub async fn chat_completions(
                 created,
                 include_usage,
             },
+            journal,
         );
     }
-    let response = complete(env, namespace, settings, accepted).await?;
+    let response = complete_into(env, namespace, settings, accepted, journal).await?;
     http::json(
         200,
         openai::to_chat_completion(&response, created).to_string(),
@@ -402,4 +498,33 @@ pub async fn list_sessions(env: &Env, namespace: &Namespace) -> Result<Response,
         })
         .collect();
     http::json(200, json!({"data": data}).to_string())
+}
+
+/// `/metrics` for the caller's namespace: the registry's totals, plus in-flight and queued
+/// counts asked of each of its sessions at scrape time.
+pub async fn metrics(env: &Env, namespace: &Namespace) -> Result<Response, ApiError> {
+    let totals: MetricTotals = registry_get(env, namespace, "/metrics").await?;
+    let listed = sessions(env, namespace).await?;
+    let loads = futures::future::join_all(listed.iter().map(|entry| async move {
+        let stub = session_stub(env, namespace, &entry.id).ok()?;
+        let mut response = call(&stub, Method::Get, "/load", None).await.ok()?;
+        response.json::<SessionLoad>().await.ok()
+    }))
+    .await;
+    let gauges = Gauges {
+        in_flight: loads.iter().flatten().map(|load| load.in_flight).sum(),
+        queued: loads.iter().flatten().map(|load| load.queued).sum(),
+        sessions: listed.len() as u64,
+        sampling_sessions: listed
+            .iter()
+            .filter(|entry| entry.sampling.is_some())
+            .count() as u64,
+    };
+    let headers = worker::Headers::new();
+    headers
+        .set("content-type", "text/plain; version=0.0.4; charset=utf-8")
+        .map_err(internal)?;
+    Ok(Response::ok(totals.render(gauges))
+        .map_err(internal)?
+        .with_headers(headers))
 }

@@ -12,6 +12,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub model_aliases: Vec<(String, String)>,
     pub default_model_hint: Option<String>,
+    pub max_in_flight_per_session: usize,
+    pub max_queued_per_session: usize,
+    /// Log request bodies (prompts) too; off unless asked for.
+    pub log_prompts: bool,
 }
 
 impl Settings {
@@ -42,6 +46,10 @@ impl Settings {
                 })
                 .unwrap_or_default(),
             default_model_hint: text("DEFAULT_MODEL_HINT"),
+            max_in_flight_per_session: number("MAX_IN_FLIGHT_PER_SESSION", 256).max(1) as usize,
+            max_queued_per_session: number("MAX_QUEUED_PER_SESSION", 4096) as usize,
+            log_prompts: text("LOG_PROMPTS")
+                .is_some_and(|value| matches!(value.trim(), "1" | "true" | "yes")),
         }
     }
 }

@@ -7,6 +7,7 @@
 mod api;
 mod config;
 mod http;
+mod journal;
 mod mcp_endpoint;
 mod random;
 mod registry_object;
@@ -17,28 +18,33 @@ mod wire;
 pub use registry_object::NamespaceRegistry;
 pub use session_object::McpSessionObject;
 
+use journal::Journal;
 use sampling2api_core::flavor::Flavor;
 use sampling2api_core::{ApiError, ids};
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let request_id = ids::request_id(random::random_u128());
     let path = req.path();
     let flavor = Flavor::of(&path, api::speaks_anthropic(&req));
-    let mut response = match route(req, &env, &request_id).await {
+    let mut journal = Journal::start(request_id.clone(), &req.method(), &path);
+    let mut response = match route(req, &env, &mut journal).await {
         Ok(response) => response,
         Err(err) => http::error(flavor, &err, &request_id)?,
     };
     let _ = response.headers_mut().set("request-id", &request_id);
+    journal.finish(response.status_code(), &env, &ctx);
     Ok(response)
 }
 
 async fn route(
     req: Request,
     env: &Env,
-    request_id: &str,
+    journal: &mut Journal,
 ) -> std::result::Result<Response, ApiError> {
+    let request_id = journal.request_id.clone();
+    let request_id = request_id.as_str();
     let path = req.path();
     let has_token = req.headers().has("authorization").unwrap_or(false)
         || req.headers().has("x-api-key").unwrap_or(false);
@@ -57,12 +63,18 @@ async fn route(
     }
     let namespace = tenancy::namespace_of(&req, env)?;
     let settings = config::Settings::from_env(env);
+    journal.namespace = Some(namespace.0.clone());
+    journal.set_log_prompts(settings.log_prompts);
     match (req.method(), path.as_str()) {
         (_, "/mcp") => mcp_endpoint::handle(req, env, &namespace, &settings).await,
-        (Method::Post, "/v1/messages") => api::messages(req, env, &namespace, &settings).await,
-        (Method::Post, "/v1/messages/count_tokens") => api::count_tokens(req, &settings).await,
+        (Method::Post, "/v1/messages") => {
+            api::messages(req, env, &namespace, &settings, journal).await
+        }
+        (Method::Post, "/v1/messages/count_tokens") => {
+            api::count_tokens(req, &settings, journal).await
+        }
         (Method::Post, "/v1/chat/completions") => {
-            api::chat_completions(req, env, &namespace, &settings).await
+            api::chat_completions(req, env, &namespace, &settings, journal).await
         }
         (Method::Get, "/v1/models") => api::list_models(req, env, &namespace, &settings).await,
         (Method::Get, path) if path.starts_with("/v1/models/") => {
@@ -77,6 +89,7 @@ async fn route(
         }
         (Method::Get, "/sessions") => api::list_sessions(env, &namespace).await,
         (Method::Get, "/health") => api::namespace_health(env, &namespace).await,
+        (Method::Get, "/metrics") => api::metrics(env, &namespace).await,
         (method, path) => {
             let known = [
                 "/v1/messages",
@@ -84,6 +97,7 @@ async fn route(
                 "/v1/chat/completions",
                 "/v1/models",
                 "/sessions",
+                "/metrics",
             ];
             let shown: String = path.chars().take(200).collect();
             if known.contains(&path) || path.starts_with("/v1/models/") {

@@ -1,7 +1,9 @@
 //! `NamespaceRegistry`: one Durable Object per token namespace, listing its sessions (for
-//! routing without `x-mcp-session-id`) and the models its clients answered with.
+//! routing without `x-mcp-session-id`) and the models its clients answered with, and keeping
+//! the namespace's metric totals (each isolate sends batches of its requests' records).
 //! Everything lives in storage; the object holds no connection, so it sleeps between calls.
 
+use sampling2api_core::metrics::MetricTotals;
 use serde_json::json;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
@@ -9,6 +11,7 @@ use crate::wire::{ReportedModel, SessionEntry};
 
 const SESSIONS: &str = "sessions";
 const MODELS: &str = "models";
+const METRICS: &str = "metrics";
 
 #[durable_object]
 pub struct NamespaceRegistry {
@@ -56,6 +59,17 @@ impl DurableObject for NamespaceRegistry {
                     models.push((reported.model, reported.unix));
                     storage.put(MODELS, &models).await?;
                 }
+                Response::empty()
+            }
+            (Method::Get, "/metrics") => {
+                let totals: MetricTotals = storage.get(METRICS).await?.unwrap_or_default();
+                Response::from_json(&totals)
+            }
+            (Method::Post, "/metrics") => {
+                let batch: MetricTotals = req.json().await?;
+                let mut totals: MetricTotals = storage.get(METRICS).await?.unwrap_or_default();
+                totals.merge(&batch);
+                storage.put(METRICS, &totals).await?;
                 Response::empty()
             }
             _ => Response::error("not found", 404),

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::channel::oneshot;
 use sampling2api_core::ApiError;
+use sampling2api_core::admission::{self, Admission, Decision};
 use sampling2api_core::mcp_session::{ClientFacts, McpSession, ServerInfo};
 use sampling2api_core::sampling::CreateMessageResult;
 use serde::{Deserialize, Serialize};
@@ -21,12 +22,14 @@ use worker::{
 };
 
 use crate::mcp_endpoint::LIVENESS_PING;
-use crate::wire::{CancelRequest, SampleOutcome, SampleRequest};
+use crate::wire::{CancelRequest, SampleOutcome, SampleRequest, SessionLoad};
 
 /// How often a waiting request writes to the client's stream to learn it is still there.
 const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
 
 type Waiter = oneshot::Sender<std::result::Result<CreateMessageResult, ApiError>>;
+/// Wakes a queued request when a slot passes to it; keyed by the request's ticket.
+type SlotQueue = Admission<String, oneshot::Sender<()>>;
 
 const FACTS: &str = "facts";
 
@@ -43,6 +46,9 @@ pub struct McpSessionObject {
     session: RefCell<Option<McpSession<Waiter>>>,
     /// Caller tickets of requests in flight → their JSON-RPC ids, for `/cancel`.
     tickets: RefCell<HashMap<String, u64>>,
+    /// The in-flight limit and its queue; made with the first request's limits. Memory only:
+    /// requests never outlive the object, so neither do their slots.
+    admission: RefCell<Option<SlotQueue>>,
 }
 
 impl DurableObject for McpSessionObject {
@@ -51,6 +57,7 @@ impl DurableObject for McpSessionObject {
             state,
             session: RefCell::new(None),
             tickets: RefCell::new(HashMap::new()),
+            admission: RefCell::new(None),
         }
     }
 
@@ -129,6 +136,18 @@ impl DurableObject for McpSessionObject {
                 let request: CancelRequest = req.json().await?;
                 self.cancel(&request.ticket, "sampling2api: the API caller disconnected");
                 Response::empty()
+            }
+            (Method::Get, "/load") => {
+                let load = self
+                    .admission
+                    .borrow()
+                    .as_ref()
+                    .map(|admission| SessionLoad {
+                        in_flight: admission.in_flight() as u64,
+                        queued: admission.queued() as u64,
+                    })
+                    .unwrap_or_default();
+                Response::from_json(&load)
             }
             (Method::Delete, "/session") => {
                 let existed = self.load().await?;
@@ -223,6 +242,13 @@ impl McpSessionObject {
         if !self.load().await.map_err(storage_error)? {
             return Err(ApiError::not_found("the MCP session no longer exists"));
         }
+        let started = worker::Date::now().as_millis();
+        let _slot = self.take_slot(&request).await?;
+        let waited = worker::Date::now().as_millis().saturating_sub(started);
+        let request = SampleRequest {
+            timeout_ms: request.timeout_ms.saturating_sub(waited).max(1),
+            ..request
+        };
         let (waiter, answer) = oneshot::channel();
         let outgoing = {
             let mut slot = self.session.borrow_mut();
@@ -241,6 +267,50 @@ impl McpSessionObject {
             .await;
         self.tickets.borrow_mut().remove(&request.ticket);
         outcome
+    }
+
+    /// Waits for a slot under the session's in-flight limit, or refuses with 429 when the
+    /// queue is full too. The slot is given back when the returned guard drops.
+    async fn take_slot(&self, request: &SampleRequest) -> std::result::Result<Slot<'_>, ApiError> {
+        let (wake, woken) = oneshot::channel();
+        let decision = self
+            .admission
+            .borrow_mut()
+            .get_or_insert_with(|| Admission::new(request.max_in_flight, request.max_queued))
+            .request(request.ticket.clone(), wake);
+        match decision {
+            Decision::Go => return Ok(Slot { object: self }),
+            Decision::Refuse(err) => return Err(err),
+            Decision::Wait => {}
+        }
+        let mut woken = woken.fuse();
+        let mut deadline = Delay::from(Duration::from_millis(request.timeout_ms)).fuse();
+        futures::select! {
+            granted = woken => match granted {
+                Ok(()) => Ok(Slot { object: self }),
+                Err(_) => Err(ApiError::unavailable(
+                    "the request was cancelled or the session ended while it waited for the in-flight limit",
+                )),
+            },
+            () = deadline => {
+                let withdrawn = self
+                    .admission
+                    .borrow_mut()
+                    .as_mut()
+                    .and_then(|admission| admission.withdraw(&request.ticket));
+                if withdrawn.is_none() {
+                    // The slot passed to this request just as its deadline fired: give it on.
+                    drop(Slot { object: self });
+                }
+                Err(admission::queue_timeout(&format!("{} ms", request.timeout_ms)))
+            }
+        }
+    }
+
+    fn release_slot(&self) {
+        if let Some(admission) = self.admission.borrow_mut().as_mut() {
+            admission.release(|wake| wake.send(()).is_ok());
+        }
     }
 
     async fn deliver_and_wait(
@@ -298,6 +368,15 @@ impl McpSessionObject {
     }
 
     fn cancel(&self, ticket: &str, reason: &str) {
+        // Still queued: dropping its waker ends it without ever reaching the client.
+        let queued = self
+            .admission
+            .borrow_mut()
+            .as_mut()
+            .and_then(|admission| admission.withdraw(&ticket.to_string()));
+        if queued.is_some() {
+            return;
+        }
         let id = self.tickets.borrow_mut().remove(ticket);
         if let Some(id) = id {
             self.cancel_id(id, reason);
@@ -338,6 +417,14 @@ impl McpSessionObject {
     }
 
     fn close(&self, why: &str) {
+        // Queued requests end when their wakers drop.
+        let queued = self
+            .admission
+            .borrow_mut()
+            .as_mut()
+            .map(Admission::drain_queue)
+            .unwrap_or_default();
+        drop(queued);
         let waiters = self
             .session
             .borrow_mut()
@@ -350,5 +437,16 @@ impl McpSessionObject {
         for stream in self.state.get_websockets() {
             let _ = stream.close(Some(1000), Some("session ended"));
         }
+    }
+}
+
+/// A request's place under the in-flight limit; dropping it passes the place on.
+struct Slot<'a> {
+    object: &'a McpSessionObject,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.object.release_slot();
     }
 }

@@ -22,6 +22,16 @@ pub struct SampleRequest {
     pub ticket: String,
     pub timeout_ms: u64,
     pub stream_wait_ms: u64,
+    /// The session's admission limits (the Worker reads them from its vars).
+    pub max_in_flight: usize,
+    pub max_queued: usize,
+}
+
+/// A session object's admission counts, read at each `/metrics` scrape.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SessionLoad {
+    pub in_flight: u64,
+    pub queued: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
