@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         client_version: None,
     };
     let mut session: McpSession<()> = McpSession::resume(ServerInfo::sampling2api(), facts, true, 1);
-    let _ = session.begin_sampling(&serde_json::json!({"messages": [], "maxTokens": 1}), ());
+    let _ = session.begin_sampling(&serde_json::json!({"messages": [], "maxTokens": 1}), 0, ());
     let handled = session.handle_incoming(data);
     let _ = handled.reply_body();
     for ((), outcome) in handled.answers {

@@ -110,9 +110,12 @@ struct Target {
 
 impl Target {
     fn request(&self, method: &str, path: &str) -> hyper::http::request::Builder {
+        // Origin-form target plus Host, as HTTP/1.1 clients send it: hyper's connection-level
+        // client adds no Host of its own, and workerd refuses an absolute-form target.
         let builder = Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.address));
+            .uri(path)
+            .header("host", &self.address);
         match &self.token {
             Some(token) => builder.header("authorization", format!("Bearer {token}")),
             None => builder,
@@ -520,7 +523,19 @@ impl LoadSender {
     ) -> hyper::Result<hyper::Response<hyper::body::Incoming>> {
         match self {
             LoadSender::Http1(sender) => sender.send_request(request).await,
-            LoadSender::Http2(sender) => sender.send_request(request).await,
+            LoadSender::Http2(sender) => {
+                // HTTP/2 carries the authority in the URI (`:authority`), not in Host.
+                let mut request = request;
+                let host = request
+                    .headers_mut()
+                    .remove("host")
+                    .and_then(|host| host.to_str().ok().map(str::to_string))
+                    .unwrap_or_default();
+                if let Ok(uri) = format!("http://{host}{}", request.uri()).parse() {
+                    *request.uri_mut() = uri;
+                }
+                sender.send_request(request).await
+            }
         }
     }
 }
@@ -550,12 +565,20 @@ async fn http_client(target: &Target, delay: Duration) -> Result<(), BoxError> {
     let init = control
         .send_request(mcp_post(target, None, INITIALIZE)?)
         .await?;
-    let session = init
+    let status = init.status();
+    let Some(session) = init
         .headers()
         .get("mcp-session-id")
         .and_then(|value| value.to_str().ok())
-        .ok_or("no session id")?
-        .to_string();
+        .map(str::to_string)
+    else {
+        let body = init.into_body().collect().await?.to_bytes();
+        return Err(format!(
+            "initialize got HTTP {status} without a session id: {}",
+            String::from_utf8_lossy(&body)
+        )
+        .into());
+    };
     init.into_body().collect().await?;
     control
         .send_request(mcp_post(target, Some(&session), INITIALIZED)?)

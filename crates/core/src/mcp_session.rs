@@ -242,18 +242,29 @@ impl<W> McpSession<W> {
     pub fn begin_sampling<P: serde::Serialize>(
         &mut self,
         params: &P,
+        size_hint: usize,
         waiter: W,
     ) -> Result<OutgoingRequest, ApiError> {
         self.support()?;
         let id = self.next_request_id;
         self.next_request_id += 1;
-        let json = serde_json::to_string(&OutgoingEnvelope {
-            jsonrpc: "2.0",
-            id,
-            method: "sampling/createMessage",
-            params,
-        })
+        // Sized up front: a request carrying megabytes of image is serialized without the
+        // buffer doubling (and copying) its way there.
+        let mut json = Vec::with_capacity(size_hint.saturating_add(256));
+        serde_json::to_writer(
+            &mut json,
+            &OutgoingEnvelope {
+                jsonrpc: "2.0",
+                id,
+                method: "sampling/createMessage",
+                params,
+            },
+        )
         .map_err(|err| ApiError::api(format!("could not encode the sampling request: {err}")))?;
+        // serde_json writes only valid UTF-8.
+        let json = String::from_utf8(json).map_err(|err| {
+            ApiError::api(format!("could not encode the sampling request: {err}"))
+        })?;
         self.pending.insert(id, waiter);
         Ok(OutgoingRequest { id, json })
     }
@@ -591,7 +602,10 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}"#,
         );
         assert_eq!(
-            session.begin_sampling(&params(), "w").unwrap_err().status(),
+            session
+                .begin_sampling(&params(), 0, "w")
+                .unwrap_err()
+                .status(),
             503
         );
         session.handle_incoming(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
@@ -608,8 +622,8 @@ mod tests {
     fn answers_reach_their_own_waiter_only() {
         let mut session = server();
         initialize(&mut session, "2025-11-25", json!({}));
-        let first = session.begin_sampling(&params(), "first").unwrap();
-        let second = session.begin_sampling(&params(), "second").unwrap();
+        let first = session.begin_sampling(&params(), 0, "first").unwrap();
+        let second = session.begin_sampling(&params(), 0, "second").unwrap();
         assert_ne!(first.id, second.id);
         let sent: Value = serde_json::from_str(&second.json).unwrap();
         assert_eq!(sent["method"], "sampling/createMessage");
@@ -662,7 +676,7 @@ mod tests {
             (json!({}), 500),
         ];
         for (body, status) in cases {
-            let request = session.begin_sampling(&params(), "w").unwrap();
+            let request = session.begin_sampling(&params(), 0, "w").unwrap();
             let mut message = body;
             message["jsonrpc"] = json!("2.0");
             message["id"] = json!(request.id.to_string());
@@ -684,7 +698,7 @@ mod tests {
     fn cancel_frees_the_request_and_tells_the_client() {
         let mut session = server();
         initialize(&mut session, "2025-11-25", json!({}));
-        let request = session.begin_sampling(&params(), "w").unwrap();
+        let request = session.begin_sampling(&params(), 0, "w").unwrap();
         let (waiter, notification) = session.cancel(request.id, "caller went away").unwrap();
         assert_eq!(waiter, "w");
         let notification: Value = serde_json::from_str(&notification).unwrap();
@@ -710,7 +724,7 @@ mod tests {
             41,
         );
         assert_eq!(resumed.support().unwrap(), ClientSupport::FULL);
-        assert_eq!(resumed.begin_sampling(&params(), "w").unwrap().id, 41);
+        assert_eq!(resumed.begin_sampling(&params(), 0, "w").unwrap().id, 41);
         assert_eq!(resumed.next_request_id(), 42);
         let not_ready: McpSession<&str> = McpSession::resume(
             ServerInfo {
@@ -729,8 +743,8 @@ mod tests {
     fn close_returns_every_waiter() {
         let mut session = server();
         initialize(&mut session, "2025-11-25", json!({}));
-        session.begin_sampling(&params(), "a").unwrap();
-        session.begin_sampling(&params(), "b").unwrap();
+        session.begin_sampling(&params(), 0, "a").unwrap();
+        session.begin_sampling(&params(), 0, "b").unwrap();
         let mut waiters = session.close();
         waiters.sort();
         assert_eq!(waiters, vec!["a", "b"]);

@@ -222,10 +222,71 @@ fn reported_usage(result: &Value) -> Option<ReportedUsage> {
     (reported.input_tokens.is_some() || reported.output_tokens.is_some()).then_some(reported)
 }
 
+impl SamplingContent {
+    /// The bytes of its strings: most of its JSON length when it is large.
+    pub fn text_len(&self) -> usize {
+        match self {
+            SamplingContent::Text { text } => text.len(),
+            SamplingContent::Image { data, mime_type }
+            | SamplingContent::Audio { data, mime_type } => data.len() + mime_type.len(),
+            SamplingContent::ToolUse { id, name, .. } => id.len() + name.len() + 64,
+            SamplingContent::ToolResult {
+                tool_use_id,
+                content,
+                ..
+            } => tool_use_id.len() + content.iter().map(SamplingContent::text_len).sum::<usize>(),
+        }
+    }
+}
+
+impl CreateMessageParams {
+    /// Roughly the length of these params as JSON (at least the strings they carry), to size
+    /// the buffer they are serialized into.
+    pub fn size_hint(&self) -> usize {
+        let content: usize = self
+            .messages
+            .iter()
+            .flat_map(|message| &message.content)
+            .map(|block| block.text_len() + 32)
+            .sum();
+        content + self.system_prompt.as_ref().map_or(0, String::len) + 512
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn size_hint_covers_large_content_without_overshooting() {
+        let params = CreateMessageParams {
+            messages: vec![SamplingMessage {
+                role: SamplingRole::User,
+                content: vec![
+                    SamplingContent::Image {
+                        data: "A".repeat(300_000),
+                        mime_type: "image/png".into(),
+                    },
+                    SamplingContent::Text {
+                        text: "word ".repeat(20_000),
+                    },
+                ],
+            }],
+            max_tokens: 5,
+            system_prompt: Some("be brief".into()),
+            temperature: None,
+            stop_sequences: None,
+            model_preferences: None,
+            metadata: None,
+            tools: None,
+            tool_choice: None,
+        };
+        let json_len = serde_json::to_vec(&params).unwrap().len();
+        let hint = params.size_hint();
+        assert!(hint >= json_len, "hint {hint} < {json_len}");
+        assert!(hint < json_len + 4096, "hint {hint} far above {json_len}");
+    }
 
     #[test]
     fn single_block_messages_serialise_as_an_object() {

@@ -149,7 +149,8 @@ impl Bridge {
     ) -> Result<CreateMessageResult, ApiError> {
         let timeout = self.settings.request_timeout;
         let (waiter, answer) = oneshot::channel();
-        let request = session.state().begin_sampling(&params, waiter)?;
+        let size_hint = params.size_hint();
+        let request = session.state().begin_sampling(&params, size_hint, waiter)?;
         // Serialized: a large request's content need not wait for the answer in memory.
         drop(params);
         let mut in_flight = InFlight::start(self, session, request.id);

@@ -119,8 +119,11 @@ impl DurableObject for McpSessionObject {
                 Response::from_websocket(pair.client)
             }
             (Method::Post, "/sample") => {
-                let request: SampleRequest = req.json().await?;
-                let outcome = match self.sample(request).await {
+                let body = req.bytes().await?;
+                let size_hint = body.len();
+                let request: SampleRequest = serde_json::from_slice(&body)?;
+                drop(body);
+                let outcome = match self.sample(request, size_hint).await {
                     Ok(result) => SampleOutcome {
                         result: Some(result.to_value()),
                         error: None,
@@ -236,6 +239,7 @@ impl McpSessionObject {
     async fn sample(
         &self,
         request: SampleRequest,
+        size_hint: usize,
     ) -> std::result::Result<CreateMessageResult, ApiError> {
         let storage_error =
             |err: worker::Error| ApiError::api(format!("session storage failed: {err}"));
@@ -255,7 +259,7 @@ impl McpSessionObject {
             let session = slot
                 .as_mut()
                 .ok_or_else(|| ApiError::not_found("the MCP session no longer exists"))?;
-            session.begin_sampling(&request.params, waiter)?
+            session.begin_sampling(&request.params, size_hint, waiter)?
         };
         self.tickets
             .borrow_mut()
