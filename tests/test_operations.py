@@ -7,6 +7,7 @@ import re
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anthropic
@@ -164,3 +165,30 @@ def test_one_log_line_per_request_and_prompts_only_when_asked(kind: str, deploym
     deployments.append(loud)
     loud.http.post("/v1/messages", json={**OK, "messages": [{"role": "user", "content": "secret prompt"}]})
     wait_until(lambda: "secret prompt" in loud.log_text(), what="the prompt in the log")
+
+
+def test_http2_callers_multiplex_requests_on_one_connection(kind: str, deployments: list[Deployment]) -> None:
+    not_on_worker(kind, "wrangler dev's local proxy speaks HTTP/1.1 only; on Cloudflare the edge terminates HTTP/2")
+    deployment = deploy(kind)
+    deployments.append(deployment)
+    import httpx2  # the HTTP client the anthropic SDK is built on
+
+    # h2c with prior knowledge: HTTP/2 without TLS, as a local caller would use it.
+    transport = httpx2.HTTPTransport(http1=False, http2=True)
+    with httpx2.Client(transport=transport, timeout=30) as http:
+        client = anthropic.Anthropic(base_url=deployment.base_url, api_key="not-needed", http_client=http, max_retries=0)
+        raw = client.messages.with_raw_response.create(**{**OK, "messages": [{"role": "user", "content": "over h2"}]})
+        assert raw.http_response.http_version == "HTTP/2"
+        assert raw.parse().content[0].text == "echo: over h2"
+
+        with client.messages.stream(**{**OK, "messages": [{"role": "user", "content": "streamed over h2"}]}) as stream:
+            assert stream.get_final_text() == "echo: streamed over h2"
+
+        def one(i: int) -> str:
+            message = client.messages.create(**{**OK, "messages": [{"role": "user", "content": f"[slow:0.3] h2 {i}"}]})
+            return message.content[0].text
+
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            answers = list(pool.map(one, range(24)))
+    assert answers == [f"echo: [slow:0.3] h2 {i}" for i in range(24)]
+    deployment.assert_idle()
