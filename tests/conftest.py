@@ -78,6 +78,7 @@ WORKER_VARS = {
 WORKER_SWITCHES = {"--log-prompts": "LOG_PROMPTS"}
 # Native flags with no worker equivalent, and why.
 NOT_ON_WORKER = {
+    "--threads": "a Worker has no runtime threads to configure",
     "--allow-private-image-urls": "the worker does not download image URLs (it cannot vet the addresses a name resolves to)",
 }
 

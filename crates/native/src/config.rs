@@ -82,6 +82,10 @@ pub struct CommonArgs {
         value_delimiter = ','
     )]
     pub allow_origins: Vec<String>,
+    /// Runtime worker threads (default: one per CPU core). On a small machine shared with
+    /// the callers, 1 spends less CPU per request (see the README's Performance section).
+    #[arg(long, env = "SAMPLING2API_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sampling2api=debug`.
     #[arg(long, default_value = "info", env = "SAMPLING2API_LOG")]
     pub log: String,
