@@ -109,13 +109,28 @@ struct Target {
 }
 
 impl Target {
+    /// An HTTP/1.1 request: origin-form target plus Host, as HTTP/1.1 clients send it (hyper's
+    /// connection-level client adds no Host of its own, and workerd refuses an absolute-form
+    /// target).
     fn request(&self, method: &str, path: &str) -> hyper::http::request::Builder {
-        // Origin-form target plus Host, as HTTP/1.1 clients send it: hyper's connection-level
-        // client adds no Host of its own, and workerd refuses an absolute-form target.
-        let builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", &self.address);
+        self.authorized(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", &self.address),
+        )
+    }
+
+    /// An HTTP/2 request: the authority travels in the URI (`:authority`), not in Host.
+    fn http2_request(&self, method: &str, path: &str) -> hyper::http::request::Builder {
+        self.authorized(
+            Request::builder()
+                .method(method)
+                .uri(format!("http://{}{path}", self.address)),
+        )
+    }
+
+    fn authorized(&self, builder: hyper::http::request::Builder) -> hyper::http::request::Builder {
         match &self.token {
             Some(token) => builder.header("authorization", format!("Bearer {token}")),
             None => builder,
@@ -523,19 +538,7 @@ impl LoadSender {
     ) -> hyper::Result<hyper::Response<hyper::body::Incoming>> {
         match self {
             LoadSender::Http1(sender) => sender.send_request(request).await,
-            LoadSender::Http2(sender) => {
-                // HTTP/2 carries the authority in the URI (`:authority`), not in Host.
-                let mut request = request;
-                let host = request
-                    .headers_mut()
-                    .remove("host")
-                    .and_then(|host| host.to_str().ok().map(str::to_string))
-                    .unwrap_or_default();
-                if let Ok(uri) = format!("http://{host}{}", request.uri()).parse() {
-                    *request.uri_mut() = uri;
-                }
-                sender.send_request(request).await
-            }
+            LoadSender::Http2(sender) => sender.send_request(request).await,
         }
     }
 }
@@ -677,9 +680,14 @@ async fn load(
     errors: Arc<AtomicU64>,
 ) -> Result<Vec<(u64, u64)>, BoxError> {
     let mut samples = Vec::new();
+    let http2 = matches!(sender, LoadSender::Http2(_));
     while !stop.load(Ordering::Acquire) {
-        let request = target
-            .request("POST", "/v1/messages")
+        let request = if http2 {
+            target.http2_request("POST", "/v1/messages")
+        } else {
+            target.request("POST", "/v1/messages")
+        };
+        let request = request
             .header("content-type", "application/json")
             .header("anthropic-version", "2023-06-01")
             .body(Full::new(body.clone()))?;

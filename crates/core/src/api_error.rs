@@ -116,6 +116,14 @@ impl ApiError {
         Self::new(ErrorKind::Timeout, message)
     }
 
+    /// A request body over the configured cap (413), in both runtimes' words.
+    pub fn body_too_large(limit: usize) -> Self {
+        Self::new(
+            ErrorKind::RequestTooLarge,
+            format!("request body is larger than the {limit}-byte limit"),
+        )
+    }
+
     /// The deadline passed before the client answered; both runtimes say it the same way.
     pub fn deadline_passed(timeout_ms: u64) -> Self {
         let shown = if timeout_ms.is_multiple_of(1000) {

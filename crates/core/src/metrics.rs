@@ -29,10 +29,15 @@ pub enum SamplingOutcome {
 
 impl SamplingOutcome {
     pub fn of<T>(outcome: &Result<T, ApiError>) -> Self {
-        match outcome {
-            Ok(_) => SamplingOutcome::Ok,
-            Err(err) if err.kind == ErrorKind::Timeout => SamplingOutcome::Timeout,
-            Err(_) => SamplingOutcome::Error,
+        Self::of_error(outcome.as_ref().err())
+    }
+
+    /// The outcome of a round trip that ended with `error`, or well without one.
+    pub fn of_error(error: Option<&ApiError>) -> Self {
+        match error {
+            None => SamplingOutcome::Ok,
+            Some(err) if err.kind == ErrorKind::Timeout => SamplingOutcome::Timeout,
+            Some(_) => SamplingOutcome::Error,
         }
     }
 
@@ -163,10 +168,6 @@ impl MetricTotals {
             .iter()
             .position(|bound| seconds <= *bound)
             .unwrap_or(SAMPLING_BUCKETS.len());
-        // Stored totals may come from an older layout; never index out of range.
-        if histogram.buckets.len() != SAMPLING_BUCKETS.len() + 1 {
-            histogram.buckets = vec![0; SAMPLING_BUCKETS.len() + 1];
-        }
         if let Some(slot) = histogram.buckets.get_mut(bucket) {
             *slot += 1;
         }

@@ -315,16 +315,11 @@ async fn root(method: Method) -> Response {
 
 /// Reads a body up to `limit` bytes; over it is 413 before more is read.
 pub async fn read_body(
-    body: Body,
+    mut body: Body,
     limit: usize,
     content_length: Option<u64>,
 ) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorKind::RequestTooLarge,
-            format!("request body is larger than the {limit}-byte limit"),
-        )
-    };
+    let too_large = || ApiError::body_too_large(limit);
     if content_length.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
@@ -332,7 +327,6 @@ pub async fn read_body(
     // joining them would hold a large body twice.
     let declared = content_length.map_or(0, |length| length as usize);
     let mut collected = Vec::with_capacity(declared.min(limit));
-    let mut body = body;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|err| {
             ApiError::invalid_request(format!("could not read the request body: {err}"))

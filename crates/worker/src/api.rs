@@ -169,30 +169,35 @@ async fn complete(
     settings: &Settings,
     accepted: Accepted,
 ) -> Completion {
-    let started = worker::Date::now().as_millis();
-    let mut sampled = false;
-    let response = sample_and_convert(env, namespace, settings, accepted, &mut sampled).await;
-    let seconds = worker::Date::now().as_millis().saturating_sub(started) as f64 / 1000.0;
+    let outcome = match sample(env, namespace, settings, &accepted).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            return Completion {
+                response: Err(error),
+                usage: Usage::default(),
+            };
+        }
+    };
+    let sampling = outcome.sampling_seconds.map(|seconds| SamplingRecord {
+        outcome: SamplingOutcome::of_error(outcome.error.as_ref()),
+        seconds,
+    });
+    let response = respond(env, namespace, accepted, outcome).await;
     let usage = Usage {
-        sampling: sampled.then(|| SamplingRecord {
-            outcome: SamplingOutcome::of(&response),
-            seconds,
-        }),
+        sampling,
         input_tokens: response.as_ref().map_or(0, |r| r.usage.input_tokens),
         output_tokens: response.as_ref().map_or(0, |r| r.usage.output_tokens),
     };
     Completion { response, usage }
 }
 
-/// `sampled` turns true once the request reached its session object (refusals before that
-/// are no sampling round trip).
-async fn sample_and_convert(
+/// The round trip through the session object; the caller leaving meanwhile cancels it there.
+async fn sample(
     env: &Env,
     namespace: &Namespace,
     settings: &Settings,
-    accepted: Accepted,
-    sampled: &mut bool,
-) -> Result<MessagesResponse, ApiError> {
+    accepted: &Accepted,
+) -> Result<SampleOutcome, ApiError> {
     let ticket = format!("{:032x}", random_u128());
     let mut guard = CancelOnDrop {
         env: env.clone(),
@@ -202,8 +207,7 @@ async fn sample_and_convert(
         armed: true,
     };
     let request = SampleRequest {
-        params: serde_json::to_value(&accepted.params)
-            .map_err(|err| ApiError::api(err.to_string()))?,
+        params: &accepted.params,
         ticket,
         timeout_ms: settings.request_timeout.as_millis() as u64,
         stream_wait_ms: settings.stream_wait.as_millis() as u64,
@@ -219,12 +223,16 @@ async fn sample_and_convert(
     )
     .await?;
     guard.armed = false;
-    let outcome: SampleOutcome = response.json().await.map_err(internal)?;
-    // A refusal by the in-flight limit never reached the client.
-    *sampled = !outcome
-        .error
-        .as_ref()
-        .is_some_and(|error| error.kind == sampling2api_core::ErrorKind::RateLimit);
+    response.json().await.map_err(internal)
+}
+
+/// The Anthropic response for the session object's outcome.
+async fn respond(
+    env: &Env,
+    namespace: &Namespace,
+    accepted: Accepted,
+    outcome: SampleOutcome,
+) -> Result<MessagesResponse, ApiError> {
     if let Some(error) = outcome.error {
         return Err(error);
     }

@@ -72,12 +72,7 @@ pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, Ap
         .ok()
         .flatten()
         .and_then(|value| value.parse().ok());
-    let too_large = || {
-        ApiError::new(
-            sampling2api_core::ErrorKind::RequestTooLarge,
-            format!("request body is larger than the {limit}-byte limit"),
-        )
-    };
+    let too_large = || ApiError::body_too_large(limit);
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large());
     }

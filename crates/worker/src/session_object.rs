@@ -33,6 +33,10 @@ type SlotQueue = Admission<String, oneshot::Sender<()>>;
 
 const FACTS: &str = "facts";
 
+fn storage_error(err: worker::Error) -> ApiError {
+    ApiError::api(format!("session storage failed: {err}"))
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredFacts {
     client: ClientFacts,
@@ -123,17 +127,7 @@ impl DurableObject for McpSessionObject {
                 let size_hint = body.len();
                 let request: SampleRequest = serde_json::from_slice(&body)?;
                 drop(body);
-                let outcome = match self.sample(request, size_hint).await {
-                    Ok(result) => SampleOutcome {
-                        result: Some(result.to_value()),
-                        error: None,
-                    },
-                    Err(error) => SampleOutcome {
-                        result: None,
-                        error: Some(error),
-                    },
-                };
-                Response::from_json(&outcome)
+                Response::from_json(&self.sample(request, size_hint).await)
             }
             (Method::Post, "/cancel") => {
                 let request: CancelRequest = req.json().await?;
@@ -236,23 +230,59 @@ impl McpSessionObject {
         }
     }
 
-    async fn sample(
+    /// Admits the request, then sends it to the client and waits for the outcome, timed from
+    /// the moment it holds a slot.
+    async fn sample(&self, request: SampleRequest, size_hint: usize) -> SampleOutcome {
+        let arrived = worker::Date::now().as_millis();
+        let slot = match self.admit(&request).await {
+            Ok(slot) => slot,
+            Err(error) => {
+                return SampleOutcome {
+                    result: None,
+                    error: Some(error),
+                    sampling_seconds: None,
+                };
+            }
+        };
+        let started = worker::Date::now().as_millis();
+        let request = SampleRequest {
+            timeout_ms: request
+                .timeout_ms
+                .saturating_sub(started.saturating_sub(arrived))
+                .max(1),
+            ..request
+        };
+        let outcome = self.sample_in_slot(request, size_hint).await;
+        drop(slot);
+        let sampling_seconds =
+            Some(worker::Date::now().as_millis().saturating_sub(started) as f64 / 1000.0);
+        match outcome {
+            Ok(result) => SampleOutcome {
+                result: Some(result.to_value()),
+                error: None,
+                sampling_seconds,
+            },
+            Err(error) => SampleOutcome {
+                result: None,
+                error: Some(error),
+                sampling_seconds,
+            },
+        }
+    }
+
+    /// The session must exist; then the request waits for a slot under its in-flight limit.
+    async fn admit(&self, request: &SampleRequest) -> std::result::Result<Slot<'_>, ApiError> {
+        if !self.load().await.map_err(storage_error)? {
+            return Err(ApiError::not_found("the MCP session no longer exists"));
+        }
+        self.take_slot(request).await
+    }
+
+    async fn sample_in_slot(
         &self,
         request: SampleRequest,
         size_hint: usize,
     ) -> std::result::Result<CreateMessageResult, ApiError> {
-        let storage_error =
-            |err: worker::Error| ApiError::api(format!("session storage failed: {err}"));
-        if !self.load().await.map_err(storage_error)? {
-            return Err(ApiError::not_found("the MCP session no longer exists"));
-        }
-        let started = worker::Date::now().as_millis();
-        let _slot = self.take_slot(&request).await?;
-        let waited = worker::Date::now().as_millis().saturating_sub(started);
-        let request = SampleRequest {
-            timeout_ms: request.timeout_ms.saturating_sub(waited).max(1),
-            ..request
-        };
         let (waiter, answer) = oneshot::channel();
         let outgoing = {
             let mut slot = self.session.borrow_mut();

@@ -15,9 +15,11 @@ pub struct SessionEntry {
     pub sampling: Option<ClientSupport>,
 }
 
+/// The Worker sends its `CreateMessageParams` by reference (no JSON tree of a large request);
+/// the session object reads them as a `Value` and passes them on unchanged.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SampleRequest {
-    pub params: Value,
+pub struct SampleRequest<P = Value> {
+    pub params: P,
     /// Names this request for a later `/cancel` (the caller went away).
     pub ticket: String,
     pub timeout_ms: u64,
@@ -40,6 +42,10 @@ pub struct SampleOutcome {
     pub result: Option<Value>,
     #[serde(default)]
     pub error: Option<ApiError>,
+    /// Seconds from taking a slot under the in-flight limit to the outcome, as the native
+    /// binary measures them; `None` when the request never got a slot.
+    #[serde(default)]
+    pub sampling_seconds: Option<f64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
