@@ -200,6 +200,7 @@ async fn mcp_get(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Respo
         generation,
         messages,
         keepalive: tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE),
+        yielded: false,
     };
     let mut response = (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response();
     let headers = response.headers_mut();
@@ -234,6 +235,33 @@ struct EventStream {
     generation: u64,
     messages: tokio::sync::mpsc::UnboundedReceiver<String>,
     keepalive: tokio::time::Interval,
+    /// Set when the stream let other ready tasks run before taking its messages.
+    yielded: bool,
+}
+
+/// Messages taken from the channel into one frame, at most: a bound on the frame's size in
+/// messages so that one poll cannot hold the connection for long.
+const MESSAGES_PER_FRAME: usize = 256;
+
+impl EventStream {
+    /// Every message waiting in the channel, as one chunk of SSE events.
+    fn frame(&mut self, first: String) -> Bytes {
+        let mut frame = String::with_capacity(first.len() + 24);
+        push_event(&mut frame, &first);
+        for _ in 1..MESSAGES_PER_FRAME {
+            match self.messages.try_recv() {
+                Ok(message) => push_event(&mut frame, &message),
+                Err(_) => break,
+            }
+        }
+        Bytes::from(frame)
+    }
+}
+
+fn push_event(frame: &mut String, message: &str) {
+    frame.push_str("event: message\ndata: ");
+    frame.push_str(message);
+    frame.push_str("\n\n");
 }
 
 impl futures::Stream for EventStream {
@@ -244,17 +272,22 @@ impl futures::Stream for EventStream {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
+        // Other API requests ready in the same instant get to add their messages first, so
+        // that a burst leaves in one chunk and one write (see `batching`).
+        if !self.yielded && !self.messages.is_empty() {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match self.messages.poll_recv(cx) {
-            Poll::Ready(Some(message)) => {
-                let mut frame = String::with_capacity(message.len() + 24);
-                frame.push_str("event: message\ndata: ");
-                frame.push_str(&message);
-                frame.push_str("\n\n");
-                return Poll::Ready(Some(Ok(Bytes::from(frame))));
+            Poll::Ready(Some(first)) => {
+                self.yielded = false;
+                let frame = self.frame(first);
+                return Poll::Ready(Some(Ok(frame)));
             }
             // Replaced by a newer stream, or the session closed.
             Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => {}
+            Poll::Pending => self.yielded = false,
         }
         if self.keepalive.poll_tick(cx).is_ready() {
             return Poll::Ready(Some(Ok(Bytes::from_static(b": keepalive\n\n"))));

@@ -1,6 +1,8 @@
 //! `sampling2api`: an MCP client's sampling capability as an Anthropic-compatible API.
 
+mod answer_stream;
 mod api;
+mod batching;
 mod bridge;
 mod config;
 mod http_mode;

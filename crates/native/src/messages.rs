@@ -1,7 +1,6 @@
 //! `POST /v1/messages` and `POST /v1/messages/count_tokens`, and the request flow that the
 //! OpenAI endpoint shares: accept (route, admit, convert), sample, answer as JSON or a stream.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -17,8 +16,8 @@ use sampling2api_core::stream_framing::StreamFraming;
 use sampling2api_core::to_sampling::into_create_message_params;
 use sampling2api_core::{ApiError, ids, tokens};
 use serde_json::json;
-use tokio::sync::mpsc;
 
+use crate::answer_stream::AnswerStream;
 use crate::api::{RequestId, RequestLog, error_response, json_response, read_body};
 use crate::bridge::Bridge;
 use crate::ids::random_u128;
@@ -183,53 +182,25 @@ pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesRes
     Ok(response)
 }
 
-/// The opening goes out at once, keep-alives follow while the client works, then the ending.
-/// If the caller disconnects, the body is dropped, the task sees its channel close, and
-/// dropping the sampling future cancels the request at the client.
+/// The opening goes out at once, keep-alives follow while the client works, then the ending
+/// (see `answer_stream`).
 pub fn stream_response(
     bridge: Arc<Bridge>,
     accepted: Accepted,
     framing: StreamFraming,
 ) -> Response {
-    let (frames, mut receiver) = mpsc::channel::<Bytes>(8);
-    tokio::spawn(async move {
-        if frames
-            .send(Bytes::from(framing.opening(
-                &accepted.message_id,
-                &accepted.model,
-                accepted.input_tokens,
-            )))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let model = accepted.model.clone();
-        let interval = bridge.settings.ping_interval;
-        let mut keepalives =
-            tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        let completion = complete(&bridge, accepted);
-        tokio::pin!(completion);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut completion => break outcome,
-                _ = keepalives.tick() => {
-                    if frames.send(Bytes::from_static(framing.keepalive().as_bytes())).await.is_err() {
-                        return;
-                    }
-                }
-                () = frames.closed() => return,
-            }
-        };
-        let _ = frames
-            .send(Bytes::from(framing.ending(outcome, &model)))
-            .await;
-    });
-    let body = Body::from_stream(futures::stream::poll_fn(move |cx| {
-        receiver
-            .poll_recv(cx)
-            .map(|frame| frame.map(Ok::<_, Infallible>))
-    }));
+    let opening =
+        Bytes::from(framing.opening(&accepted.message_id, &accepted.model, accepted.input_tokens));
+    let model = accepted.model.clone();
+    let ping_interval = bridge.settings.ping_interval;
+    let completion = Box::pin(async move { complete(&bridge, accepted).await });
+    let body = Body::from_stream(AnswerStream::new(
+        opening,
+        completion,
+        framing,
+        model,
+        ping_interval,
+    ));
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -188,6 +188,7 @@ async fn write_lines(
 ) {
     let mut batch = Vec::with_capacity(DIRECT_WRITE_BYTES);
     while let Some(first) = outgoing.recv().await {
+        crate::batching::let_ready_tasks_run().await;
         let mut next = Some(first);
         let written: std::io::Result<()> = async {
             while let Some(message) = next.take() {
