@@ -194,19 +194,22 @@ def test_http2_callers_multiplex_requests_on_one_connection(kind: str, deploymen
     deployment.assert_idle()
 
 
-def test_one_runtime_thread_serves_concurrent_requests(kind: str, deployments: list[Deployment]) -> None:
-    deployment = deploy(kind, extra_args=["--threads", "1"])
+@pytest.mark.parametrize("threads", [None, 2], ids=["default", "two"])
+def test_runtime_threads_serve_concurrent_requests(kind: str, deployments: list[Deployment], threads: int | None) -> None:
+    # One thread by default; --threads sets another count.
+    not_on_worker(kind, "a Worker has no runtime threads to configure")
+    deployment = deploy(kind, extra_args=[] if threads is None else ["--threads", str(threads)])
     deployments.append(deployment)
     client = deployment.anthropic()
 
     def one(i: int) -> str:
-        message = client.messages.create(**{**OK, "messages": [{"role": "user", "content": f"[slow:0.2] single {i}"}]})
+        message = client.messages.create(**{**OK, "messages": [{"role": "user", "content": f"[slow:0.2] threads {i}"}]})
         return message.content[0].text
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(one, range(16)))
-    assert answers == [f"echo: [slow:0.2] single {i}" for i in range(16)]
+    assert answers == [f"echo: [slow:0.2] threads {i}" for i in range(16)]
     deployment.assert_idle()
     if deployment.process is not None:  # http mode: the bridge is our child, so look inside
         names = [path.read_text().strip() for path in Path(f"/proc/{deployment.process.pid}/task").glob("*/comm")]
-        assert names.count("tokio-rt-worker") == 1, names
+        assert names.count("tokio-rt-worker") == (threads or 1), names

@@ -99,6 +99,10 @@ struct Args {
     http2: bool,
     #[arg(long, default_value_t = 8)]
     http2_connections: usize,
+    /// Besides the measured load, this many connections send the large payload (6 MB image,
+    /// 1 MB text) back to back, unmeasured: how much large requests slow everyone else.
+    #[arg(long, default_value_t = 0)]
+    alongside_large: usize,
 }
 
 /// Where the load goes: `host:port`, and the token every request carries.
@@ -230,6 +234,20 @@ async fn run(args: Args) -> Result<(), BoxError> {
             errors.clone(),
         )));
     }
+    let never_measured = Arc::new(AtomicBool::new(false));
+    if args.alongside_large > 0 {
+        let large = Bytes::from(request_body(Payload::Large, false)?);
+        for _ in 0..args.alongside_large {
+            workers.push(tokio::spawn(load(
+                LoadSender::Http1(connect(&target.address).await?),
+                target.clone(),
+                large.clone(),
+                never_measured.clone(),
+                stop.clone(),
+                errors.clone(),
+            )));
+        }
+    }
     tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
     let cpu_before = total_cpu_seconds(&measured_pids)?;
     let started = Instant::now();
@@ -265,6 +283,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         "payload": format!("{:?}", args.payload).to_lowercase(),
         "request_bytes": body.len(),
         "connections": args.connections,
+        "alongside_large": args.alongside_large,
         "http2_connections": args.http2.then_some(args.http2_connections),
         "answer_delay_ms": args.answer_delay_ms,
         "requests": count,

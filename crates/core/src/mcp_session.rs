@@ -154,6 +154,30 @@ struct OutgoingEnvelope<'a, P: serde::Serialize> {
     params: &'a P,
 }
 
+/// The `sampling/createMessage` request `id` carrying `params`, as JSON text.
+pub fn encode_sampling_request<P: serde::Serialize>(
+    id: u64,
+    params: &P,
+    size_hint: usize,
+) -> Result<String, ApiError> {
+    // Sized up front: a request carrying megabytes of image is serialized without the
+    // buffer doubling (and copying) its way there.
+    let mut json = Vec::with_capacity(size_hint.saturating_add(256));
+    serde_json::to_writer(
+        &mut json,
+        &OutgoingEnvelope {
+            jsonrpc: "2.0",
+            id,
+            method: "sampling/createMessage",
+            params,
+        },
+    )
+    .map_err(|err| ApiError::api(format!("could not encode the sampling request: {err}")))?;
+    // serde_json writes only valid UTF-8.
+    String::from_utf8(json)
+        .map_err(|err| ApiError::api(format!("could not encode the sampling request: {err}")))
+}
+
 pub struct McpSession<W> {
     server: ServerInfo,
     phase: Phase,
@@ -245,28 +269,28 @@ impl<W> McpSession<W> {
         size_hint: usize,
         waiter: W,
     ) -> Result<OutgoingRequest, ApiError> {
+        let id = self.reserve_sampling_id()?;
+        let json = encode_sampling_request(id, params, size_hint)?;
+        self.pending.insert(id, waiter);
+        Ok(OutgoingRequest { id, json })
+    }
+
+    /// The first half of [`McpSession::begin_sampling`], for a runtime that encodes the request
+    /// (megabytes, for a request with images) without holding the session: the id to encode
+    /// with [`encode_sampling_request`], then register with [`McpSession::expect_answer`].
+    pub fn reserve_sampling_id(&mut self) -> Result<u64, ApiError> {
         self.support()?;
         let id = self.next_request_id;
         self.next_request_id += 1;
-        // Sized up front: a request carrying megabytes of image is serialized without the
-        // buffer doubling (and copying) its way there.
-        let mut json = Vec::with_capacity(size_hint.saturating_add(256));
-        serde_json::to_writer(
-            &mut json,
-            &OutgoingEnvelope {
-                jsonrpc: "2.0",
-                id,
-                method: "sampling/createMessage",
-                params,
-            },
-        )
-        .map_err(|err| ApiError::api(format!("could not encode the sampling request: {err}")))?;
-        // serde_json writes only valid UTF-8.
-        let json = String::from_utf8(json).map_err(|err| {
-            ApiError::api(format!("could not encode the sampling request: {err}"))
-        })?;
+        Ok(id)
+    }
+
+    /// Registers `waiter` for the answer to `id` (from [`McpSession::reserve_sampling_id`]),
+    /// unless the session stopped being able to sample in between.
+    pub fn expect_answer(&mut self, id: u64, waiter: W) -> Result<(), ApiError> {
+        self.support()?;
         self.pending.insert(id, waiter);
-        Ok(OutgoingRequest { id, json })
+        Ok(())
     }
 
     /// Forgets request `id`. If it was still pending, returns its waiter and the
@@ -616,6 +640,38 @@ mod tests {
                 .contains("did not declare the `sampling` capability")
         );
         assert!(!session.can_sample());
+    }
+
+    #[test]
+    fn a_request_encoded_outside_the_session_is_answered_like_any_other() {
+        let mut session = server();
+        initialize(&mut session, "2025-11-25", json!({}));
+        let id = session.reserve_sampling_id().unwrap();
+        let json = encode_sampling_request(id, &params(), 0).unwrap();
+        let sent: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(sent["id"], id);
+        assert_eq!(sent["method"], "sampling/createMessage");
+        // Ids stay unique whichever way a request starts.
+        assert_ne!(
+            session.begin_sampling(&params(), 0, "other").unwrap().id,
+            id
+        );
+        session.expect_answer(id, "reserved").unwrap();
+        let handled = session.handle_incoming(
+            json!({"jsonrpc":"2.0","id":id,"result":{"role":"assistant","content":{"type":"text","text":"hi"},"model":"m"}})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(handled.answers.len(), 1);
+        assert_eq!(handled.answers[0].0, "reserved");
+        // A session that ended in between takes no waiter.
+        let next = session.reserve_sampling_id().unwrap();
+        session.close();
+        assert_eq!(
+            session.expect_answer(next, "late").unwrap_err().status(),
+            503
+        );
+        assert_eq!(session.pending_count(), 0);
     }
 
     #[test]

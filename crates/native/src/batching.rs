@@ -57,11 +57,8 @@ mod tests {
             .worker_threads(1)
             .build()
             .unwrap();
-        runtime.block_on(async move {
-            tokio::spawn(burst_seen_by_writer(step_back))
-                .await
-                .unwrap()
-        })
+        runtime
+            .block_on(async move { tokio::spawn(burst_seen_by_writer(step_back)).await.unwrap() })
     }
 
     #[test]

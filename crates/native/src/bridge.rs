@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sampling2api_core::mcp_session::encode_sampling_request;
 use sampling2api_core::metrics::{Gauges, SamplingOutcome};
 use sampling2api_core::models::ModelCatalog;
 use sampling2api_core::routing::{Candidate, choose_session};
@@ -14,6 +15,7 @@ use sampling2api_core::{ApiError, admission};
 use tokio::sync::oneshot;
 
 use crate::config::ApiSettings;
+use crate::cpu_work;
 use crate::image_fetch::ImageFetcher;
 use crate::metrics::Metrics;
 use crate::session::{Admission, Session};
@@ -149,14 +151,20 @@ impl Bridge {
     ) -> Result<CreateMessageResult, ApiError> {
         let timeout = self.settings.request_timeout;
         let (waiter, answer) = oneshot::channel();
+        let id = session.state().reserve_sampling_id()?;
+        // Encoded without holding the session, which other requests and the client's answers
+        // need meanwhile. The params are dropped there too: a large request's content need not
+        // wait for the answer in memory.
         let size_hint = params.size_hint();
-        let request = session.state().begin_sampling(&params, size_hint, waiter)?;
-        // Serialized: a large request's content need not wait for the answer in memory.
-        drop(params);
-        let mut in_flight = InFlight::start(self, session, request.id);
-        if let Err(err) = session.deliver(request.json).await {
+        let json = cpu_work::run(size_hint, move || {
+            encode_sampling_request(id, &params, size_hint)
+        })
+        .await?;
+        session.state().expect_answer(id, waiter)?;
+        let mut in_flight = InFlight::start(self, session, id);
+        if let Err(err) = session.deliver(json).await {
             // Never reached the client: forget it without a cancellation notice.
-            session.state().cancel(request.id, "undelivered");
+            session.state().cancel(id, "undelivered");
             in_flight.finish();
             return Err(err);
         }
@@ -168,10 +176,10 @@ impl Bridge {
                 "the MCP session ended before the client answered",
             )),
             Err(_) => {
-                if let Some((_, notice)) = session.state().cancel(
-                    request.id,
-                    "sampling2api: the API request's deadline passed",
-                ) {
+                if let Some((_, notice)) = session
+                    .state()
+                    .cancel(id, "sampling2api: the API request's deadline passed")
+                {
                     session.deliver_now(notice);
                 }
                 Err(ApiError::deadline_passed(timeout.as_millis() as u64))

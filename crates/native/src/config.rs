@@ -82,10 +82,12 @@ pub struct CommonArgs {
         value_delimiter = ','
     )]
     pub allow_origins: Vec<String>,
-    /// Runtime worker threads (default: one per CPU core). On a small machine shared with
-    /// the callers, 1 spends less CPU per request (see the README's Performance section).
-    #[arg(long, env = "SAMPLING2API_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
+    /// Threads that serve requests. One serves tens of thousands of requests a second, far
+    /// beyond what the LLMs behind the clients answer, and spends less CPU per request than
+    /// several, which wake each other (see the README's Performance section); parsing and
+    /// encoding large bodies runs on separate threads whatever this is.
+    #[arg(long, default_value_t = 1, env = "SAMPLING2API_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `sampling2api=debug`.
     #[arg(long, default_value = "info", env = "SAMPLING2API_LOG")]
     pub log: String,

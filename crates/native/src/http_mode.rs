@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, json_response, read_body};
 use crate::bridge::Bridge;
 use crate::config::{ApiSettings, HttpArgs};
+use crate::cpu_work;
 use crate::ids::session_id;
 use crate::session::Session;
 
@@ -122,9 +123,11 @@ async fn mcp_post(State(bridge): State<Arc<Bridge>>, request: Request) -> Respon
             let Some(session) = bridge.session(id) else {
                 return unknown_session();
             };
-            match session.receive(&body) {
-                Some(reply) => json_response(StatusCode::OK, reply),
-                None => StatusCode::ACCEPTED.into_response(),
+            let received = cpu_work::run(body.len(), move || Ok(session.receive(&body))).await;
+            match received {
+                Ok(Some(reply)) => json_response(StatusCode::OK, reply),
+                Ok(None) => StatusCode::ACCEPTED.into_response(),
+                Err(err) => rpc_error(StatusCode::INTERNAL_SERVER_ERROR, -32603, &err.message),
             }
         }
         None => start_session(&bridge, &body),

@@ -5,6 +5,7 @@ mod api;
 mod batching;
 mod bridge;
 mod config;
+mod cpu_work;
 mod http_mode;
 mod ids;
 mod image_fetch;
@@ -48,9 +49,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = common.threads {
-        builder.worker_threads(usize::from(threads));
-    }
+    builder.worker_threads(usize::from(common.threads));
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {

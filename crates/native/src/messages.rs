@@ -20,6 +20,7 @@ use serde_json::json;
 use crate::answer_stream::AnswerStream;
 use crate::api::{RequestId, RequestLog, error_response, json_response, read_body};
 use crate::bridge::Bridge;
+use crate::cpu_work;
 use crate::ids::random_u128;
 use crate::session::{Admission, Session};
 
@@ -55,11 +56,16 @@ pub fn request_id_of(request: &Request) -> String {
 pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
-    let parsed = read_json(&bridge, &parts.headers, body)
-        .await
-        .and_then(|body| parse_messages_request(&body, true));
+    let mut body_bytes = 0;
+    let parsed = match read_json(&bridge, &parts.headers, body).await {
+        Ok(body) => {
+            body_bytes = body.len();
+            cpu_work::run(body_bytes, move || parse_messages_request(&body, true)).await
+        }
+        Err(err) => Err(err),
+    };
     let accepted = match parsed {
-        Ok(parsed) => accept(&bridge, &parts.headers, parsed).await,
+        Ok(parsed) => accept(&bridge, &parts.headers, parsed, body_bytes).await,
         Err(err) => Err(err),
     };
     let accepted = match accepted {
@@ -89,10 +95,16 @@ pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request)
 pub async fn count_tokens(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
-    let counted = read_json(&bridge, &parts.headers, body)
-        .await
-        .and_then(|body| parse_messages_request(&body, false))
-        .map(|request| tokens::estimate_request(&request).max(1));
+    let counted = match read_json(&bridge, &parts.headers, body).await {
+        Ok(body) => {
+            cpu_work::run(body.len(), move || {
+                parse_messages_request(&body, false)
+                    .map(|request| tokens::estimate_request(&request).max(1))
+            })
+            .await
+        }
+        Err(err) => Err(err),
+    };
     match counted {
         Ok(input_tokens) => json_response(
             StatusCode::OK,
@@ -120,10 +132,12 @@ pub async fn read_json(
 
 /// Routes, admits and converts a parsed request. Everything that can fail before sampling
 /// fails here, so that streaming callers get a proper status, not an error frame.
+/// `body_bytes` is the size of the request's body, for how to run its conversion.
 pub async fn accept(
     bridge: &Bridge,
     headers: &HeaderMap,
     mut request: MessagesRequest,
+    body_bytes: usize,
 ) -> Result<Accepted, ApiError> {
     let requested_session = match headers.get(SESSION_HEADER) {
         Some(value) => Some(value.to_str().map_err(|_| {
@@ -134,12 +148,15 @@ pub async fn accept(
     let session = bridge.route(requested_session)?;
     let support = session.state().support()?;
     bridge.images.inline_url_images(&mut request).await?;
-    let input_tokens = tokens::estimate_request(&request).max(1);
     let model = request.model.clone();
     let stream = request.wants_stream();
     let hints = bridge.catalog().hints_for(&model);
-    // The request's content moves into the params: a large request is held once.
-    let mut params = into_create_message_params(request, support)?;
+    let (input_tokens, mut params) = cpu_work::run(body_bytes, move || {
+        let input_tokens = tokens::estimate_request(&request).max(1);
+        // The request's content moves into the params: a large request is held once.
+        Ok((input_tokens, into_create_message_params(request, support)?))
+    })
+    .await?;
     params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
         hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
     });

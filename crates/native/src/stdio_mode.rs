@@ -166,12 +166,24 @@ async fn read_messages(reader: Box<dyn AsyncRead + Unpin + Send>, session: &Arc<
                 return;
             }
         }
-        let message = line.trim_ascii();
-        if message.is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        if let Some(reply) = session.receive(message) {
-            session.deliver_now(reply);
+        let taken = std::mem::take(&mut line);
+        let receiver = session.clone();
+        let received = crate::cpu_work::run(taken.len(), move || {
+            let reply = receiver.receive(taken.trim_ascii());
+            Ok((taken, reply))
+        })
+        .await;
+        match received {
+            Ok((taken, reply)) => {
+                line = taken;
+                if let Some(reply) = reply {
+                    session.deliver_now(reply);
+                }
+            }
+            Err(err) => tracing::error!(%err, "handling a message from the MCP client failed"),
         }
     }
 }
