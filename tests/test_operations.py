@@ -21,6 +21,17 @@ OK = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x
 KEY = "sk-bridge-test-key"
 
 
+def concurrent_answers(client: anthropic.Anthropic, prompts: list[str]) -> list[str]:
+    """Sends every prompt at once, each on its own thread; the answers' texts, in order."""
+
+    def one(prompt: str) -> str:
+        message = client.messages.create(**{**OK, "messages": [{"role": "user", "content": prompt}]})
+        return message.content[0].text
+
+    with ThreadPoolExecutor(max_workers=len(prompts)) as pool:
+        return list(pool.map(one, prompts))
+
+
 def test_api_keys(kind: str, deployments: list[Deployment]) -> None:
     not_on_worker(kind, "on the worker any token opens its own namespace; its allow-list is tested in test_worker.py")
     deployment = deploy(kind, api_key=KEY)
@@ -184,12 +195,7 @@ def test_http2_callers_multiplex_requests_on_one_connection(kind: str, deploymen
         with client.messages.stream(**{**OK, "messages": [{"role": "user", "content": "streamed over h2"}]}) as stream:
             assert stream.get_final_text() == "echo: streamed over h2"
 
-        def one(i: int) -> str:
-            message = client.messages.create(**{**OK, "messages": [{"role": "user", "content": f"[slow:0.3] h2 {i}"}]})
-            return message.content[0].text
-
-        with ThreadPoolExecutor(max_workers=24) as pool:
-            answers = list(pool.map(one, range(24)))
+        answers = concurrent_answers(client, [f"[slow:0.3] h2 {i}" for i in range(24)])
     assert answers == [f"echo: [slow:0.3] h2 {i}" for i in range(24)]
     deployment.assert_idle()
 
@@ -202,12 +208,7 @@ def test_runtime_threads_serve_concurrent_requests(kind: str, deployments: list[
     deployments.append(deployment)
     client = deployment.anthropic()
 
-    def one(i: int) -> str:
-        message = client.messages.create(**{**OK, "messages": [{"role": "user", "content": f"[slow:0.2] threads {i}"}]})
-        return message.content[0].text
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        answers = list(pool.map(one, range(16)))
+    answers = concurrent_answers(client, [f"[slow:0.2] threads {i}" for i in range(16)])
     assert answers == [f"echo: [slow:0.2] threads {i}" for i in range(16)]
     deployment.assert_idle()
     if deployment.process is not None:  # http mode: the bridge is our child, so look inside

@@ -125,16 +125,20 @@ pub struct MetricTotals {
 
 impl MetricTotals {
     pub fn count_request(&mut self, route: &str, status: u16) {
+        self.count_requests(route, status, 1);
+    }
+
+    fn count_requests(&mut self, route: &str, status: u16, count: u64) {
         match self
             .requests
             .iter_mut()
             .find(|known| known.status == status && known.route == route)
         {
-            Some(known) => known.count += 1,
+            Some(known) => known.count += count,
             None => self.requests.push(RequestCount {
                 route: route.to_string(),
                 status,
-                count: 1,
+                count,
             }),
         }
     }
@@ -191,14 +195,7 @@ impl MetricTotals {
     /// Adds another set of totals (a batch of records) to these.
     pub fn merge(&mut self, other: &MetricTotals) {
         for known in &other.requests {
-            match self
-                .requests
-                .iter_mut()
-                .find(|mine| mine.status == known.status && mine.route == known.route)
-            {
-                Some(mine) => mine.count += known.count,
-                None => self.requests.push(known.clone()),
-            }
+            self.count_requests(&known.route, known.status, known.count);
         }
         for theirs in &other.sampling {
             match self
@@ -221,18 +218,12 @@ impl MetricTotals {
         self.count_tokens(other.input_tokens, other.output_tokens);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.requests.is_empty()
-            && self.sampling.is_empty()
-            && self.input_tokens == 0
-            && self.output_tokens == 0
-    }
-
-    /// The text exposition format, metric names prefixed `sampling2api_`.
-    pub fn render(&self, gauges: Gauges) -> String {
+    /// The text exposition format, metric names prefixed `sampling2api_`. Takes the totals by
+    /// value: the registry owns what it encodes, and callers hold a copy or their own anyway.
+    pub fn render(self, gauges: Gauges) -> String {
         let mut registry = Registry::with_prefix("sampling2api");
         registry.register_collector(Box::new(Scrape {
-            totals: self.clone(),
+            totals: self,
             gauges,
         }));
         let mut text = String::new();
@@ -420,7 +411,6 @@ mod tests {
         records[..2].iter().for_each(|record| first.add(record));
         records[2..].iter().for_each(|record| second.add(record));
         let mut merged = MetricTotals::default();
-        assert!(merged.is_empty());
         merged.merge(&first);
         merged.merge(&second);
         assert_eq!(

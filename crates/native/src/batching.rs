@@ -6,21 +6,35 @@
 //! run queue, not a timer: with nothing else ready, the writer goes on at once.
 
 use std::future::poll_fn;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
-/// Lets every task that is ready now run before the caller goes on.
-pub async fn let_ready_tasks_run() {
-    let mut stepped_back = false;
-    poll_fn(|cx| {
-        if stepped_back {
+/// One step back, for a writer that polls by hand: `poll` is pending once, then ready until
+/// `reset` (after the writer took what was waiting).
+#[derive(Debug, Default)]
+pub struct StepBack {
+    taken: bool,
+}
+
+impl StepBack {
+    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.taken {
             return Poll::Ready(());
         }
-        stepped_back = true;
+        self.taken = true;
         // A task woken while it runs goes to the back of the run queue (tokio's yield path).
         cx.waker().wake_by_ref();
         Poll::Pending
-    })
-    .await;
+    }
+
+    pub fn reset(&mut self) {
+        self.taken = false;
+    }
+}
+
+/// Lets every task that is ready now run before the caller goes on.
+pub async fn let_ready_tasks_run() {
+    let mut step_back = StepBack::default();
+    poll_fn(|cx| step_back.poll(cx)).await;
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::api::{self, json_response, read_body};
+use crate::batching::StepBack;
 use crate::bridge::Bridge;
 use crate::config::{ApiSettings, HttpArgs};
 use crate::cpu_work;
@@ -203,7 +204,7 @@ async fn mcp_get(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Respo
         generation,
         messages,
         keepalive: tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE),
-        yielded: false,
+        step_back: StepBack::default(),
     };
     let mut response = (StatusCode::OK, axum::body::Body::from_stream(stream)).into_response();
     let headers = response.headers_mut();
@@ -238,8 +239,7 @@ struct EventStream {
     generation: u64,
     messages: tokio::sync::mpsc::UnboundedReceiver<String>,
     keepalive: tokio::time::Interval,
-    /// Set when the stream let other ready tasks run before taking its messages.
-    yielded: bool,
+    step_back: StepBack,
 }
 
 /// Messages taken from the channel into one frame, at most: a bound on the frame's size in
@@ -277,20 +277,20 @@ impl futures::Stream for EventStream {
         use std::task::Poll;
         // Other API requests ready in the same instant get to add their messages first, so
         // that a burst leaves in one chunk and one write (see `batching`).
-        if !self.yielded && !self.messages.is_empty() {
-            self.yielded = true;
-            cx.waker().wake_by_ref();
+        if !self.messages.is_empty() && self.step_back.poll(cx).is_pending() {
             return Poll::Pending;
         }
-        match self.messages.poll_recv(cx) {
+        let received = self.messages.poll_recv(cx);
+        // What waited is taken now, or nothing waits: the next message steps back again.
+        self.step_back.reset();
+        match received {
             Poll::Ready(Some(first)) => {
-                self.yielded = false;
                 let frame = self.frame(first);
                 return Poll::Ready(Some(Ok(frame)));
             }
             // Replaced by a newer stream, or the session closed.
             Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => self.yielded = false,
+            Poll::Pending => {}
         }
         if self.keepalive.poll_tick(cx).is_ready() {
             return Poll::Ready(Some(Ok(Bytes::from_static(b": keepalive\n\n"))));

@@ -56,16 +56,12 @@ pub fn request_id_of(request: &Request) -> String {
 pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
-    let mut body_bytes = 0;
-    let parsed = match read_json(&bridge, &parts.headers, body).await {
-        Ok(body) => {
-            body_bytes = body.len();
-            cpu_work::run(body_bytes, move || parse_messages_request(&body, true)).await
-        }
-        Err(err) => Err(err),
-    };
+    let parsed = read_json(&bridge, &parts.headers, body, |body| {
+        parse_messages_request(body, true)
+    })
+    .await;
     let accepted = match parsed {
-        Ok(parsed) => accept(&bridge, &parts.headers, parsed, body_bytes).await,
+        Ok((parsed, body_bytes)) => accept(&bridge, &parts.headers, parsed, body_bytes).await,
         Err(err) => Err(err),
     };
     let accepted = match accepted {
@@ -95,18 +91,12 @@ pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request)
 pub async fn count_tokens(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
-    let counted = match read_json(&bridge, &parts.headers, body).await {
-        Ok(body) => {
-            cpu_work::run(body.len(), move || {
-                parse_messages_request(&body, false)
-                    .map(|request| tokens::estimate_request(&request).max(1))
-            })
-            .await
-        }
-        Err(err) => Err(err),
-    };
+    let counted = read_json(&bridge, &parts.headers, body, |body| {
+        parse_messages_request(body, false).map(|request| tokens::estimate_request(&request).max(1))
+    })
+    .await;
     match counted {
-        Ok(input_tokens) => json_response(
+        Ok((input_tokens, _)) => json_response(
             StatusCode::OK,
             json!({"input_tokens": input_tokens}).to_string(),
         ),
@@ -114,11 +104,14 @@ pub async fn count_tokens(State(bridge): State<Arc<Bridge>>, request: Request) -
     }
 }
 
-pub async fn read_json(
+/// Reads a request's body and parses it with `parse`, off the runtime thread if it is large.
+/// Returns the parsed request and the body's size, which decides how later work on it runs.
+pub async fn read_json<T: Send + 'static>(
     bridge: &Bridge,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Bytes, ApiError> {
+    parse: impl FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
+) -> Result<(T, usize), ApiError> {
     let content_length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -127,7 +120,9 @@ pub async fn read_json(
     if bridge.settings.log_prompts {
         tracing::info!(body = %String::from_utf8_lossy(&body), "request body");
     }
-    Ok(body)
+    let body_bytes = body.len();
+    let parsed = cpu_work::run(body_bytes, move || parse(&body)).await?;
+    Ok((parsed, body_bytes))
 }
 
 /// Routes, admits and converts a parsed request. Everything that can fail before sampling

@@ -10,26 +10,18 @@ use sampling2api_core::stream_framing::StreamFraming;
 
 use crate::api::{json_response, openai_error_response};
 use crate::bridge::{Bridge, unix_now};
-use crate::cpu_work;
 use crate::messages::{accept, complete, read_json, request_id_of, stream_response};
 
 pub async fn chat_completions(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
-    let mut body_bytes = 0;
-    let parsed = match read_json(&bridge, &parts.headers, body).await {
-        Ok(body) => {
-            body_bytes = body.len();
-            cpu_work::run(body_bytes, move || {
-                let chat = parse_chat_request(&body)?;
-                let (stream, include_usage) = (chat.wants_stream(), chat.wants_stream_usage());
-                Ok((stream, include_usage, to_messages_request(chat)?))
-            })
-            .await
-        }
-        Err(err) => Err(err),
-    };
-    let (stream, include_usage, request) = match parsed {
+    let parsed = read_json(&bridge, &parts.headers, body, |body| {
+        let chat = parse_chat_request(body)?;
+        let (stream, include_usage) = (chat.wants_stream(), chat.wants_stream_usage());
+        Ok((stream, include_usage, to_messages_request(chat)?))
+    })
+    .await;
+    let ((stream, include_usage, request), body_bytes) = match parsed {
         Ok(parsed) => parsed,
         Err(err) => return openai_error_response(&err, &request_id),
     };

@@ -236,13 +236,7 @@ impl McpSessionObject {
         let arrived = worker::Date::now().as_millis();
         let slot = match self.admit(&request).await {
             Ok(slot) => slot,
-            Err(error) => {
-                return SampleOutcome {
-                    result: None,
-                    error: Some(error),
-                    sampling_seconds: None,
-                };
-            }
+            Err(error) => return SampleOutcome::new(Err(error), None),
         };
         let started = worker::Date::now().as_millis();
         let request = SampleRequest {
@@ -255,19 +249,8 @@ impl McpSessionObject {
         let outcome = self.sample_in_slot(request, size_hint).await;
         drop(slot);
         let sampling_seconds =
-            Some(worker::Date::now().as_millis().saturating_sub(started) as f64 / 1000.0);
-        match outcome {
-            Ok(result) => SampleOutcome {
-                result: Some(result.to_value()),
-                error: None,
-                sampling_seconds,
-            },
-            Err(error) => SampleOutcome {
-                result: None,
-                error: Some(error),
-                sampling_seconds,
-            },
-        }
+            worker::Date::now().as_millis().saturating_sub(started) as f64 / 1000.0;
+        SampleOutcome::new(outcome, Some(sampling_seconds))
     }
 
     /// The session must exist; then the request waits for a slot under its in-flight limit.
@@ -327,18 +310,22 @@ impl McpSessionObject {
                 )),
             },
             () = deadline => {
-                let withdrawn = self
-                    .admission
-                    .borrow_mut()
-                    .as_mut()
-                    .and_then(|admission| admission.withdraw(&request.ticket));
-                if withdrawn.is_none() {
+                if !self.withdraw_queued(&request.ticket) {
                     // The slot passed to this request just as its deadline fired: give it on.
                     drop(Slot { object: self });
                 }
                 Err(admission::queue_timeout(&format!("{} ms", request.timeout_ms)))
             }
         }
+    }
+
+    /// Takes the request out of the queue, if it waits there; its waker is dropped.
+    fn withdraw_queued(&self, ticket: &String) -> bool {
+        self.admission
+            .borrow_mut()
+            .as_mut()
+            .and_then(|admission| admission.withdraw(ticket))
+            .is_some()
     }
 
     fn release_slot(&self) {
@@ -403,12 +390,7 @@ impl McpSessionObject {
 
     fn cancel(&self, ticket: &str, reason: &str) {
         // Still queued: dropping its waker ends it without ever reaching the client.
-        let queued = self
-            .admission
-            .borrow_mut()
-            .as_mut()
-            .and_then(|admission| admission.withdraw(&ticket.to_string()));
-        if queued.is_some() {
+        if self.withdraw_queued(&ticket.to_string()) {
             return;
         }
         let id = self.tickets.borrow_mut().remove(ticket);

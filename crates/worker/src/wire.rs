@@ -1,6 +1,7 @@
 //! Messages between the Worker and its Durable Objects (internal JSON over `fetch`).
 
 use sampling2api_core::ApiError;
+use sampling2api_core::sampling::CreateMessageResult;
 use sampling2api_core::to_sampling::ClientSupport;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -46,6 +47,23 @@ pub struct SampleOutcome {
     /// binary measures them; `None` when the request never got a slot.
     #[serde(default)]
     pub sampling_seconds: Option<f64>,
+}
+
+impl SampleOutcome {
+    pub fn new(
+        outcome: Result<CreateMessageResult, ApiError>,
+        sampling_seconds: Option<f64>,
+    ) -> Self {
+        let (result, error) = match outcome {
+            Ok(result) => (Some(result.to_value()), None),
+            Err(error) => (None, Some(error)),
+        };
+        SampleOutcome {
+            result,
+            error,
+            sampling_seconds,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
