@@ -187,8 +187,28 @@ class Deployment:
     def http(self) -> httpx.Client:
         """An HTTP client for the API that presents this deployment's key, if it has one."""
         if self._http is None:
-            self._http = httpx.Client(base_url=self.base_url, headers=self.auth_headers(), timeout=30)
+            # JSON routes refuse bodies not declared JSON (a cross-site form POST needs no
+            # preflight); raw `content=` bodies in tests are JSON unless a test says otherwise.
+            headers = {"content-type": "application/json", **self.auth_headers()}
+            self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
         return self._http
+
+    def bridge_pid(self) -> int:
+        """The native bridge's process id (http: our child; stdio: the MCP client's child)."""
+        if self.process is not None:
+            return self.process.pid
+        if self.kind != "stdio":
+            raise ValueError(f"no native bridge process for the {self.kind} target")
+        port = self.base_url.rsplit(":", 1)[1]
+        found = subprocess.run(["pgrep", "-f", "--", f"--listen 127.0.0.1:{port}"], capture_output=True, text=True)
+        return int(found.stdout.split()[0])
+
+    def bridge_status(self, field: str) -> int:
+        """A `/proc/PID/status` figure of the bridge in kB (VmHWM, VmRSS, ...)."""
+        for line in Path(f"/proc/{self.bridge_pid()}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        raise KeyError(field)
 
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path else ""

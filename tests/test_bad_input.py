@@ -113,7 +113,7 @@ def test_oversized_body_declared_up_front(target: Deployment) -> None:
     # Refused from the declared length, before 32 MB are read (httpx would send the real length).
     reply = raw_request(
         target,
-        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        b"POST /v1/messages HTTP/1.1\r\n" + host_line(target) + b"content-type: application/json\r\n"
         + auth_header_lines(target)
         + f"content-length: {32 * 1024 * 1024 + 1}\r\n\r\n{{".encode(),
     )
@@ -126,7 +126,7 @@ def test_header_injection_in_the_session_id_is_refused(target: Deployment) -> No
     # names nothing; either way no header is injected into the response and nothing breaks.
     reply = raw_request(
         target,
-        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+        b"POST /v1/messages HTTP/1.1\r\n" + host_line(target) + b"content-type: application/json\r\n"
         + auth_header_lines(target)
         + b"x-mcp-session-id: abc\rset-cookie: evil=1\r\n"
         + f"content-length: {len(body())}\r\n\r\n".encode()
@@ -141,6 +141,10 @@ def test_header_injection_in_the_session_id_is_refused(target: Deployment) -> No
 
 def test_still_serving_after_the_table(target: Deployment) -> None:
     assert target.anthropic().messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "ok?"}]).content[0].text == "echo: ok?"
+
+
+def host_line(target: Deployment) -> bytes:
+    return f"Host: {urlparse(target.base_url).netloc}\r\n".encode()
 
 
 def auth_header_lines(target: Deployment) -> bytes:

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Permission,
     /// Unknown route or unknown MCP session: 404.
     NotFound,
+    /// The request's body did not arrive in time: 408.
+    RequestTimeout,
     /// Body over the size cap: 413.
     RequestTooLarge,
     /// Too many requests in flight: 429.
@@ -37,6 +39,7 @@ impl ErrorKind {
             ErrorKind::Authentication => 401,
             ErrorKind::Permission => 403,
             ErrorKind::NotFound => 404,
+            ErrorKind::RequestTimeout => 408,
             ErrorKind::RequestTooLarge => 413,
             ErrorKind::RateLimit => 429,
             ErrorKind::Api => 500,
@@ -56,7 +59,7 @@ impl ErrorKind {
             ErrorKind::RequestTooLarge => "request_too_large",
             ErrorKind::RateLimit => "rate_limit_error",
             ErrorKind::Api | ErrorKind::Unavailable => "api_error",
-            ErrorKind::Timeout => "timeout_error",
+            ErrorKind::Timeout | ErrorKind::RequestTimeout => "timeout_error",
             ErrorKind::Overloaded => "overloaded_error",
         }
     }
@@ -66,6 +69,7 @@ impl ErrorKind {
         matches!(
             self,
             ErrorKind::RateLimit
+                | ErrorKind::RequestTimeout
                 | ErrorKind::Api
                 | ErrorKind::Unavailable
                 | ErrorKind::Timeout
@@ -121,6 +125,14 @@ impl ApiError {
         Self::new(
             ErrorKind::RequestTooLarge,
             format!("request body is larger than the {limit}-byte limit"),
+        )
+    }
+
+    /// A body that did not arrive within `timeout_secs` (slow or stalled sender).
+    pub fn body_too_slow(timeout_secs: u64) -> Self {
+        Self::new(
+            ErrorKind::RequestTimeout,
+            format!("the request body did not arrive within {timeout_secs} s"),
         )
     }
 

@@ -40,6 +40,32 @@ pub fn tool_use_id(random: u128) -> String {
     prefixed_id("toolu_", random)
 }
 
+/// A session id for `Mcp-Session-Id`: 128 random bits in hex. It is the session's only
+/// credential, so it is never listed; see [`session_handle`].
+pub fn session_id(random: u128) -> String {
+    format!("{random:032x}")
+}
+
+/// The public name of a session, derived from its secret `Mcp-Session-Id`: what `/sessions`
+/// lists and `x-mcp-session-id` routes by. Knowing it gives no hold on the session, and both
+/// runtimes derive it the same way without storing it (`mcps_` + 96 bits of SHA-256).
+pub fn session_handle(session_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"sampling2api session handle\0")
+        .chain_update(session_id.as_bytes())
+        .finalize();
+    let mut handle = String::with_capacity(5 + 24);
+    handle.push_str("mcps_");
+    for byte in digest.iter().take(12) {
+        handle.push(char::from(HEX[usize::from(byte >> 4)]));
+        handle.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    handle
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +80,25 @@ mod tests {
         assert_ne!(a, b);
         assert!(request_id(5).starts_with("req_01"));
         assert!(tool_use_id(5).starts_with("toolu_01"));
+        assert_eq!(session_id(0xab).len(), 32);
         assert!(b[6..].bytes().all(|c| c.is_ascii_alphanumeric()));
+    }
+}
+
+#[cfg(test)]
+mod handle_tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_stable_distinct_and_reveal_nothing_of_the_id() {
+        let id = session_id(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let handle = session_handle(&id);
+        assert_eq!(handle, session_handle(&id));
+        assert!(
+            handle.starts_with("mcps_") && handle.len() == 29,
+            "{handle}"
+        );
+        assert!(!handle.contains(&id) && !id.contains(&handle[5..]));
+        assert_ne!(handle, session_handle(&session_id(1)));
     }
 }

@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod api_error;
 pub mod auth;
 pub mod base64_check;
+pub mod browser_guard;
 pub mod flavor;
 pub mod from_sampling;
 pub mod ids;

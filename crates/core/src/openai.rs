@@ -565,7 +565,7 @@ fn openai_error_type(kind: ErrorKind) -> &'static str {
         ErrorKind::Permission => "permission_error",
         ErrorKind::NotFound => "not_found_error",
         ErrorKind::RateLimit => "rate_limit_error",
-        ErrorKind::Timeout => "timeout_error",
+        ErrorKind::Timeout | ErrorKind::RequestTimeout => "timeout_error",
         ErrorKind::Api | ErrorKind::Unavailable | ErrorKind::Overloaded => "server_error",
     }
 }

@@ -5,14 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http_body_util::BodyExt;
-use sampling2api_core::{ApiError, ErrorKind, ids};
+use sampling2api_core::{ApiError, ErrorKind, browser_guard, ids};
 use serde_json::json;
 
 use crate::bridge::Bridge;
@@ -128,15 +126,8 @@ async fn request_context(
         .map_or("unmatched", |matched| matched.as_str())
         .to_string();
     let flavor = flavor_of(&request);
-    let refusal = match request.headers().get(header::ORIGIN) {
-        Some(origin) if !origin_allowed(origin, &bridge.settings.allow_origins) => {
-            Some(ApiError::new(
-                ErrorKind::Permission,
-                "requests from this browser origin are not allowed (see --allow-origin)",
-            ))
-        }
-        _ => check_key(&bridge, &path, request.headers()).err(),
-    };
+    let refusal = browser_refusal(&bridge, &request, route != "unmatched")
+        .or_else(|| check_key(&bridge, &path, request.headers()).err());
     let mut response = match refusal {
         Some(err) => flavored_error(flavor, &err, &request_id),
         None => {
@@ -195,30 +186,55 @@ fn check_key(bridge: &Bridge, path: &str, headers: &HeaderMap) -> Result<(), Api
     }
 }
 
-/// Loopback origins are the user's own tools; other sites must be allowed explicitly, so a
-/// web page cannot spend the user's LLM (or drive /mcp) through their browser.
-fn origin_allowed(origin: &HeaderValue, allowed: &[String]) -> bool {
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    if allowed
-        .iter()
-        .any(|entry| entry == "*" || entry.eq_ignore_ascii_case(origin))
-    {
-        return true;
+/// What a web page in the user's browser must not do (see `browser_guard` in the core): reach
+/// the bridge under a rebound name (`Host`), call it from a foreign origin, or send a JSON
+/// route a body of another type (a cross-site POST that needs no preflight).
+fn browser_refusal(bridge: &Bridge, request: &Request, matched: bool) -> Option<ApiError> {
+    let headers = request.headers();
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Some(ApiError::invalid_request(
+            "the request has more than one Host header",
+        ));
     }
-    let Some((_, rest)) = origin.split_once("://") else {
-        return false;
+    let host = match host {
+        Some(value) => Some(value.to_str().unwrap_or("\u{fffd}")),
+        // HTTP/2 carries the host as `:authority`; HTTP/1.0 may omit it.
+        None => request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str()),
     };
-    let host = if rest.starts_with('[') {
-        rest.split(']')
-            .next()
-            .map(|h| format!("{h}]"))
-            .unwrap_or_default()
-    } else {
-        rest.split(':').next().unwrap_or_default().to_string()
-    };
-    matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.")
+    let host_required = request.version() >= axum::http::Version::HTTP_11;
+    if host.is_some() || host_required {
+        if let Err(err) = bridge.host_policy.check(host) {
+            return Some(err);
+        }
+    }
+    // An absolute-form target names the host too, and wins over the header.
+    if let Some(authority) = request.uri().authority()
+        && let Err(err) = bridge.host_policy.check(Some(authority.as_str()))
+    {
+        return Some(err);
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|origin| {
+            browser_guard::origin_allowed(origin, &bridge.settings.allow_origins)
+        });
+        if !allowed {
+            return Some(browser_guard::origin_error());
+        }
+    }
+    if matched && request.method() == Method::POST {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .map(|value| value.to_str().unwrap_or("\u{fffd}"));
+        if !browser_guard::is_json_content_type(content_type) {
+            return Some(browser_guard::not_json_error(content_type));
+        }
+    }
+    None
 }
 
 fn request_id_of(request: &Request) -> String {
@@ -285,7 +301,7 @@ async fn list_sessions(State(bridge): State<Arc<Bridge>>) -> Response {
             let state = session.state();
             let client = state.client();
             json!({
-                "id": session.id,
+                "id": session.handle,
                 "client_name": client.and_then(|c| c.client_name.clone()),
                 "client_version": client.and_then(|c| c.client_version.clone()),
                 "protocol_version": client.map(|c| c.protocol_version.clone()),
@@ -311,53 +327,4 @@ async fn root(method: Method) -> Response {
         json!({"name": "sampling2api", "version": env!("CARGO_PKG_VERSION"), "api": "/v1/messages"})
             .to_string(),
     )
-}
-
-/// Reads a body up to `limit` bytes; over it is 413 before more is read.
-pub async fn read_body(
-    mut body: Body,
-    limit: usize,
-    content_length: Option<u64>,
-) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || ApiError::body_too_large(limit);
-    if content_length.is_some_and(|length| length > limit as u64) {
-        return Err(too_large());
-    }
-    // One buffer of the declared size, filled frame by frame: collecting the frames first and
-    // joining them would hold a large body twice.
-    let declared = content_length.map_or(0, |length| length as usize);
-    let mut collected = Vec::with_capacity(declared.min(limit));
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| {
-            ApiError::invalid_request(format!("could not read the request body: {err}"))
-        })?;
-        if let Ok(data) = frame.into_data() {
-            if collected.len() + data.len() > limit {
-                return Err(too_large());
-            }
-            collected.extend_from_slice(&data);
-        }
-    }
-    Ok(bytes::Bytes::from(collected))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins() {
-        let ok = |o: &str, allowed: &[&str]| {
-            let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
-            origin_allowed(&HeaderValue::from_str(o).unwrap(), &allowed)
-        };
-        assert!(ok("http://localhost:3000", &[]));
-        assert!(ok("http://127.0.0.1", &[]));
-        assert!(ok("http://[::1]:8080", &[]));
-        assert!(ok("vscode-webview://abc", &["vscode-webview://abc"]));
-        assert!(!ok("https://evil.example", &[]));
-        assert!(!ok("http://localhost.evil.example", &[]));
-        assert!(!ok("null", &[]));
-        assert!(ok("https://evil.example", &["*"]));
-    }
 }

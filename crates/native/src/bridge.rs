@@ -18,7 +18,9 @@ use crate::config::ApiSettings;
 use crate::cpu_work;
 use crate::image_fetch::ImageFetcher;
 use crate::metrics::Metrics;
+use crate::request_body::{BodyLimits, ReceivingBudget};
 use crate::session::{Admission, Session};
+use sampling2api_core::browser_guard::HostPolicy;
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -33,6 +35,10 @@ pub struct Bridge {
     pub stream_wait: Duration,
     pub images: ImageFetcher,
     pub metrics: Metrics,
+    /// How request bodies are read (size, time, and the budget shared by all of them).
+    pub body_limits: BodyLimits,
+    /// Which `Host` names may reach the bridge; its port is set once the listener is bound.
+    pub host_policy: HostPolicy,
     catalog: Mutex<ModelCatalog>,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
     in_flight: AtomicU64,
@@ -46,7 +52,18 @@ impl Bridge {
             settings.default_model_hint.clone(),
             unix_now(),
         );
+        let body_limits = BodyLimits {
+            max_bytes: settings.max_body_bytes,
+            timeout: settings.body_read_timeout,
+            budget: ReceivingBudget::new(settings.max_receiving_bytes),
+        };
+        let host_policy = HostPolicy {
+            port: 0,
+            allowed: settings.allow_hosts.clone(),
+        };
         Bridge {
+            body_limits,
+            host_policy,
             settings,
             mode,
             stream_wait: Duration::ZERO,
@@ -85,10 +102,15 @@ impl Bridge {
     /// The session an API request goes to (see `routing` in the core).
     pub fn route(&self, requested: Option<&str>) -> Result<Arc<Session>, ApiError> {
         let sessions = self.read_sessions();
+        // A client's own secret id routes as well as its public handle: whoever holds the
+        // secret holds the session anyway.
+        if let Some(session) = requested.and_then(|id| sessions.get(id)) {
+            return Ok(session.clone());
+        }
         choose_session(
             requested,
             sessions.values().map(|session| Candidate {
-                id: session.id.as_str(),
+                id: session.handle.as_str(),
                 unavailable: session.unavailable_reason(),
                 item: session,
             }),
@@ -247,7 +269,7 @@ impl Drop for InFlight<'_> {
             .state()
             .cancel(self.id, "sampling2api: the API caller disconnected")
         {
-            tracing::info!(session = %self.session.id, request = self.id, "caller went away; cancelled at the client");
+            tracing::info!(session = %self.session.handle, request = self.id, "caller went away; cancelled at the client");
             self.session.deliver_now(notice);
         }
     }

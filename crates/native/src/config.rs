@@ -128,6 +128,42 @@ pub struct CommonArgs {
         env = "SAMPLING2API_MAX_QUEUED_PER_SESSION"
     )]
     pub max_queued_per_session: usize,
+    #[command(flatten)]
+    pub front: FrontArgs,
+}
+
+/// The HTTP front's defences: which `Host` names reach the bridge, and the bounds on
+/// connections and request bodies that keep slow or flooding peers from exhausting it.
+#[derive(Debug, Clone, Args)]
+pub struct FrontArgs {
+    /// Extra names the `Host` header may carry besides localhost and IP addresses (DNS
+    /// rebinding defence): `name` (any port) or `name:port`; `*` allows any (only behind a
+    /// proxy that checks it). Repeatable; comma-separated in the environment.
+    #[arg(
+        long = "allow-host",
+        env = "SAMPLING2API_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allow_hosts: Vec<String>,
+    /// Open connections at most; more are closed as soon as they are accepted. The process's
+    /// file limit is raised at start where the hard limit allows, and lowers this if needed.
+    #[arg(long, default_value_t = 16_384, env = "SAMPLING2API_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds a connection may take to send a request's headers, and may sit idle with no
+    /// request open (keep-alive, HTTP/2, or a peer that never sends a byte) before it is closed.
+    #[arg(long, default_value_t = 30, env = "SAMPLING2API_HEADER_READ_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a request's body may take to arrive in full (408 after).
+    #[arg(long, default_value_t = 120, env = "SAMPLING2API_BODY_READ_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_secs: u64,
+    /// Bytes of request bodies being received at once, across all connections; a body that
+    /// would pass it fails with 529 (retryable). Memory follows bytes received, never a
+    /// declared Content-Length.
+    #[arg(long, default_value_t = 256 * 1024 * 1024, env = "SAMPLING2API_MAX_RECEIVING_BYTES")]
+    pub max_receiving_bytes: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, default_value_t = 1000, env = "SAMPLING2API_H2_MAX_STREAMS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub h2_max_streams: u32,
 }
 
 fn parse_alias(text: &str) -> Result<(String, String), String> {
@@ -148,6 +184,9 @@ pub struct ApiSettings {
     pub default_model_hint: Option<String>,
     pub max_in_flight_per_session: usize,
     pub max_queued_per_session: usize,
+    pub body_read_timeout: Duration,
+    pub max_receiving_bytes: usize,
+    pub allow_hosts: Vec<String>,
 }
 
 impl CommonArgs {
@@ -184,6 +223,9 @@ impl From<&CommonArgs> for ApiSettings {
             default_model_hint: args.default_model_hint.clone(),
             max_in_flight_per_session: args.max_in_flight_per_session.max(1),
             max_queued_per_session: args.max_queued_per_session,
+            body_read_timeout: Duration::from_secs(args.front.body_read_timeout_secs),
+            max_receiving_bytes: args.front.max_receiving_bytes,
+            allow_hosts: args.front.allow_hosts.clone(),
         }
     }
 }

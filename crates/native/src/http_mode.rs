@@ -17,12 +17,13 @@ use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::api::{self, json_response, read_body};
+use crate::api::{self, json_response};
 use crate::batching::StepBack;
 use crate::bridge::Bridge;
 use crate::config::{ApiSettings, HttpArgs};
 use crate::cpu_work;
 use crate::ids::session_id;
+use crate::request_body::read_body;
 use crate::session::Session;
 
 const SESSION_ID_HEADER: &str = "mcp-session-id";
@@ -34,9 +35,6 @@ pub async fn run(args: HttpArgs) -> ExitCode {
         tracing::error!(path = %args.mcp_path, "--mcp-path must start with / and not lie under /v1/");
         return ExitCode::FAILURE;
     }
-    let mut bridge = Bridge::new(ApiSettings::from(&args.common), "http");
-    bridge.stream_wait = Duration::from_millis(args.stream_wait_ms);
-    let bridge = Arc::new(bridge);
     let listener = match TcpListener::bind(args.common.listen).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -45,6 +43,10 @@ pub async fn run(args: HttpArgs) -> ExitCode {
         }
     };
     let address = listener.local_addr().unwrap_or(args.common.listen);
+    let mut bridge = Bridge::new(ApiSettings::from(&args.common), "http");
+    bridge.stream_wait = Duration::from_millis(args.stream_wait_ms);
+    bridge.host_policy.port = address.port();
+    let bridge = Arc::new(bridge);
     let mcp_routes = Router::new().route(
         &args.mcp_path,
         post(mcp_post).get(mcp_get).delete(mcp_delete),
@@ -62,7 +64,7 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    crate::server::serve(listener, app, shutdown).await;
+    crate::server::serve(listener, app, &args.common.front, shutdown).await;
     ExitCode::SUCCESS
 }
 
@@ -73,7 +75,7 @@ async fn reap_idle_sessions(bridge: Arc<Bridge>, idle: Duration) {
         ticks.tick().await;
         for session in bridge.sessions() {
             if !session.has_stream() && session.idle_for() >= idle {
-                tracing::info!(session = %session.id, "MCP session idle without a stream; dropped");
+                tracing::info!(session = %session.handle, "MCP session idle without a stream; dropped");
                 bridge.end_session(
                     &session.id,
                     "the MCP session timed out (no stream, no requests)",
@@ -112,7 +114,7 @@ async fn mcp_post(State(bridge): State<Arc<Bridge>>, request: Request) -> Respon
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok());
-    let body = match read_body(body, bridge.settings.max_body_bytes, content_length).await {
+    let body = match read_body(body, &bridge.body_limits, content_length).await {
         Ok(body) => body,
         Err(err) => {
             let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST);
@@ -160,7 +162,7 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
     );
     if let Some(client) = session.state().client() {
         tracing::info!(
-            session = %id,
+            session = %session.handle,
             client = client.client_name.as_deref().unwrap_or("unknown"),
             protocol = %client.protocol_version,
             sampling = client.sampling.is_some(),
@@ -224,8 +226,10 @@ async fn mcp_delete(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Re
             "DELETE needs the Mcp-Session-Id header",
         );
     };
-    if bridge.end_session(id, "the MCP client ended its session") {
-        tracing::info!(session = %id, "MCP session ended by the client");
+    if let Some(session) = bridge.session(id)
+        && bridge.end_session(id, "the MCP client ended its session")
+    {
+        tracing::info!(session = %session.handle, "MCP session ended by the client");
         StatusCode::OK.into_response()
     } else {
         unknown_session()

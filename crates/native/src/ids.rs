@@ -26,7 +26,7 @@ fn os_random_u128() -> u128 {
     nanos ^ ((COUNTER.fetch_add(1, Ordering::Relaxed) as u128) << 64)
 }
 
-/// A session id for `Mcp-Session-Id`: 128 random bits in hex, unguessable.
+/// A session id for `Mcp-Session-Id` (see `sampling2api_core::ids::session_id`).
 pub fn session_id() -> String {
-    format!("{:032x}", os_random_u128())
+    sampling2api_core::ids::session_id(os_random_u128())
 }

@@ -18,10 +18,11 @@ use sampling2api_core::{ApiError, ids, tokens};
 use serde_json::json;
 
 use crate::answer_stream::AnswerStream;
-use crate::api::{RequestId, RequestLog, error_response, json_response, read_body};
+use crate::api::{RequestId, RequestLog, error_response, json_response};
 use crate::bridge::Bridge;
 use crate::cpu_work;
 use crate::ids::random_u128;
+use crate::request_body::read_body;
 use crate::session::{Admission, Session};
 
 /// A request that passed every check before sampling starts.
@@ -39,7 +40,7 @@ pub struct Accepted {
 impl Accepted {
     pub fn log(&self) -> RequestLog {
         RequestLog {
-            session: Some(self.session.id.clone()),
+            session: Some(self.session.handle.clone()),
             model: Some(self.model.clone()),
         }
     }
@@ -116,7 +117,7 @@ pub async fn read_json<T: Send + 'static>(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse().ok());
-    let body = read_body(body, bridge.settings.max_body_bytes, content_length).await?;
+    let body = read_body(body, &bridge.body_limits, content_length).await?;
     if bridge.settings.log_prompts {
         tracing::info!(body = %String::from_utf8_lossy(&body), "request body");
     }

@@ -32,7 +32,10 @@ struct StreamSlot {
 }
 
 pub struct Session {
+    /// The secret `Mcp-Session-Id`: the client's credential for `/mcp`. Never listed or logged.
     pub id: String,
+    /// The public name `/sessions` lists and logs show (see `ids::session_handle`).
+    pub handle: String,
     state: Mutex<McpSession<Waiter>>,
     outbound: Outbound,
     closed: AtomicBool,
@@ -116,6 +119,7 @@ impl Session {
         max_in_flight: usize,
     ) -> Arc<Self> {
         Arc::new(Session {
+            handle: sampling2api_core::ids::session_handle(&id),
             id,
             state: Mutex::new(state),
             outbound,

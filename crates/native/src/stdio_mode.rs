@@ -19,7 +19,6 @@ use crate::session::Session;
 pub const STDIO_SESSION_ID: &str = "stdio";
 
 pub async fn run(args: StdioArgs) -> ExitCode {
-    let bridge = Arc::new(Bridge::new(ApiSettings::from(&args.common), "stdio"));
     let listener = match TcpListener::bind(args.common.listen).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -28,6 +27,9 @@ pub async fn run(args: StdioArgs) -> ExitCode {
         }
     };
     let address = listener.local_addr().unwrap_or(args.common.listen);
+    let mut bridge = Bridge::new(ApiSettings::from(&args.common), "stdio");
+    bridge.host_policy.port = address.port();
+    let bridge = Arc::new(bridge);
 
     let (reader, writer, mut child): (
         Box<dyn AsyncRead + Unpin + Send>,
@@ -57,12 +59,13 @@ pub async fn run(args: StdioArgs) -> ExitCode {
     let writer_task = tokio::spawn(write_lines(writer, outgoing));
 
     let app = api::app(bridge.clone(), None);
+    let front = args.common.front.clone();
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let shutdown = async {
             let _ = server_stopped.await;
         };
-        crate::server::serve(listener, app, shutdown).await;
+        crate::server::serve(listener, app, &front, shutdown).await;
     });
     tracing::info!(
         "sampling2api {} listening on http://{address} (stdio mode: MCP over {})",

@@ -91,10 +91,22 @@ async fn accept(
     }
     let wanted = headers.get(SESSION_HEADER).ok().flatten();
     let listed = sessions(env, namespace).await?;
+    let handles: Vec<String> = listed
+        .iter()
+        .map(|entry| ids::session_handle(&entry.id))
+        .collect();
+    // A client's own secret id routes as well as its public handle, as natively.
+    let own = wanted
+        .as_deref()
+        .and_then(|wanted| listed.iter().position(|entry| entry.id == wanted));
+    let wanted = match own {
+        Some(index) => handles.get(index).cloned(),
+        None => wanted,
+    };
     let entry = choose_session(
         wanted.as_deref(),
-        listed.iter().map(|entry| Candidate {
-            id: entry.id.as_str(),
+        listed.iter().zip(&handles).map(|(entry, handle)| Candidate {
+            id: handle.as_str(),
             unavailable: entry.sampling.is_none().then(|| {
                 ApiError::unavailable(format!(
                     "the connected MCP client{} did not declare the `sampling` capability, so it cannot answer API requests",
@@ -344,7 +356,7 @@ async fn accept_into(
 ) -> Result<Accepted, ApiError> {
     journal.model = Some(request.model.clone());
     let accepted = accept(headers, env, namespace, settings, request).await?;
-    journal.session = Some(accepted.session_id.clone());
+    journal.session = Some(ids::session_handle(&accepted.session_id));
     Ok(accepted)
 }
 
@@ -497,7 +509,7 @@ pub async fn list_sessions(env: &Env, namespace: &Namespace) -> Result<Response,
         .iter()
         .map(|entry| {
             json!({
-                "id": entry.id,
+                "id": ids::session_handle(&entry.id),
                 "client_name": entry.client_name,
                 "protocol_version": entry.protocol_version,
                 "sampling": entry.sampling.is_some(),

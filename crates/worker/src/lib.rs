@@ -20,7 +20,7 @@ pub use session_object::McpSessionObject;
 
 use journal::Journal;
 use sampling2api_core::flavor::Flavor;
-use sampling2api_core::{ApiError, ids};
+use sampling2api_core::{ApiError, browser_guard, ids};
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
 #[event(fetch)]
@@ -60,6 +60,19 @@ async fn route(
             );
         }
         _ => {}
+    }
+    // A cross-site POST with a form or text body needs no preflight: JSON routes take JSON
+    // only, checked before the token as natively.
+    if req.method() == Method::Post
+        && matches!(
+            path.as_str(),
+            "/mcp" | "/v1/messages" | "/v1/messages/count_tokens" | "/v1/chat/completions"
+        )
+    {
+        let content_type = req.headers().get("content-type").ok().flatten();
+        if !browser_guard::is_json_content_type(content_type.as_deref()) {
+            return Err(browser_guard::not_json_error(content_type.as_deref()));
+        }
     }
     let namespace = tenancy::namespace_of(&req, env)?;
     let settings = config::Settings::from_env(env);

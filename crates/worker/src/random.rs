@@ -25,5 +25,5 @@ fn fill(bytes: &mut [u8]) -> Result<(), JsValue> {
 }
 
 pub fn session_id() -> String {
-    format!("{:032x}", random_u128())
+    sampling2api_core::ids::session_id(random_u128())
 }
