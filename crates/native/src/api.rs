@@ -207,10 +207,10 @@ fn browser_refusal(bridge: &Bridge, request: &Request, matched: bool) -> Option<
             .map(|authority| authority.as_str()),
     };
     let host_required = request.version() >= axum::http::Version::HTTP_11;
-    if host.is_some() || host_required {
-        if let Err(err) = bridge.host_policy.check(host) {
-            return Some(err);
-        }
+    if (host.is_some() || host_required)
+        && let Err(err) = bridge.host_policy.check(host)
+    {
+        return Some(err);
     }
     // An absolute-form target names the host too, and wins over the header.
     if let Some(authority) = request.uri().authority()
