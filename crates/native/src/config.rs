@@ -254,6 +254,38 @@ mod tests {
     }
 
     #[test]
+    fn url_image_limits_default_as_documented_and_can_be_set() {
+        let limits = common(&[]).url_images;
+        assert_eq!(limits.max_url_images, 20);
+        assert_eq!(limits.max_url_image_bytes, 10 * 1024 * 1024);
+        assert_eq!(limits.max_url_image_bytes_total, 24 * 1024 * 1024);
+        assert_eq!(limits.url_image_concurrency, 4);
+        let limits = common(&[
+            "--max-url-images",
+            "0",
+            "--max-url-image-bytes",
+            "1",
+            "--max-url-image-bytes-total",
+            "2",
+            "--url-image-concurrency",
+            "9",
+        ])
+        .url_images;
+        assert_eq!(
+            (
+                limits.max_url_images,
+                limits.max_url_image_bytes,
+                limits.max_url_image_bytes_total,
+                limits.url_image_concurrency
+            ),
+            (0, 1, 2, 9)
+        );
+        assert!(
+            Cli::try_parse_from(["sampling2api", "http", "--url-image-concurrency", "0"]).is_err()
+        );
+    }
+
+    #[test]
     fn aliases_and_keys_parse() {
         let args = common(&[
             "--model-alias",
