@@ -80,6 +80,10 @@ WORKER_SWITCHES = {"--log-prompts": "LOG_PROMPTS"}
 NOT_ON_WORKER = {
     "--threads": "a Worker has no runtime threads to configure",
     "--allow-private-image-urls": "the worker does not download image URLs (it cannot vet the addresses a name resolves to)",
+    "--max-url-images": "the worker does not download image URLs",
+    "--max-url-image-bytes": "the worker does not download image URLs",
+    "--max-url-image-bytes-total": "the worker does not download image URLs",
+    "--url-image-concurrency": "the worker does not download image URLs",
 }
 
 

@@ -1,98 +1,203 @@
-//! Policy for `image` blocks with a `url` source, which the runtime downloads to base64.
+//! Policy for `image` blocks with a `url` source, which the native runtime downloads to base64.
 //!
-//! The bridge runs next to private services, so a URL is a server-side request forgery risk:
-//! only http/https, and no loopback, private, link-local, or otherwise non-public address,
-//! checked on every address a name resolves to (and on each redirect) by the runtime.
+//! The bridge runs next to private services, so a URL is a server-side request forgery risk.
+//! A URL is parsed once, by the WHATWG parser of the `url` crate (the one the HTTP client
+//! uses), and the runtime hands that parsed [`Url`] to the client: the host checked here is the
+//! host connected to, whatever its spelling (`2130706433`, `0x7f.1`, `127.1`, full-width
+//! digits, percent-encoding, a trailing dot, tabs, userinfo all normalise before the check).
+//! An IP-literal host is judged here with [`is_public_ip`]; a name is judged by the runtime's
+//! resolver, which applies [`is_public_ip`] to every address it resolves to, for every
+//! connection, redirects included.
+//!
+//! Failures that involve the network or a non-public address all read [`UNFETCHABLE`], so that
+//! the errors cannot map a private network ("refused" vs "timed out" vs "answered 404").
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use url::Host;
+pub use url::Url;
 
 use crate::anthropic::{
     ContentBlock, ImageSource, MessageContent, MessagesRequest, ToolResultContent,
 };
 use crate::api_error::ApiError;
 
-/// Largest image the bridge downloads (the API's own per-image limit is 5 MB; URLs to larger
-/// originals are common, and the client may downscale).
-pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
-/// Time allowed for one image download.
+/// Time allowed for one image download, connection and body included.
 pub const FETCH_TIMEOUT_SECS: u64 = 10;
+/// Redirects followed for one image.
+pub const MAX_REDIRECTS: usize = 3;
+/// The one reason given for any refusal or failure before a public server answered: a
+/// non-public address, a name that does not resolve or resolves to one, a refused or timed-out
+/// connection, a refused redirect.
+pub const UNFETCHABLE: &str = "it could not be fetched from a public address";
 
-/// The scheme and host of a URL, checked before any connection is made.
-pub fn check_url(url: &str) -> Result<(), ApiError> {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return Err(refused(url, "only http and https URLs are fetched"));
-    }
-    let host = host_of(url).ok_or_else(|| refused(url, "the URL has no host"))?;
-    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
-        return Err(refused(url, "it points at this machine"));
-    }
-    if let Ok(ip) = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        && is_forbidden_ip(ip)
-    {
-        return Err(refused(
-            url,
-            "it points at a loopback, private or link-local address",
-        ));
-    }
-    Ok(())
+/// Why an image URL is refused before any response arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a URL by the WHATWG rules.
+    Malformed,
+    /// A scheme other than http and https.
+    Scheme,
+    /// A non-public destination, or one that could not be reached (see [`UNFETCHABLE`]).
+    Unfetchable,
 }
 
+impl Refusal {
+    pub fn why(self) -> &'static str {
+        match self {
+            Refusal::Malformed => "it is not a valid URL",
+            Refusal::Scheme => "only http and https URLs are fetched",
+            Refusal::Unfetchable => UNFETCHABLE,
+        }
+    }
+
+    /// The caller's error for `raw`, the URL as the caller wrote it.
+    pub fn to_api_error(self, raw: &str) -> ApiError {
+        refused(raw, self.why())
+    }
+}
+
+/// The 400 for an image URL, showing the URL as sent (without control characters, cut short).
 pub fn refused(url: &str, why: &str) -> ApiError {
     let shown: String = url.chars().filter(|c| !c.is_control()).take(200).collect();
     ApiError::invalid_request(format!("image URL `{shown}` refused: {why}"))
 }
 
-fn host_of(url: &str) -> Option<&str> {
-    let after_scheme = &url[url.find("://")? + 3..];
-    let authority = after_scheme
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or(after_scheme);
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if host_port.starts_with('[') {
-        &host_port[..host_port.find(']')? + 1]
-    } else {
-        host_port.split(':').next().unwrap_or(host_port)
-    };
-    (!host.is_empty()).then_some(host)
+/// Where a parsed URL connects to, before any name is resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// An address literal: the client connects to it without asking a resolver.
+    Ip(IpAddr),
+    /// A name, lowercase and without a trailing dot, for the resolver.
+    Name(String),
 }
 
-/// Addresses a public image can never live at.
-pub fn is_forbidden_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_forbidden_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_forbidden_v4(v4);
+/// Parses `raw` exactly as the HTTP client will, and keeps only http and https URLs.
+pub fn parse_image_url(raw: &str) -> Result<Url, Refusal> {
+    let url = Url::parse(raw).map_err(|_| Refusal::Malformed)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Refusal::Scheme);
+    }
+    Ok(url)
+}
+
+/// The destination of a parsed http(s) URL.
+pub fn destination(url: &Url) -> Option<Destination> {
+    match url.host()? {
+        Host::Ipv4(ip) => Some(Destination::Ip(IpAddr::V4(ip))),
+        Host::Ipv6(ip) => Some(Destination::Ip(IpAddr::V6(ip))),
+        Host::Domain(name) => {
+            let name = name.trim_end_matches('.');
+            // WHATWG turns every numeric host into an address; should a name still read as
+            // one, the connector would take it as a literal and skip the resolver, so judge
+            // it as the literal here.
+            if let Ok(ip) = name.trim_start_matches('[').trim_end_matches(']').parse() {
+                return Some(Destination::Ip(ip));
             }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || v6 == Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1)
+            (!name.is_empty()).then(|| Destination::Name(name.to_ascii_lowercase()))
         }
     }
 }
 
-fn is_forbidden_v4(v4: Ipv4Addr) -> bool {
-    let [a, b, ..] = v4.octets();
-    v4.is_loopback()
-        || v4.is_private()
-        || v4.is_link_local()
-        || v4.is_unspecified()
-        || v4.is_broadcast()
-        || v4.is_multicast()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-        || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240
+/// What can be judged without the network, for the first URL and for each redirect:
+/// the scheme, then an address literal by `permits` (given the address and port connected to),
+/// and names of this machine (`localhost`). Other names are left to the resolver, which must
+/// apply the same `permits` to every address it returns.
+pub fn check_destination(
+    url: &Url,
+    permits: impl Fn(IpAddr, u16) -> bool,
+) -> Result<Destination, Refusal> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Refusal::Scheme);
+    }
+    let port = url.port_or_known_default().ok_or(Refusal::Malformed)?;
+    let destination = destination(url).ok_or(Refusal::Malformed)?;
+    match &destination {
+        Destination::Ip(ip) if !permits(*ip, port) => Err(Refusal::Unfetchable),
+        Destination::Name(name)
+            if is_local_name(name) && !permits(Ipv4Addr::LOCALHOST.into(), port) =>
+        {
+            Err(Refusal::Unfetchable)
+        }
+        _ => Ok(destination),
+    }
+}
+
+/// Names that always mean this machine (RFC 6761), whatever a resolver says.
+pub fn is_local_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}
+
+/// Whether an image may be fetched from `ip`: only globally reachable unicast addresses.
+/// IPv4 addresses embedded in IPv6 (mapped, compatible, NAT64, 6to4) are judged as IPv4.
+pub fn is_public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+/// IPv4 ranges that are not globally reachable (IANA special-purpose registry, plus multicast
+/// and the reserved 240/4), as (network, prefix length).
+const V4_NOT_PUBLIC: &[(u32, u32)] = &[
+    (0x0000_0000, 8),  // 0.0.0.0/8 "this network"
+    (0x0a00_0000, 8),  // 10/8 private
+    (0x6440_0000, 10), // 100.64/10 carrier-grade NAT
+    (0x7f00_0000, 8),  // 127/8 loopback
+    (0xa9fe_0000, 16), // 169.254/16 link-local (cloud metadata)
+    (0xac10_0000, 12), // 172.16/12 private
+    (0xc000_0000, 24), // 192.0.0/24 IETF protocol assignments
+    (0xc000_0200, 24), // 192.0.2/24 documentation
+    (0xc058_6300, 24), // 192.88.99/24 6to4 relay anycast
+    (0xc0a8_0000, 16), // 192.168/16 private
+    (0xc612_0000, 15), // 198.18/15 benchmarking
+    (0xc633_6400, 24), // 198.51.100/24 documentation
+    (0xcb00_7100, 24), // 203.0.113/24 documentation
+    (0xe000_0000, 4),  // 224/4 multicast
+    (0xf000_0000, 4),  // 240/4 reserved, and 255.255.255.255
+];
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let bits = u32::from(ip);
+    !V4_NOT_PUBLIC
+        .iter()
+        .any(|&(network, length)| bits >> (32 - length) == network >> (32 - length))
+}
+
+/// Inside 2000::/3 (the only globally routed unicast space), the ranges that are not public.
+const V6_NOT_PUBLIC: &[(u128, u32)] = &[
+    (0x2001_0000 << 96, 23), // 2001::/23 IETF protocol assignments (Teredo, benchmarking, ORCHID)
+    (0x2001_0db8 << 96, 32), // 2001:db8::/32 documentation
+    (0x3fff_0000 << 96, 20), // 3fff::/20 documentation
+];
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let bits = u128::from(ip);
+    // Loopback, unspecified, unique-local, link-local, site-local, multicast, NAT64 local-use
+    // and the rest of the unassigned space are all outside 2000::/3.
+    bits >> 125 == 0b001
+        && !V6_NOT_PUBLIC
+            .iter()
+            .any(|&(network, length)| bits >> (128 - length) == network >> (128 - length))
+}
+
+/// The IPv4 address an IPv6 address stands for, in the forms a stack or a gateway translates.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(ip);
+    let low32 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    match bits >> 32 {
+        // ::a.b.c.d (compatible; also :: and ::1), ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (SIIT)
+        0 | 0xffff | 0xffff_0000 => Some(low32),
+        // 64:ff9b::a.b.c.d, NAT64's well-known prefix
+        0x0064_ff9b_0000_0000_0000_0000 => Some(low32),
+        // 2002:AABB:CCDD::/48, 6to4
+        _ if bits >> 112 == 0x2002 => Some(Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32)),
+        _ => None,
+    }
 }
 
 /// Every image source in a request that is a URL, for the runtime to replace with base64.
@@ -121,47 +226,284 @@ fn collect<'a>(blocks: &'a mut [ContentBlock], sources: &mut Vec<&'a mut ImageSo
     }
 }
 
+/// The 400 for a request with more `url` images than the bridge fetches.
+pub fn too_many_url_images(count: usize, max: usize) -> ApiError {
+    ApiError::invalid_request(format!(
+        "this request has {count} `url` images; the bridge fetches at most {max} per request \
+         (send the others as base64)"
+    ))
+}
+
+/// The 400 for a request whose `url` images together exceed the bridge's total.
+pub fn url_images_too_large(max_total: usize) -> ApiError {
+    ApiError::invalid_request(format!(
+        "the `url` images of this request total more than {max_total} bytes, the most the bridge \
+         fetches per request"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::anthropic::parse_messages_request;
 
+    fn judged(raw: &str) -> Result<Destination, Refusal> {
+        check_destination(&parse_image_url(raw)?, |ip, _| is_public_ip(ip))
+    }
+
     #[test]
-    fn schemes_and_literal_addresses() {
-        assert!(check_url("https://example.com/cat.png").is_ok());
-        assert!(check_url("HTTP://example.com:8080/a?b#c").is_ok());
-        for bad in [
-            "file:///etc/passwd",
-            "ftp://example.com/a.png",
-            "gopher://x",
-            "http://localhost/a.png",
-            "http://foo.localhost/a.png",
+    fn every_spelling_of_a_private_address_is_refused() {
+        for raw in [
             "http://127.0.0.1/a.png",
-            "http://user@127.0.0.2:80/a.png",
-            "http://10.1.2.3/a.png",
-            "http://192.168.0.1/",
+            "http://2130706433/",       // decimal
+            "http://0x7f.1/",           // hex, short
+            "http://0x7f000001/",       // hex, whole
+            "http://0x7F.0x0.0x0.0x1/", // hex per part
+            "http://0177.0.0.1/",       // octal
+            "http://0177.1/",           // octal, short
+            "http://017700000001/",     // octal, whole
+            "http://127.1/",            // short form
+            "http://127.0.1/",          // short form
+            "http://0/",                // 0.0.0.0
+            "http://0.0.0.0:8080/",
+            "http://127.0.0.1./",              // trailing dot
+            "http://0x7f.1./",                 // trailing dot on a hex form
+            "http://%31%32%37.0.0.1/",         // percent-encoded digits
+            "http://%30x7f.1/",                // percent-encoded hex prefix
+            "http://１２７.０.０.１/",         // full-width digits
+            "http://127。0。0。1/",            // ideographic full stops
+            "http://１２７．０．０．１/",      // full-width full stops
+            "http://12\t7.0.0.1/",             // tab inside the host
+            "http://127.0.0.1\n/",             // newline after the host
+            "\thttp://127.0.0.1/",             // leading tab
+            " http://127.0.0.1/ ",             // surrounding spaces
+            "http://user:pass@127.0.0.1/",     // userinfo
+            "http://example.com@127.0.0.1/",   // userinfo that looks like the host
+            "http://127.0.0.1\\@example.com/", // backslash ends the authority
+            "http://127.0.0.1#@example.com/",
+            "http://127.0.0.1?@example.com/",
+            "http://127.0.0.1:80@example.com:80@127.0.0.1/",
+            "HTTP://127.0.0.1/",
+            "https://127.0.0.1:443/",
+            "http://localhost/",
+            "http://LOCALHOST./",
+            "http://foo.localhost/",
+            "http://%6c%6f%63%61%6c%68%6f%73%74/", // percent-encoded localhost
+            "http://ｌｏｃａｌｈｏｓｔ/",          // full-width localhost
+            "http://10.1.2.3/",
             "http://172.16.0.1/",
-            "http://169.254.169.254/latest/meta-data",
-            "http://0.0.0.0/",
+            "http://172.31.255.255/",
+            "http://192.168.0.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://0xa9fea9fe/", // metadata service, hex
+            "http://100.64.0.1/", // CGNAT
+            "http://100.127.255.255/",
+            "http://192.0.0.8/",
+            "http://192.0.2.1/", // documentation
+            "http://198.51.100.7/",
+            "http://203.0.113.9/",
+            "http://198.18.0.1/", // benchmarking
+            "http://198.19.255.255/",
+            "http://224.0.0.1/", // multicast
+            "http://239.255.255.250/",
+            "http://240.0.0.1/",       // reserved
+            "http://255.255.255.255/", // broadcast
+            "http://0.1.2.3/",
             "http://[::1]/",
-            "http://[fe80::1]/",
-            "http://[fd00::1]/",
-            "http://[::ffff:127.0.0.1]/",
-            "http:///nohost",
+            "http://[0:0:0:0:0:0:0:1]/",
+            "http://[::]/",
+            "http://[::ffff:127.0.0.1]/", // IPv4-mapped
+            "http://[::ffff:7f00:1]/",
+            "http://[::ffff:10.0.0.1]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[::ffff:0:127.0.0.1]/", // SIIT
+            "http://[::127.0.0.1]/",        // IPv4-compatible
+            "http://[64:ff9b::127.0.0.1]/", // NAT64
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[64:ff9b:1::1]/",     // NAT64 local use
+            "http://[2002:7f00:1::]/",    // 6to4 of loopback
+            "http://[2002:c0a8:101::1]/", // 6to4 of 192.168.1.1
+            "http://[fe80::1]/",          // link-local
+            "http://[fd00::1]/",          // unique-local
+            "http://[fc00::1]/",
+            "http://[fec0::1]/",     // site-local
+            "http://[ff02::1]/",     // multicast
+            "http://[2001:db8::1]/", // documentation
+            "http://[3fff::1]/",
+            "http://[2001::1]/",   // Teredo
+            "http://[2001:2::1]/", // benchmarking
+            "http://[100::1]/",    // discard-only
         ] {
-            let err = check_url(bad).unwrap_err();
-            assert_eq!(err.status(), 400, "{bad}");
+            assert_eq!(judged(raw), Err(Refusal::Unfetchable), "{raw:?}");
         }
     }
 
     #[test]
-    fn public_addresses_pass() {
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
-            assert!(!is_forbidden_ip(ip.parse().unwrap()), "{ip}");
+    fn every_spelling_normalises_to_the_address_the_client_connects_to() {
+        let loopback = Destination::Ip(Ipv4Addr::LOCALHOST.into());
+        for raw in [
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://0x7f000001/",
+            "http://0177.0.0.1/",
+            "http://127.1/",
+            "http://127.0.0.1./",
+            "http://%31%32%37.0.0.1/",
+            "http://１２７.０.０.１/",
+            "http://12\t7.0.0.1/",
+            "http://u:p@127.0.0.1/",
+            "http://127.0.0.1\\@example.com/",
+        ] {
+            let url = parse_image_url(raw).unwrap();
+            assert_eq!(destination(&url), Some(loopback.clone()), "{raw:?}");
+            // What the client sends on: its serialisation names the same host, which the
+            // connector reads as the same literal.
+            assert_eq!(url.host_str(), Some("127.0.0.1"), "{raw:?}");
+            assert_eq!(
+                destination(&Url::parse(url.as_str()).unwrap()),
+                Some(loopback.clone())
+            );
         }
-        for ip in ["100.64.0.1", "198.18.0.1", "240.0.0.1", "224.0.0.1"] {
-            assert!(is_forbidden_ip(ip.parse().unwrap()), "{ip}");
+        assert_eq!(
+            destination(&parse_image_url("http://0/").unwrap()),
+            Some(Destination::Ip(Ipv4Addr::UNSPECIFIED.into()))
+        );
+        assert_eq!(
+            destination(&parse_image_url("http://[::FFFF:7f00:1]/").unwrap()),
+            Some(Destination::Ip("::ffff:127.0.0.1".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn names_go_to_the_resolver_and_public_addresses_pass() {
+        assert_eq!(
+            judged("https://Example.COM./cat.png"),
+            Ok(Destination::Name("example.com".into()))
+        );
+        assert_eq!(
+            judged("http://user@example.com:8080/a?b#c"),
+            Ok(Destination::Name("example.com".into()))
+        );
+        assert_eq!(
+            judged("http://127.0.0.1@example.com/"),
+            Ok(Destination::Name("example.com".into()))
+        );
+        assert_eq!(
+            judged("http://bücher.example/"),
+            Ok(Destination::Name("xn--bcher-kva.example".into()))
+        );
+        for raw in [
+            "http://8.8.8.8/",
+            "http://134744072/",
+            "http://1.1.1.1/",
+            "http://[2606:4700::1111]/",
+            "http://[::ffff:8.8.8.8]/",
+            "http://[64:ff9b::808:808]/",
+            "http://[2002:808:808::1]/",
+            "http://100.63.255.255/",
+            "http://100.128.0.0/",
+            "http://172.32.0.1/",
+            "http://192.0.3.1/",
+            "http://223.255.255.255/",
+        ] {
+            assert!(matches!(judged(raw), Ok(Destination::Ip(_))), "{raw}");
         }
+    }
+
+    #[test]
+    fn schemes_and_malformed_urls() {
+        for raw in [
+            "file:///etc/passwd",
+            "ftp://example.com/a.png",
+            "gopher://x",
+            "data:image/png;base64,AA",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(judged(raw), Err(Refusal::Scheme), "{raw}");
+        }
+        for raw in [
+            "",
+            "example.com/a.png",
+            "http://",
+            "http://[::1/",
+            "http://1.2.3.4.5/",
+            "http://0x100000000/",
+            "http://256.0.0.1/",
+            "http://127.0.0.1:99999/",
+            "http://exa mple.com/",
+            "http://%zz/",
+        ] {
+            assert_eq!(judged(raw), Err(Refusal::Malformed), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_policy_can_allow_what_the_default_refuses() {
+        let url = parse_image_url("http://0x7f.1:8080/").unwrap();
+        let allow_8080 = |ip: IpAddr, port: u16| ip.is_loopback() && port == 8080;
+        assert!(check_destination(&url, allow_8080).is_ok());
+        let url = parse_image_url("http://127.1:8081/").unwrap();
+        assert_eq!(
+            check_destination(&url, allow_8080),
+            Err(Refusal::Unfetchable)
+        );
+        let url = parse_image_url("http://localhost:8080/").unwrap();
+        assert!(check_destination(&url, allow_8080).is_ok());
+    }
+
+    #[test]
+    fn the_ranges_have_sharp_edges() {
+        for (ip, public) in [
+            ("9.255.255.255", true),
+            ("10.0.0.0", false),
+            ("11.0.0.0", true),
+            ("126.255.255.255", true),
+            ("128.0.0.0", true),
+            ("169.253.255.255", true),
+            ("169.255.0.0", true),
+            ("172.15.255.255", true),
+            ("172.32.0.0", true),
+            ("198.17.255.255", true),
+            ("198.20.0.0", true),
+            ("223.255.255.255", true),
+            ("1fff:ffff::1", false),
+            ("2000::1", true),
+            ("2001:200::1", true),
+            ("2001:1ff::1", false),
+            ("3fff:1000::1", true),
+            ("3fff:fff::1", false),
+            ("4000::1", false),
+            ("::0.0.0.1", false),
+            ("::8.8.8.8", true),
+        ] {
+            assert_eq!(is_public_ip(ip.parse().unwrap()), public, "{ip}");
+        }
+    }
+
+    #[test]
+    fn local_names() {
+        for name in [
+            "localhost",
+            "LOCALHOST",
+            "localhost.",
+            "a.b.localhost",
+            "x.localhost..",
+        ] {
+            assert!(is_local_name(name), "{name}");
+        }
+        for name in ["localhost.example", "notlocalhost", "example.com"] {
+            assert!(!is_local_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn refusals_read_the_same_for_every_unfetchable_url() {
+        let message = |raw: &str| Refusal::Unfetchable.to_api_error(raw).message;
+        assert_eq!(
+            message("http://127.0.0.1/"),
+            format!("image URL `http://127.0.0.1/` refused: {UNFETCHABLE}")
+        );
+        assert_eq!(message("http://12\t7.1/"), message("http://127.1/"));
     }
 
     #[test]

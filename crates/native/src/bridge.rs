@@ -46,7 +46,10 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new(settings: ApiSettings, mode: &'static str) -> Self {
-        let images = ImageFetcher::new(settings.allow_private_image_urls);
+        let images = ImageFetcher::new(
+            settings.allow_private_image_urls,
+            settings.url_images.clone(),
+        );
         let catalog = ModelCatalog::new(
             settings.model_aliases.clone(),
             settings.default_model_hint.clone(),

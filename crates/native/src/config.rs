@@ -74,6 +74,8 @@ pub struct CommonArgs {
     /// are refused, to prevent server-side request forgery).
     #[arg(long, env = "SAMPLING2API_ALLOW_PRIVATE_IMAGE_URLS")]
     pub allow_private_image_urls: bool,
+    #[command(flatten)]
+    pub url_images: UrlImageLimits,
     /// Extra browser origins allowed to call the bridge (loopback origins always are;
     /// requests without an Origin header are not affected).
     #[arg(
@@ -166,6 +168,29 @@ pub struct FrontArgs {
     pub h2_max_streams: u32,
 }
 
+/// Bounds on fetching `url` images, per API request. One request's downloads hold at most
+/// `max_url_image_bytes_total` received bytes (kept as base64, a third more) plus what the
+/// `url_image_concurrency` downloads in progress have received.
+#[derive(Debug, Clone, Args)]
+pub struct UrlImageLimits {
+    /// `url` images one request may carry (more: 400 before anything is fetched; 0 refuses
+    /// every `url` image). The Messages API allows 100 images, but URLs are rare in practice,
+    /// and each one is a connection the bridge makes on a caller's behalf.
+    #[arg(long, default_value_t = 20, env = "SAMPLING2API_MAX_URL_IMAGES")]
+    pub max_url_images: usize,
+    /// Largest single image downloaded, in bytes (larger: 400). Twice the API's 5 MB per image,
+    /// since URLs often point at originals that the client may downscale.
+    #[arg(long, default_value_t = 10 * 1024 * 1024, env = "SAMPLING2API_MAX_URL_IMAGE_BYTES")]
+    pub max_url_image_bytes: usize,
+    /// Most bytes downloaded for all `url` images of one request (more: 400). 24 MiB is 32 MiB
+    /// as base64, the most a request with those images inline could carry.
+    #[arg(long, default_value_t = 24 * 1024 * 1024, env = "SAMPLING2API_MAX_URL_IMAGE_BYTES_TOTAL")]
+    pub max_url_image_bytes_total: usize,
+    /// Downloads one request runs at once.
+    #[arg(long, default_value_t = 4, env = "SAMPLING2API_URL_IMAGE_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..))]
+    pub url_image_concurrency: u16,
+}
+
 fn parse_alias(text: &str) -> Result<(String, String), String> {
     sampling2api_core::models::ModelCatalog::parse_alias(text)
 }
@@ -177,6 +202,7 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     pub ping_interval: Duration,
     pub allow_private_image_urls: bool,
+    pub url_images: UrlImageLimits,
     pub allow_origins: Vec<String>,
     pub log_prompts: bool,
     pub api_keys: Vec<String>,
@@ -211,6 +237,7 @@ impl From<&CommonArgs> for ApiSettings {
             max_body_bytes: args.max_body_bytes,
             ping_interval: Duration::from_millis(args.ping_interval_ms.max(10)),
             allow_private_image_urls: args.allow_private_image_urls,
+            url_images: args.url_images.clone(),
             allow_origins: args.allow_origins.clone(),
             log_prompts: args.log_prompts,
             api_keys: args
@@ -265,6 +292,38 @@ mod tests {
             common(&["--listen", "0.0.0.0:9", "--api-key", ""])
                 .check_exposure()
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn url_image_limits_default_as_documented_and_can_be_set() {
+        let limits = common(&[]).url_images;
+        assert_eq!(limits.max_url_images, 20);
+        assert_eq!(limits.max_url_image_bytes, 10 * 1024 * 1024);
+        assert_eq!(limits.max_url_image_bytes_total, 24 * 1024 * 1024);
+        assert_eq!(limits.url_image_concurrency, 4);
+        let limits = common(&[
+            "--max-url-images",
+            "0",
+            "--max-url-image-bytes",
+            "1",
+            "--max-url-image-bytes-total",
+            "2",
+            "--url-image-concurrency",
+            "9",
+        ])
+        .url_images;
+        assert_eq!(
+            (
+                limits.max_url_images,
+                limits.max_url_image_bytes,
+                limits.max_url_image_bytes_total,
+                limits.url_image_concurrency
+            ),
+            (0, 1, 2, 9)
+        );
+        assert!(
+            Cli::try_parse_from(["sampling2api", "http", "--url-image-concurrency", "0"]).is_err()
         );
     }
 
