@@ -67,7 +67,8 @@ fn catalog(settings: &Settings, reported: Vec<(String, u64)>) -> ModelCatalog {
         settings.model_aliases.clone(),
         settings.default_model_hint.clone(),
         0,
-    );
+    )
+    .with_max_reported(settings.max_reported_models);
     for (model, unix) in reported {
         catalog.record_reported(&model, unix);
     }
