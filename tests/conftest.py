@@ -73,6 +73,7 @@ WORKER_VARS = {
     "--default-model-hint": "DEFAULT_MODEL_HINT",
     "--max-in-flight-per-session": "MAX_IN_FLIGHT_PER_SESSION",
     "--max-queued-per-session": "MAX_QUEUED_PER_SESSION",
+    "--max-reported-models": "MAX_REPORTED_MODELS",
 }
 # Native switches (no value) and the worker vars that mean the same.
 WORKER_SWITCHES = {"--log-prompts": "LOG_PROMPTS"}
@@ -80,6 +81,8 @@ WORKER_SWITCHES = {"--log-prompts": "LOG_PROMPTS"}
 NOT_ON_WORKER = {
     "--threads": "a Worker has no runtime threads to configure",
     "--allow-private-image-urls": "the worker does not download image URLs (it cannot vet the addresses a name resolves to)",
+    "--max-client-queue-bytes": "the worker's messages to a client leave through the runtime's WebSocket, whose buffer it cannot see",
+    "--max-client-line-bytes": "stdio only",
 }
 
 

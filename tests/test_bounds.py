@@ -284,21 +284,60 @@ def answer_with_models(bridge: RawStdioBridge, models: list[str]) -> None:
         )
 
 
-def test_models_clients_report_are_bounded_oldest_first(raw_stdio: Any) -> None:
-    bridge = raw_stdio("--max-reported-models", "4")
-    bridge.handshake()
-    models = [f"model-{index}" for index in range(40)] + ["z" * 300, "tab\tmodel"]
-    answering = threading.Thread(target=answer_with_models, args=(bridge, models))
+def answer_over_http(mcp_url: str, headers: dict[str, str], models: list[str], ready: threading.Event) -> None:
+    """A raw Streamable HTTP client answering each sampling request as the next model."""
+    post_headers = {**headers, "accept": "application/json, text/event-stream", "content-type": "application/json"}
+    with httpx.Client(timeout=30) as mcp:
+        reply = mcp.post(mcp_url, json=initialize(), headers=post_headers)
+        post_headers["mcp-session-id"] = reply.headers["mcp-session-id"]
+        mcp.post(mcp_url, json=INITIALIZED, headers=post_headers)
+        stream_headers = {**headers, "accept": "text/event-stream", "mcp-session-id": post_headers["mcp-session-id"]}
+        with mcp.stream("GET", mcp_url, headers=stream_headers) as stream:
+            ready.set()
+            pending = iter(models)
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                message = json.loads(line[5:])
+                if message.get("method") != "sampling/createMessage":
+                    continue
+                model = next(pending)
+                result = {"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": model, "stopReason": "endTurn"}
+                mcp.post(mcp_url, json={"jsonrpc": "2.0", "id": message["id"], "result": result}, headers=post_headers)
+                if model == models[-1]:
+                    return
+
+
+# The last names are not kept: over 256 bytes, and a control character.
+REPORTED = [f"model-{index}" for index in range(40)] + ["z" * 300, "tab\tmodel"]
+KEPT = [name for index in range(36, 40) for name in (f"claude-mcp-model-{index}", f"model-{index}")]
+
+
+def test_models_clients_report_are_bounded_oldest_first(kind: str, deployments: list[Deployment], raw_stdio: Any) -> None:
+    if kind == "stdio":
+        bridge = raw_stdio("--max-reported-models", "4")
+        bridge.handshake()
+        answering = threading.Thread(target=answer_with_models, args=(bridge, REPORTED))
+        base_url, headers = bridge.base_url, {}
+    else:
+        deployment = deploy(kind, clients=[], extra_args=["--max-reported-models", "4"])
+        deployments.append(deployment)
+        base_url, headers = deployment.base_url, deployment.auth_headers()
+        mcp_headers = {"authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
+        ready = threading.Event()
+        answering = threading.Thread(target=answer_over_http, args=(deployment.mcp_url, mcp_headers, REPORTED, ready), daemon=True)
     answering.start()
-    with httpx.Client(base_url=bridge.base_url, timeout=10) as http:
-        for _ in models:
-            assert http.post("/v1/messages", json=request_body("hi")).status_code == 200
+    if kind != "stdio":
+        assert ready.wait(30)
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+        for _ in REPORTED:
+            response = http.post("/v1/messages", json=request_body("hi"))
+            assert response.status_code == 200, response.text
         answering.join(10)
         listed = http.get("/v1/models", params={"limit": 1000}).json()
         ids = [entry["id"] for entry in listed["data"]]
-        # The last four kept, each with its claude-picker twin; the overlong and the control-
-        # character names were not kept.
-        assert ids == [name for index in range(36, 40) for name in (f"claude-mcp-model-{index}", f"model-{index}")], ids
+        # The last four kept, each with its claude-picker twin.
+        assert ids == KEPT, ids
         started = time.monotonic()
         assert http.get("/v1/models").status_code == 200
         assert time.monotonic() - started < 1

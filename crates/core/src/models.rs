@@ -48,6 +48,11 @@ impl Default for ModelCatalog {
     }
 }
 
+/// Whether a model name a client answered with is worth keeping in a catalog.
+pub fn is_keepable_model_name(model: &str) -> bool {
+    !model.is_empty() && model.len() <= MAX_MODEL_NAME_BYTES && !model.chars().any(char::is_control)
+}
+
 /// Adds `model` to `reported` (models in the order first seen) unless it is known or not a
 /// plausible model id, dropping the oldest beyond `max`. Returns whether it was added. Shared
 /// by the native catalog and the worker's registry, so both keep the same models.
@@ -58,9 +63,7 @@ pub fn remember_reported(
     max: usize,
 ) -> bool {
     if max == 0
-        || model.is_empty()
-        || model.len() > MAX_MODEL_NAME_BYTES
-        || model.chars().any(char::is_control)
+        || !is_keepable_model_name(model)
         || reported.iter().any(|(known, _)| known == model)
     {
         return false;
