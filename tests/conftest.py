@@ -73,6 +73,7 @@ WORKER_VARS = {
     "--default-model-hint": "DEFAULT_MODEL_HINT",
     "--max-in-flight-per-session": "MAX_IN_FLIGHT_PER_SESSION",
     "--max-queued-per-session": "MAX_QUEUED_PER_SESSION",
+    "--max-reported-models": "MAX_REPORTED_MODELS",
 }
 # Native switches (no value) and the worker vars that mean the same.
 WORKER_SWITCHES = {"--log-prompts": "LOG_PROMPTS"}
@@ -84,6 +85,8 @@ NOT_ON_WORKER = {
     "--max-url-image-bytes": "the worker does not download image URLs",
     "--max-url-image-bytes-total": "the worker does not download image URLs",
     "--url-image-concurrency": "the worker does not download image URLs",
+    "--max-client-queue-bytes": "the worker's messages to a client leave through the runtime's WebSocket, whose buffer it cannot see",
+    "--max-client-line-bytes": "stdio only",
 }
 
 

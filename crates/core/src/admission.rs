@@ -18,6 +18,18 @@ pub fn too_busy() -> ApiError {
     err
 }
 
+/// The 503 a caller gets when messages already waiting for the MCP client (which does not read
+/// its stdout or its event stream) would exceed the session's bound with this one: the request
+/// is refused instead of growing the queue. Retryable: a client that catches up drains it.
+pub fn client_not_reading(queued_bytes: usize, limit: usize) -> ApiError {
+    let mut err = ApiError::unavailable(format!(
+        "the MCP client is not reading the messages sent to it: {queued_bytes} bytes wait for it \
+         and this request would pass the limit of {limit} bytes; retry when it catches up"
+    ));
+    err.retry_after_secs = Some(1);
+    err
+}
+
 /// The deadline passed while the request was still waiting for a slot.
 pub fn queue_timeout(waited: &str) -> ApiError {
     ApiError::timeout(format!(

@@ -491,15 +491,32 @@ fn client_facts(version: &str, params: &Value) -> ClientFacts {
             // Versions are dates, so they order as strings.
             multi_block_messages: version >= "2025-11-25",
         }),
-        client_name: params
-            .pointer("/clientInfo/name")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        client_version: params
-            .pointer("/clientInfo/version")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        client_name: client_info_text(params, "/clientInfo/name"),
+        client_version: client_info_text(params, "/clientInfo/version"),
     }
+}
+
+/// Bytes of a `clientInfo` text kept per session (and copied into `/sessions` and logs); a
+/// client may send megabytes there, no real name or version needs more.
+pub const MAX_CLIENT_INFO_BYTES: usize = 256;
+
+fn client_info_text(params: &Value, pointer: &str) -> Option<String> {
+    params
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(|text| truncate_on_char_boundary(text, MAX_CLIENT_INFO_BYTES).to_string())
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_on_char_boundary(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
 }
 
 fn failure_from_error(error: &Value) -> SamplingFailure {
@@ -580,6 +597,33 @@ mod tests {
             tools: None,
             tool_choice: None,
         }
+    }
+
+    #[test]
+    fn client_info_is_kept_bounded_on_a_character_boundary() {
+        let mut session = server();
+        // 255 ASCII bytes, then two-byte characters: the cut falls inside one.
+        let name = format!("{}{}", "n".repeat(255), "\u{e9}".repeat(1_000_000));
+        let version = "v".repeat(10_000);
+        session.handle_incoming(
+            json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25","capabilities":{},
+                "clientInfo":{"name":name,"version":version}}})
+            .to_string()
+            .as_bytes(),
+        );
+        let client = session.client().unwrap();
+        assert_eq!(
+            client.client_name.as_deref(),
+            Some("n".repeat(255).as_str())
+        );
+        assert_eq!(
+            client.client_version.as_deref().map(str::len),
+            Some(MAX_CLIENT_INFO_BYTES)
+        );
+        assert_eq!(truncate_on_char_boundary("a\u{e9}b", 2), "a");
+        assert_eq!(truncate_on_char_boundary("a\u{e9}b", 3), "a\u{e9}");
+        assert_eq!(truncate_on_char_boundary("ab", 9), "ab");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! answered with, and for each of those a `claude-mcp-` twin, because Claude Code's picker shows
 //! only ids that start with `claude`. Asking for a twin sends the client its real model name.
 
+use std::collections::HashSet;
+
 use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
@@ -13,6 +15,12 @@ use crate::api_error::ApiError;
 pub const TWIN_PREFIX: &str = "claude-mcp-";
 pub const DEFAULT_PAGE_LIMIT: usize = 20;
 pub const MAX_PAGE_LIMIT: usize = 1000;
+/// Models clients answered with that the catalog keeps; the oldest goes first beyond it, so a
+/// client reporting a new name per answer cannot grow the catalog (or its listing) forever.
+pub const DEFAULT_MAX_REPORTED_MODELS: usize = 256;
+/// A reported model name longer than this (or with control characters) is not kept: no real
+/// model id is that long, and it would be copied into every listing.
+pub const MAX_MODEL_NAME_BYTES: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelEntry {
@@ -22,7 +30,7 @@ pub struct ModelEntry {
     pub created_unix: u64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ModelCatalog {
     /// `(alias, hint)`, as configured.
     aliases: Vec<(String, String)>,
@@ -30,7 +38,42 @@ pub struct ModelCatalog {
     default_hint: Option<String>,
     /// Models clients answered with, in the order first seen.
     reported: Vec<(String, u64)>,
+    max_reported: usize,
     started_unix: u64,
+}
+
+impl Default for ModelCatalog {
+    fn default() -> Self {
+        ModelCatalog::new(Vec::new(), None, 0)
+    }
+}
+
+/// Whether a model name a client answered with is worth keeping in a catalog.
+pub fn is_keepable_model_name(model: &str) -> bool {
+    !model.is_empty() && model.len() <= MAX_MODEL_NAME_BYTES && !model.chars().any(char::is_control)
+}
+
+/// Adds `model` to `reported` (models in the order first seen) unless it is known or not a
+/// plausible model id, dropping the oldest beyond `max`. Returns whether it was added. Shared
+/// by the native catalog and the worker's registry, so both keep the same models.
+pub fn remember_reported(
+    reported: &mut Vec<(String, u64)>,
+    model: &str,
+    now_unix: u64,
+    max: usize,
+) -> bool {
+    if max == 0
+        || !is_keepable_model_name(model)
+        || reported.iter().any(|(known, _)| known == model)
+    {
+        return false;
+    }
+    if reported.len() >= max {
+        let excess = reported.len() + 1 - max;
+        reported.drain(..excess);
+    }
+    reported.push((model.to_string(), now_unix));
+    true
 }
 
 impl ModelCatalog {
@@ -43,8 +86,15 @@ impl ModelCatalog {
             aliases,
             default_hint,
             reported: Vec::new(),
+            max_reported: DEFAULT_MAX_REPORTED_MODELS,
             started_unix,
         }
+    }
+
+    /// Keeps at most `max` reported models (`DEFAULT_MAX_REPORTED_MODELS` otherwise).
+    pub fn with_max_reported(mut self, max: usize) -> Self {
+        self.max_reported = max;
+        self
     }
 
     /// Parses `ALIAS=HINT`.
@@ -59,11 +109,7 @@ impl ModelCatalog {
 
     /// Remembers a model a client answered with. Returns whether it was new.
     pub fn record_reported(&mut self, model: &str, now_unix: u64) -> bool {
-        if model.is_empty() || self.reported.iter().any(|(known, _)| known == model) {
-            return false;
-        }
-        self.reported.push((model.to_string(), now_unix));
-        true
+        remember_reported(&mut self.reported, model, now_unix, self.max_reported)
     }
 
     /// The hints, in preference order, for a requested model id.
@@ -94,9 +140,12 @@ impl ModelCatalog {
     }
 
     pub fn entries(&self) -> Vec<ModelEntry> {
-        let mut entries: Vec<ModelEntry> = Vec::new();
+        let mut entries: Vec<ModelEntry> =
+            Vec::with_capacity(self.aliases.len() + 2 * self.reported.len());
+        // A set keeps listing linear in the catalog's size.
+        let mut listed: HashSet<String> = HashSet::with_capacity(entries.capacity());
         let mut push = |id: String, display_name: String, created_unix: u64| {
-            if !entries.iter().any(|entry| entry.id == id) {
+            if listed.insert(id.clone()) {
                 entries.push(ModelEntry {
                     id,
                     display_name,
@@ -177,20 +226,26 @@ impl PageQuery {
     }
 }
 
-/// Decodes `%XX` escapes (and `+`) of a URL path segment or query value.
+/// Decodes `%XX` escapes (and `+`) of a URL path segment or query value. Works on bytes, so
+/// an escape cut short by a multi-byte character (`%aé`) stays literal instead of slicing the
+/// text through that character.
 pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
         match bytes[index] {
-            b'%' if index + 2 < bytes.len() => {
-                match u8::from_str_radix(&text[index + 1..index + 3], 16) {
-                    Ok(byte) => {
-                        out.push(byte);
+            b'%' => {
+                let escaped = match (bytes.get(index + 1), bytes.get(index + 2)) {
+                    (Some(&high), Some(&low)) => hex_value(high).zip(hex_value(low)),
+                    _ => None,
+                };
+                match escaped {
+                    Some((high, low)) => {
+                        out.push(high << 4 | low);
                         index += 3;
                     }
-                    Err(_) => {
+                    None => {
                         out.push(b'%');
                         index += 1;
                     }
@@ -207,6 +262,10 @@ pub fn percent_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit).to_digit(16).map(|value| value as u8)
 }
 
 /// Anthropic's list shape: `{data, has_more, first_id, last_id}`.
@@ -389,6 +448,84 @@ mod tests {
                 .as_deref(),
             Some("%")
         );
+    }
+
+    #[test]
+    fn escapes_cut_by_a_multibyte_character_stay_literal() {
+        // A byte slice through `é` here once panicked the handler.
+        assert_eq!(percent_decode("%a\u{e9}"), "%a\u{e9}");
+        assert_eq!(percent_decode("%\u{e9}x"), "%\u{e9}x");
+        assert_eq!(percent_decode("\u{e9}%"), "\u{e9}%");
+        assert_eq!(percent_decode("%C3%A9%41+b"), "\u{e9}A b");
+        // A sign is no hex digit (`from_str_radix` would take `+1`).
+        assert_eq!(percent_decode("%+1%zz"), "% 1%zz");
+        assert_eq!(
+            PageQuery::parse(Some("after_id=%a\u{e9}&before_id=%"))
+                .unwrap()
+                .after_id
+                .as_deref(),
+            Some("%a\u{e9}")
+        );
+    }
+
+    #[test]
+    fn reported_models_are_bounded_oldest_first() {
+        let mut catalog = ModelCatalog::new(Vec::new(), None, 0).with_max_reported(3);
+        for index in 0..5 {
+            assert!(catalog.record_reported(&format!("m{index}"), index));
+        }
+        let ids: Vec<String> = catalog.entries().into_iter().map(|e| e.id).collect();
+        assert_eq!(
+            ids,
+            vec![
+                "claude-mcp-m2",
+                "m2",
+                "claude-mcp-m3",
+                "m3",
+                "claude-mcp-m4",
+                "m4"
+            ]
+        );
+        assert!(!catalog.record_reported("m4", 9));
+        let long = "x".repeat(MAX_MODEL_NAME_BYTES + 1);
+        assert!(!catalog.record_reported(&long, 9));
+        assert!(catalog.record_reported(&long[1..], 9));
+        assert!(!catalog.record_reported("bad\nname", 9));
+        assert!(!catalog.record_reported("", 9));
+        assert!(
+            !ModelCatalog::default()
+                .with_max_reported(0)
+                .record_reported("m", 1)
+        );
+        assert_eq!(
+            ModelCatalog::default().max_reported,
+            DEFAULT_MAX_REPORTED_MODELS
+        );
+    }
+
+    #[test]
+    fn a_full_catalog_lists_in_linear_time() {
+        let mut catalog = ModelCatalog::default();
+        for index in 0..100_000 {
+            catalog.record_reported(&format!("model-{index}"), index);
+        }
+        assert_eq!(catalog.entries().len(), 2 * DEFAULT_MAX_REPORTED_MODELS);
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            let entries = catalog.entries();
+            let page = anthropic_list(
+                &entries,
+                &PageQuery {
+                    limit: Some(MAX_PAGE_LIMIT),
+                    after_id: Some("model-99999".into()),
+                    ..Default::default()
+                },
+            );
+            assert_eq!(page["has_more"], false);
+        }
+        // 100 listings of a full catalog take milliseconds, where one quadratic listing of an
+        // unbounded catalog took 300 ms. Generous for a debug build on a loaded machine.
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

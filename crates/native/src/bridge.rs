@@ -19,7 +19,7 @@ use crate::cpu_work;
 use crate::image_fetch::ImageFetcher;
 use crate::metrics::Metrics;
 use crate::request_body::{BodyLimits, ReceivingBudget};
-use crate::session::{Admission, Session};
+use crate::session::{Admission, Session, SessionLimits};
 use sampling2api_core::browser_guard::HostPolicy;
 
 pub fn unix_now() -> u64 {
@@ -54,7 +54,8 @@ impl Bridge {
             settings.model_aliases.clone(),
             settings.default_model_hint.clone(),
             unix_now(),
-        );
+        )
+        .with_max_reported(settings.max_reported_models);
         let body_limits = BodyLimits {
             max_bytes: settings.max_body_bytes,
             timeout: settings.body_read_timeout,
@@ -75,6 +76,14 @@ impl Bridge {
             catalog: Mutex::new(catalog),
             sessions: RwLock::new(HashMap::new()),
             in_flight: AtomicU64::new(0),
+        }
+    }
+
+    /// What each MCP session may hold, from the settings.
+    pub fn session_limits(&self) -> SessionLimits {
+        SessionLimits {
+            max_in_flight: self.settings.max_in_flight_per_session,
+            max_queued_bytes: self.settings.max_client_queue_bytes,
         }
     }
 

@@ -37,6 +37,14 @@ pub struct StdioArgs {
     /// of our own. Everything after --spawn is the command and its arguments.
     #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "CMD [ARGS]...", env = "SAMPLING2API_SPAWN", value_delimiter = ' ')]
     pub spawn: Option<Vec<String>>,
+    /// Longest line (one MCP message) read from the client, in bytes. A longer line means a
+    /// broken client: the session ends as if the client had closed its stdout.
+    #[arg(
+        long,
+        default_value_t = 64 * 1024 * 1024,
+        env = "SAMPLING2API_MAX_CLIENT_LINE_BYTES"
+    )]
+    pub max_client_line_bytes: usize,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +138,22 @@ pub struct CommonArgs {
         env = "SAMPLING2API_MAX_QUEUED_PER_SESSION"
     )]
     pub max_queued_per_session: usize,
+    /// Bytes of messages one MCP session may have waiting for a client that does not read its
+    /// stdout (stdio) or its event stream (http); requests beyond get 503. A message always
+    /// fits when nothing waits, so one request of any accepted size gets through.
+    #[arg(
+        long,
+        default_value_t = 64 * 1024 * 1024,
+        env = "SAMPLING2API_MAX_CLIENT_QUEUE_BYTES"
+    )]
+    pub max_client_queue_bytes: usize,
+    /// Models clients answered with that /v1/models keeps listing; the oldest goes first.
+    #[arg(
+        long,
+        default_value_t = sampling2api_core::models::DEFAULT_MAX_REPORTED_MODELS,
+        env = "SAMPLING2API_MAX_REPORTED_MODELS"
+    )]
+    pub max_reported_models: usize,
     #[command(flatten)]
     pub front: FrontArgs,
 }
@@ -213,6 +237,8 @@ pub struct ApiSettings {
     pub body_read_timeout: Duration,
     pub max_receiving_bytes: usize,
     pub allow_hosts: Vec<String>,
+    pub max_client_queue_bytes: usize,
+    pub max_reported_models: usize,
 }
 
 impl CommonArgs {
@@ -253,6 +279,8 @@ impl From<&CommonArgs> for ApiSettings {
             body_read_timeout: Duration::from_secs(args.front.body_read_timeout_secs),
             max_receiving_bytes: args.front.max_receiving_bytes,
             allow_hosts: args.front.allow_hosts.clone(),
+            max_client_queue_bytes: args.max_client_queue_bytes,
+            max_reported_models: args.max_reported_models,
         }
     }
 }
@@ -345,5 +373,32 @@ mod tests {
         );
         assert_eq!(args.api_keys, vec!["k1", "k2"]);
         assert!(Cli::try_parse_from(["sampling2api", "http", "--model-alias", "nohint"]).is_err());
+    }
+
+    #[test]
+    fn growth_bounds_have_defaults_and_flags() {
+        let defaults = ApiSettings::from(&common(&[]));
+        assert_eq!(defaults.max_client_queue_bytes, 64 * 1024 * 1024);
+        // The default queue admits a request of the default largest body.
+        assert!(defaults.max_client_queue_bytes >= defaults.max_body_bytes);
+        assert_eq!(defaults.max_reported_models, 256);
+        let set = ApiSettings::from(&common(&[
+            "--max-client-queue-bytes",
+            "1000",
+            "--max-reported-models",
+            "3",
+        ]));
+        assert_eq!(
+            (set.max_client_queue_bytes, set.max_reported_models),
+            (1000, 3)
+        );
+        let Mode::Stdio(stdio) =
+            Cli::try_parse_from(["sampling2api", "stdio", "--max-client-line-bytes", "4096"])
+                .unwrap()
+                .mode
+        else {
+            unreachable!()
+        };
+        assert_eq!(stdio.max_client_line_bytes, 4096);
     }
 }

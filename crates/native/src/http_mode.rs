@@ -158,7 +158,7 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
         id.clone(),
         state,
         bridge.stream_wait,
-        bridge.settings.max_in_flight_per_session,
+        bridge.session_limits(),
     );
     if let Some(client) = session.state().client() {
         tracing::info!(
@@ -241,7 +241,7 @@ async fn mcp_delete(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Re
 struct EventStream {
     session: Arc<Session>,
     generation: u64,
-    messages: tokio::sync::mpsc::UnboundedReceiver<String>,
+    messages: tokio::sync::mpsc::UnboundedReceiver<crate::session::Outgoing>,
     keepalive: tokio::time::Interval,
     step_back: StepBack,
 }
@@ -252,7 +252,7 @@ const MESSAGES_PER_FRAME: usize = 256;
 
 impl EventStream {
     /// Every message waiting in the channel, as one chunk of SSE events.
-    fn frame(&mut self, first: String) -> Bytes {
+    fn frame(&mut self, first: crate::session::Outgoing) -> Bytes {
         let mut frame = String::with_capacity(first.len() + 24);
         push_event(&mut frame, &first);
         for _ in 1..MESSAGES_PER_FRAME {

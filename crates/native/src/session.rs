@@ -14,10 +14,35 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc
 pub type SamplingReply = Result<CreateMessageResult, ApiError>;
 pub type Waiter = oneshot::Sender<SamplingReply>;
 
+/// A message on its way to the client. Its bytes count against the session's queue bound
+/// until the writer is done with it (drops it), or the channel holding it is dropped.
+pub struct Outgoing {
+    text: String,
+    _counted: CountedBytes,
+}
+
+impl std::ops::Deref for Outgoing {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+struct CountedBytes {
+    bytes: usize,
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for CountedBytes {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// How messages travel to the client.
 enum Outbound {
     /// Lines written to the client's stdin (or our stdout) by a writer task.
-    Pipe(mpsc::UnboundedSender<String>),
+    Pipe(mpsc::UnboundedSender<Outgoing>),
     /// The client's current `GET /mcp` stream, if one is open.
     EventStream {
         current: Mutex<Option<StreamSlot>>,
@@ -28,7 +53,7 @@ enum Outbound {
 
 struct StreamSlot {
     generation: u64,
-    sender: mpsc::UnboundedSender<String>,
+    sender: mpsc::UnboundedSender<Outgoing>,
 }
 
 pub struct Session {
@@ -44,6 +69,18 @@ pub struct Session {
     /// One permit per sampling request this session may have in flight.
     permits: Arc<Semaphore>,
     queued: AtomicUsize,
+    /// Bytes of messages sent to the client and not yet written out (see `Outgoing`).
+    queued_bytes: Arc<AtomicUsize>,
+    max_queued_bytes: usize,
+}
+
+/// What one session may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Sampling requests in flight at the client at once.
+    pub max_in_flight: usize,
+    /// Bytes of messages waiting for a client that does not read them.
+    pub max_queued_bytes: usize,
 }
 
 /// A request's place at a session: it may send now, or waits for a permit.
@@ -82,14 +119,14 @@ impl Admission {
 impl Session {
     pub fn over_pipe(
         id: String,
-        lines: mpsc::UnboundedSender<String>,
-        max_in_flight: usize,
+        lines: mpsc::UnboundedSender<Outgoing>,
+        limits: SessionLimits,
     ) -> Arc<Self> {
         Self::build(
             id,
             McpSession::new(ServerInfo::sampling2api()),
             Outbound::Pipe(lines),
-            max_in_flight,
+            limits,
         )
     }
 
@@ -98,7 +135,7 @@ impl Session {
         id: String,
         state: McpSession<Waiter>,
         wait: Duration,
-        max_in_flight: usize,
+        limits: SessionLimits,
     ) -> Arc<Self> {
         Self::build(
             id,
@@ -108,7 +145,7 @@ impl Session {
                 opened: Notify::new(),
                 wait,
             },
-            max_in_flight,
+            limits,
         )
     }
 
@@ -116,7 +153,7 @@ impl Session {
         id: String,
         state: McpSession<Waiter>,
         outbound: Outbound,
-        max_in_flight: usize,
+        limits: SessionLimits,
     ) -> Arc<Self> {
         Arc::new(Session {
             handle: sampling2api_core::ids::session_handle(&id),
@@ -126,9 +163,40 @@ impl Session {
             closed: AtomicBool::new(false),
             stream_generation: AtomicU64::new(0),
             last_activity: Mutex::new(Instant::now()),
-            permits: Arc::new(Semaphore::new(max_in_flight.min(Semaphore::MAX_PERMITS))),
+            permits: Arc::new(Semaphore::new(
+                limits.max_in_flight.min(Semaphore::MAX_PERMITS),
+            )),
             queued: AtomicUsize::new(0),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            max_queued_bytes: limits.max_queued_bytes,
         })
+    }
+
+    /// Counts `text` as waiting for the client, unless that would pass the session's bound.
+    /// A message always fits an empty queue, so one request of any admitted size gets through.
+    fn enqueue(&self, text: String) -> Result<Outgoing, ApiError> {
+        let bytes = text.len();
+        let before = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(bytes) > self.max_queued_bytes {
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return Err(sampling2api_core::admission::client_not_reading(
+                before,
+                self.max_queued_bytes,
+            ));
+        }
+        Ok(Outgoing {
+            text,
+            _counted: CountedBytes {
+                bytes,
+                total: self.queued_bytes.clone(),
+            },
+        })
+    }
+
+    /// Bytes of messages waiting for the client.
+    #[cfg(test)]
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Acquire)
     }
 
     /// Admits a request: a permit now, a place in the queue, or 429 when the queue is full.
@@ -204,6 +272,7 @@ impl Session {
 
     /// Sends a message to the client, waiting briefly for an event stream if none is open.
     pub async fn deliver(&self, message: String) -> Result<(), ApiError> {
+        let message = self.enqueue(message)?;
         match &self.outbound {
             Outbound::Pipe(lines) => lines
                 .send(message)
@@ -238,8 +307,16 @@ impl Session {
         }
     }
 
-    /// Best effort, without waiting: used for cancellation notices.
+    /// Best effort, without waiting: used for cancellation notices and replies. Dropped when
+    /// the client is so far behind that it would pass the queue bound.
     pub fn deliver_now(&self, message: String) {
+        let message = match self.enqueue(message) {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::warn!(session = %self.id, %err, "message to the MCP client dropped");
+                return;
+            }
+        };
         match &self.outbound {
             Outbound::Pipe(lines) => {
                 let _ = lines.send(message);
@@ -254,7 +331,7 @@ impl Session {
 
     /// Installs a new event stream (a reconnecting client replaces its old one) and returns
     /// its receiver and generation.
-    pub fn open_stream(&self) -> (u64, mpsc::UnboundedReceiver<String>) {
+    pub fn open_stream(&self) -> (u64, mpsc::UnboundedReceiver<Outgoing>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let generation = self.stream_generation.fetch_add(1, Ordering::AcqRel) + 1;
         if let Outbound::EventStream {
@@ -328,4 +405,44 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn messages_waiting_for_a_client_are_bounded_in_bytes() {
+        let (lines, mut outgoing) = mpsc::unbounded_channel();
+        let limits = SessionLimits {
+            max_in_flight: 4,
+            max_queued_bytes: 100,
+        };
+        let session = Session::over_pipe("s".into(), lines, limits);
+        session.deliver("a".repeat(60)).await.unwrap();
+        assert_eq!(session.queued_bytes(), 60);
+        // The client reads nothing: the next message would pass the bound.
+        let refused = session.deliver("b".repeat(60)).await.unwrap_err();
+        assert_eq!(refused.status(), 503);
+        assert!(
+            refused.message.contains("not reading"),
+            "{}",
+            refused.message
+        );
+        // Notices are dropped rather than queued past the bound.
+        session.deliver_now("c".repeat(60));
+        assert_eq!(session.queued_bytes(), 60);
+        session.deliver("d".repeat(40)).await.unwrap();
+        assert_eq!(session.queued_bytes(), 100);
+        // Written out (taken and dropped by the writer): the bytes are free again.
+        drop(outgoing.recv().await);
+        drop(outgoing.recv().await);
+        assert_eq!(session.queued_bytes(), 0);
+        // An empty queue takes one message of any size.
+        session.deliver("e".repeat(1000)).await.unwrap();
+        assert_eq!(session.queued_bytes(), 1000);
+        // Messages still queued when the channel goes are released with it.
+        drop(outgoing);
+        assert_eq!(session.queued_bytes(), 0);
+    }
 }

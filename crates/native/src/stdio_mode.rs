@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -50,11 +50,7 @@ pub async fn run(args: StdioArgs) -> ExitCode {
     };
 
     let (lines, outgoing) = mpsc::unbounded_channel();
-    let session = Session::over_pipe(
-        STDIO_SESSION_ID.to_string(),
-        lines,
-        bridge.settings.max_in_flight_per_session,
-    );
+    let session = Session::over_pipe(STDIO_SESSION_ID.to_string(), lines, bridge.session_limits());
     bridge.add_session(session.clone());
     let writer_task = tokio::spawn(write_lines(writer, outgoing));
 
@@ -77,12 +73,20 @@ pub async fn run(args: StdioArgs) -> ExitCode {
         }
     );
 
-    read_messages(reader, &session).await;
-    tracing::info!("the MCP client closed its connection; shutting down");
-    bridge.end_session(
-        STDIO_SESSION_ID,
-        "the MCP client disconnected (its stdio stream ended)",
-    );
+    let why = match read_messages(reader, &session, args.max_client_line_bytes).await {
+        Ended::Closed => {
+            tracing::info!("the MCP client closed its connection; shutting down");
+            "the MCP client disconnected (its stdio stream ended)"
+        }
+        Ended::LineTooLong => {
+            tracing::error!(
+                limit = args.max_client_line_bytes,
+                "the MCP client sent a line longer than --max-client-line-bytes; closing the session"
+            );
+            "the MCP client sent a message longer than --max-client-line-bytes; the session was closed"
+        }
+    };
+    bridge.end_session(STDIO_SESSION_ID, why);
     let _ = stop_server.send(());
     // In-flight requests were just failed, so their responses finish at once; do not wait on
     // idle keep-alive connections longer than that.
@@ -155,18 +159,33 @@ fn spawn_client(command: &[String]) -> std::io::Result<Pipes> {
     Ok((Box::new(stdout), Box::new(stdin), child))
 }
 
-/// Reads newline-delimited JSON-RPC messages until the stream ends.
-async fn read_messages(reader: Box<dyn AsyncRead + Unpin + Send>, session: &Arc<Session>) {
+/// Why reading from the client stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// End of stream, or a read error: the client is gone.
+    Closed,
+    /// A line passed the limit: the client is broken, and reading on would only grow memory.
+    LineTooLong,
+}
+
+/// Reads newline-delimited JSON-RPC messages until the stream ends or a line passes
+/// `max_line_bytes`.
+async fn read_messages(
+    reader: Box<dyn AsyncRead + Unpin + Send>,
+    session: &Arc<Session>,
+    max_line_bytes: usize,
+) -> Ended {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut line = Vec::with_capacity(4096);
     loop {
         line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) => return,
-            Ok(_) => {}
+        match read_line(&mut reader, &mut line, max_line_bytes).await {
+            Ok(Line::Complete) => {}
+            Ok(Line::End) => return Ended::Closed,
+            Ok(Line::TooLong) => return Ended::LineTooLong,
             Err(err) => {
                 tracing::warn!(%err, "reading from the MCP client failed");
-                return;
+                return Ended::Closed;
             }
         }
         if line.trim_ascii().is_empty() {
@@ -191,6 +210,48 @@ async fn read_messages(reader: Box<dyn AsyncRead + Unpin + Send>, session: &Arc<
     }
 }
 
+/// What `read_line` found.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// A line (its newline included, unless the stream ended after it) is in the buffer.
+    Complete,
+    /// The stream ended with no bytes of a new line.
+    End,
+    /// More than the limit arrived without a newline.
+    TooLong,
+}
+
+/// `read_until(b'\n')` that stops once `line` would pass `max_bytes`, so a client that never
+/// sends a newline cannot make us buffer without end.
+async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max_bytes: usize,
+) -> std::io::Result<Line> {
+    loop {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(if line.is_empty() {
+                Line::End
+            } else {
+                Line::Complete
+            });
+        }
+        let (taken, complete) = match available.iter().position(|&byte| byte == b'\n') {
+            Some(newline) => (newline + 1, true),
+            None => (available.len(), false),
+        };
+        if line.len() + taken > max_bytes.saturating_add(1) {
+            return Ok(Line::TooLong);
+        }
+        line.extend_from_slice(available.get(..taken).unwrap_or_default());
+        reader.consume(taken);
+        if complete {
+            return Ok(Line::Complete);
+        }
+    }
+}
+
 /// A message this large is written from its own buffer rather than copied into the batch.
 const DIRECT_WRITE_BYTES: usize = 64 * 1024;
 /// A batch is written out once it holds this much.
@@ -199,7 +260,7 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Writes queued messages one per line, flushing once per burst rather than per message.
 async fn write_lines(
     mut writer: Box<dyn AsyncWrite + Unpin + Send>,
-    mut outgoing: mpsc::UnboundedReceiver<String>,
+    mut outgoing: mpsc::UnboundedReceiver<crate::session::Outgoing>,
 ) {
     let mut batch = Vec::with_capacity(DIRECT_WRITE_BYTES);
     while let Some(first) = outgoing.recv().await {
@@ -231,5 +292,44 @@ async fn write_lines(
             tracing::warn!(%err, "writing to the MCP client failed");
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines_of(input: &'static [u8], max: usize) -> Vec<(Line, Vec<u8>)> {
+        let mut reader = BufReader::with_capacity(4, input);
+        let mut seen = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let found = read_line(&mut reader, &mut line, max).await.unwrap();
+            let last = found != Line::Complete;
+            seen.push((found, line));
+            if last {
+                return seen;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn lines_are_read_up_to_the_limit_and_no_further() {
+        // The limit counts the message; its newline is extra.
+        let read = lines_of(b"12345678\nab\ncd", 8).await;
+        assert_eq!(
+            read,
+            vec![
+                (Line::Complete, b"12345678\n".to_vec()),
+                (Line::Complete, b"ab\n".to_vec()),
+                (Line::Complete, b"cd".to_vec()),
+                (Line::End, Vec::new()),
+            ]
+        );
+        // One byte more without a newline: refused before it is all buffered.
+        let read = lines_of(b"ok\n123456789xxxxxxxxxxxxxxxx", 8).await;
+        assert_eq!(read[0], (Line::Complete, b"ok\n".to_vec()));
+        assert_eq!(read[1].0, Line::TooLong);
+        assert!(read[1].1.len() <= 9);
     }
 }

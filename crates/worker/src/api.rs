@@ -38,6 +38,10 @@ thread_local! {
     static REPORTED: RefCell<HashSet<(String, String)>> = RefCell::new(HashSet::new());
 }
 
+/// Reports remembered per isolate; beyond, the memory starts over (it only saves repeated
+/// posts), so clients answering with ever new names cannot grow it.
+const MAX_REMEMBERED_REPORTS: usize = 1024;
+
 struct Accepted {
     /// The model the caller asked for, echoed in the response.
     model: String,
@@ -67,7 +71,8 @@ fn catalog(settings: &Settings, reported: Vec<(String, u64)>) -> ModelCatalog {
         settings.model_aliases.clone(),
         settings.default_model_hint.clone(),
         0,
-    );
+    )
+    .with_max_reported(settings.max_reported_models);
     for (model, unix) in reported {
         catalog.record_reported(&model, unix);
     }
@@ -271,6 +276,9 @@ async fn respond(
 }
 
 async fn report_model(env: &Env, namespace: &Namespace, model: String) {
+    if !models::is_keepable_model_name(&model) {
+        return;
+    }
     let key = (namespace.0.clone(), model.clone());
     if REPORTED.with(|seen| seen.borrow().contains(&key)) {
         return;
@@ -284,7 +292,13 @@ async fn report_model(env: &Env, namespace: &Namespace, model: String) {
             .await
             .is_ok()
     {
-        REPORTED.with(|seen| seen.borrow_mut().insert(key));
+        REPORTED.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            if seen.len() >= MAX_REMEMBERED_REPORTS {
+                seen.clear();
+            }
+            seen.insert(key)
+        });
     }
 }
 

@@ -14,6 +14,8 @@ pub struct Settings {
     pub default_model_hint: Option<String>,
     pub max_in_flight_per_session: usize,
     pub max_queued_per_session: usize,
+    /// Models clients answered with that the namespace's registry keeps (oldest dropped first).
+    pub max_reported_models: usize,
     /// Log request bodies (prompts) too; off unless asked for.
     pub log_prompts: bool,
 }
@@ -48,6 +50,10 @@ impl Settings {
             default_model_hint: text("DEFAULT_MODEL_HINT"),
             max_in_flight_per_session: number("MAX_IN_FLIGHT_PER_SESSION", 256).max(1) as usize,
             max_queued_per_session: number("MAX_QUEUED_PER_SESSION", 4096) as usize,
+            max_reported_models: number(
+                "MAX_REPORTED_MODELS",
+                sampling2api_core::models::DEFAULT_MAX_REPORTED_MODELS as u64,
+            ) as usize,
             log_prompts: text("LOG_PROMPTS")
                 .is_some_and(|value| matches!(value.trim(), "1" | "true" | "yes")),
         }

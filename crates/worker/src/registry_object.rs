@@ -4,9 +4,11 @@
 //! Everything lives in storage; the object holds no connection, so it sleeps between calls.
 
 use sampling2api_core::metrics::MetricTotals;
+use sampling2api_core::models::remember_reported;
 use serde_json::json;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
+use crate::config::Settings;
 use crate::wire::{ReportedModel, SessionEntry};
 
 const SESSIONS: &str = "sessions";
@@ -16,11 +18,15 @@ const METRICS: &str = "metrics";
 #[durable_object]
 pub struct NamespaceRegistry {
     state: State,
+    max_reported_models: usize,
 }
 
 impl DurableObject for NamespaceRegistry {
-    fn new(state: State, _env: Env) -> Self {
-        NamespaceRegistry { state }
+    fn new(state: State, env: Env) -> Self {
+        NamespaceRegistry {
+            state,
+            max_reported_models: Settings::from_env(&env).max_reported_models,
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -55,8 +61,14 @@ impl DurableObject for NamespaceRegistry {
             (Method::Post, "/models") => {
                 let reported: ReportedModel = req.json().await?;
                 let mut models: Vec<(String, u64)> = storage.get(MODELS).await?.unwrap_or_default();
-                if !models.iter().any(|(model, _)| *model == reported.model) {
-                    models.push((reported.model, reported.unix));
+                // The same bound and eviction as the native catalog: a client reporting a new
+                // name per answer cannot grow the namespace's list forever.
+                if remember_reported(
+                    &mut models,
+                    &reported.model,
+                    reported.unix,
+                    self.max_reported_models,
+                ) {
                     storage.put(MODELS, &models).await?;
                 }
                 Response::empty()
