@@ -73,6 +73,7 @@ WORKER_VARS = {
     "--default-model-hint": "DEFAULT_MODEL_HINT",
     "--max-in-flight-per-session": "MAX_IN_FLIGHT_PER_SESSION",
     "--max-queued-per-session": "MAX_QUEUED_PER_SESSION",
+    "--tools": "TOOLS",
 }
 # Native switches (no value) and the worker vars that mean the same.
 WORKER_SWITCHES = {"--log-prompts": "LOG_PROMPTS"}

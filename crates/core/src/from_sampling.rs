@@ -289,7 +289,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(response.stop_reason, StopReason::EndTurn);
-        assert_eq!(response.content, vec![ResponseBlock::Text { text: text.into() }]);
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text { text: text.into() }]
+        );
         // Without emulation the same text is just text.
         let response = convert_with(
             AnswerPlan::default(),

@@ -618,7 +618,9 @@ mod tests {
     #[test]
     fn response_formats_become_output_schemas() {
         let with = |format: Value| {
-            convert(json!({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":format}))
+            convert(
+                json!({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":format}),
+            )
         };
         let schema = json!({"type":"object","properties":{"a":{"type":"integer"}}});
         let request = with(json!({"type":"json_schema","json_schema":{"name":"out","strict":true,"schema":schema}})).unwrap();
@@ -627,7 +629,11 @@ mod tests {
         assert_eq!(request.output_schema(), Some(&json!({"type":"object"})));
         assert_eq!(with(json!({"type":"text"})).unwrap().output_schema(), None);
         let err = with(json!({"type":"yaml"})).unwrap_err();
-        assert!(err.message.starts_with("response_format"), "{}", err.message);
+        assert!(
+            err.message.starts_with("response_format"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

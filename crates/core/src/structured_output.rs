@@ -80,7 +80,9 @@ mod tests {
     fn instruction_carries_the_schema() {
         let schema = json!({"type":"object","properties":{"city":{"type":"string"}}});
         let text = instruction(&schema, false);
-        assert!(text.starts_with("# Response format\n\nYour answer must be exactly one JSON value"));
+        assert!(
+            text.starts_with("# Response format\n\nYour answer must be exactly one JSON value")
+        );
         assert!(text.contains(&schema.to_string()));
         assert!(instruction(&schema, true).contains("When you answer without calling a tool"));
     }
@@ -104,7 +106,10 @@ mod tests {
             extract_json("Set {x} first, then: {\"x\": true}"),
             Some("{\"x\": true}")
         );
-        assert_eq!(extract_json("日本 {\"k\": \"語\"}"), Some("{\"k\": \"語\"}"));
+        assert_eq!(
+            extract_json("日本 {\"k\": \"語\"}"),
+            Some("{\"k\": \"語\"}")
+        );
     }
 
     #[test]

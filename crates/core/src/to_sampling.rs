@@ -117,8 +117,8 @@ pub fn into_create_message_params(
 
     if tool_mode.delivery(support) == ToolDelivery::Emulated {
         let added = added_instructions(&request, &tools);
-        let offered_in_prompt = !tools.is_empty()
-            && !matches!(request.tool_choice, Some(ToolChoice::None {}));
+        let offered_in_prompt =
+            !tools.is_empty() && !matches!(request.tool_choice, Some(ToolChoice::None {}));
         if offered_in_prompt {
             plan.emulated_tools = Some(EmulatedTools {
                 names: tools.into_iter().map(|tool| tool.name).collect(),
@@ -656,7 +656,10 @@ mod tests {
         let system = params["systemPrompt"].as_str().unwrap();
         assert!(system.starts_with("Be terse.\n\n# Tools\n"), "{system}");
         assert!(system.contains("{\"name\":\"get\",\"description\":\"Fetch\""));
-        assert!(!system.contains("web_search"), "server tools are not offered");
+        assert!(
+            !system.contains("web_search"),
+            "server tools are not offered"
+        );
         assert_eq!(
             plan,
             AnswerPlan {
@@ -682,8 +685,12 @@ mod tests {
         let err = convert_in(tool_request(json!({})), PLAIN, ToolMode::Native).unwrap_err();
         assert!(err.message.contains("cannot sample with tools"));
         // `emulate` applies to clients that could take tools natively too.
-        let (params, plan) =
-            convert_in(tool_request(json!({})), ClientSupport::FULL, ToolMode::Emulate).unwrap();
+        let (params, plan) = convert_in(
+            tool_request(json!({})),
+            ClientSupport::FULL,
+            ToolMode::Emulate,
+        )
+        .unwrap();
         assert!(params.get("tools").is_none());
         assert!(plan.emulated_tools.is_some());
         // `auto` keeps native tools for them.
@@ -738,13 +745,17 @@ mod tests {
 
     #[test]
     fn structured_output_becomes_the_last_instruction() {
-        let schema = json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]});
+        let schema =
+            json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]});
         let plain = json!({"model":"m","max_tokens":5,"system":"S",
             "output_config":{"format":{"type":"json_schema","schema":schema},"effort":"low"},
             "messages":[{"role":"user","content":"where"}]});
         let (params, plan) = convert_in(plain, ClientSupport::FULL, ToolMode::Auto).unwrap();
         let system = params["systemPrompt"].as_str().unwrap();
-        assert!(system.starts_with("S\n\n# Response format\n\nYour answer must"), "{system}");
+        assert!(
+            system.starts_with("S\n\n# Response format\n\nYour answer must"),
+            "{system}"
+        );
         assert!(system.contains(&schema.to_string()));
         assert!(plan.structured_output && plan.emulated_tools.is_none());
         // The older top-level spelling, together with emulated tools.

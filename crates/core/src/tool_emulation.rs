@@ -112,7 +112,9 @@ pub fn tool_prompt(tools: &[SamplingTool], choice: Option<&ToolChoice>) -> Optio
                 "\n- You must call the tool `{name}` in this response, and no other tool."
             ));
         }
-        _ => prompt.push_str("\n- If no tool is needed, answer normally, without a tool call block."),
+        _ => {
+            prompt.push_str("\n- If no tool is needed, answer normally, without a tool call block.")
+        }
     }
     if choice.is_some_and(ToolChoice::disables_parallel_tool_use) {
         prompt.push_str("\n- Call at most one tool in this response.");
@@ -216,11 +218,7 @@ impl EmulatedTools {
     /// the calls stays text; a call that names a tool not offered, or whose JSON does not
     /// parse, stays in the text as written. Without a well-formed call the text is returned
     /// unchanged.
-    pub fn parse(
-        &self,
-        text: String,
-        fresh_id: &mut impl FnMut() -> String,
-    ) -> Vec<ResponseBlock> {
+    pub fn parse(&self, text: String, fresh_id: &mut impl FnMut() -> String) -> Vec<ResponseBlock> {
         if !text.contains(CALL_OPEN) {
             return vec![ResponseBlock::Text { text }];
         }
@@ -456,7 +454,9 @@ mod tests {
             }),
         )
         .unwrap();
-        assert!(named.contains("You must call the tool `put` in this response, and no other tool."));
+        assert!(
+            named.contains("You must call the tool `put` in this response, and no other tool.")
+        );
         assert!(named.contains("Call at most one tool"));
         let auto = tool_prompt(
             &offered,
@@ -574,7 +574,11 @@ mod tests {
             "```\n{\"name\": \"get\", \"arguments\": {\"q\": 2}}```",
         ] {
             let blocks = parse(&offered, &format!("<tool_call>{body}</tool_call>"));
-            assert_eq!(blocks, vec![call("toolu_1", "get", json!({"q":2}))], "{body}");
+            assert_eq!(
+                blocks,
+                vec![call("toolu_1", "get", json!({"q":2}))],
+                "{body}"
+            );
         }
         // No arguments at all: an empty input.
         assert_eq!(
@@ -583,7 +587,10 @@ mod tests {
         );
         // An unclosed block at the end of the answer.
         assert_eq!(
-            parse(&offered, "ok <tool_call>{\"name\":\"get\",\"arguments\":{}}"),
+            parse(
+                &offered,
+                "ok <tool_call>{\"name\":\"get\",\"arguments\":{}}"
+            ),
             vec![text("ok"), call("toolu_1", "get", json!({}))]
         );
     }
@@ -629,7 +636,9 @@ mod tests {
         let second = "<tool_call>{\"name\":\"get\",\"arguments\":{\"n\":2}}</tool_call>";
         let blocks = parse(
             &offered,
-            &format!("<tool_call>{{\"name\":\"get\",\"arguments\":{{\"n\":1}}}}</tool_call>{second}"),
+            &format!(
+                "<tool_call>{{\"name\":\"get\",\"arguments\":{{\"n\":1}}}}</tool_call>{second}"
+            ),
         );
         assert_eq!(
             blocks,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sampling2api_core::tool_emulation::ToolMode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -128,6 +129,11 @@ pub struct CommonArgs {
         env = "SAMPLING2API_MAX_QUEUED_PER_SESSION"
     )]
     pub max_queued_per_session: usize,
+    /// How tools reach the MCP client: `native` in the sampling request (only clients that
+    /// declared `sampling.tools` can take them), `emulate` in the prompt with the answer parsed
+    /// back, or `auto`: native where the client declared `sampling.tools`, emulated elsewhere.
+    #[arg(long = "tools", default_value = "auto", env = "SAMPLING2API_TOOLS", value_parser = ToolMode::parse)]
+    pub tool_mode: ToolMode,
 }
 
 fn parse_alias(text: &str) -> Result<(String, String), String> {
@@ -148,6 +154,7 @@ pub struct ApiSettings {
     pub default_model_hint: Option<String>,
     pub max_in_flight_per_session: usize,
     pub max_queued_per_session: usize,
+    pub tool_mode: ToolMode,
 }
 
 impl CommonArgs {
@@ -184,6 +191,7 @@ impl From<&CommonArgs> for ApiSettings {
             default_model_hint: args.default_model_hint.clone(),
             max_in_flight_per_session: args.max_in_flight_per_session.max(1),
             max_queued_per_session: args.max_queued_per_session,
+            tool_mode: args.tool_mode,
         }
     }
 }
@@ -244,5 +252,13 @@ mod tests {
         );
         assert_eq!(args.api_keys, vec!["k1", "k2"]);
         assert!(Cli::try_parse_from(["sampling2api", "http", "--model-alias", "nohint"]).is_err());
+    }
+
+    #[test]
+    fn tool_mode_defaults_to_auto_and_parses() {
+        assert_eq!(common(&[]).tool_mode, ToolMode::Auto);
+        assert_eq!(common(&["--tools", "native"]).tool_mode, ToolMode::Native);
+        assert_eq!(common(&["--tools", "emulate"]).tool_mode, ToolMode::Emulate);
+        assert!(Cli::try_parse_from(["sampling2api", "http", "--tools", "maybe"]).is_err());
     }
 }

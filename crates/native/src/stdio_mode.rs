@@ -65,16 +65,17 @@ pub async fn run(args: StdioArgs) -> ExitCode {
         crate::server::serve(listener, app, shutdown).await;
     });
     tracing::info!(
-        "sampling2api {} listening on http://{address} (stdio mode: MCP over {})",
+        "sampling2api {} listening on http://{address} (stdio mode: MCP over {}; tools: {})",
         env!("CARGO_PKG_VERSION"),
         if child.is_some() {
             "the spawned client's stdin/stdout"
         } else {
             "stdin/stdout"
-        }
+        },
+        bridge.settings.tool_mode.as_str()
     );
 
-    read_messages(reader, &session).await;
+    read_messages(reader, &session, &bridge).await;
     tracing::info!("the MCP client closed its connection; shutting down");
     bridge.end_session(
         STDIO_SESSION_ID,
@@ -153,8 +154,13 @@ fn spawn_client(command: &[String]) -> std::io::Result<Pipes> {
 }
 
 /// Reads newline-delimited JSON-RPC messages until the stream ends.
-async fn read_messages(reader: Box<dyn AsyncRead + Unpin + Send>, session: &Arc<Session>) {
+async fn read_messages(
+    reader: Box<dyn AsyncRead + Unpin + Send>,
+    session: &Arc<Session>,
+    bridge: &Bridge,
+) {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut announced = false;
     let mut line = Vec::with_capacity(4096);
     loop {
         line.clear();
@@ -181,6 +187,10 @@ async fn read_messages(reader: Box<dyn AsyncRead + Unpin + Send>, session: &Arc<
                 line = taken;
                 if let Some(reply) = reply {
                     session.deliver_now(reply);
+                }
+                if !announced && let Some(client) = session.state().client() {
+                    bridge.log_client_connected(&session.id, client);
+                    announced = true;
                 }
             }
             Err(err) => tracing::error!(%err, "handling a message from the MCP client failed"),

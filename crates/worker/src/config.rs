@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use sampling2api_core::models::ModelCatalog;
+use sampling2api_core::tool_emulation::ToolMode;
 use worker::Env;
 
 pub struct Settings {
@@ -16,6 +17,8 @@ pub struct Settings {
     pub max_queued_per_session: usize,
     /// Log request bodies (prompts) too; off unless asked for.
     pub log_prompts: bool,
+    /// `TOOLS`: auto (default), native or emulate, like the native `--tools`.
+    pub tool_mode: ToolMode,
 }
 
 impl Settings {
@@ -50,6 +53,10 @@ impl Settings {
             max_queued_per_session: number("MAX_QUEUED_PER_SESSION", 4096) as usize,
             log_prompts: text("LOG_PROMPTS")
                 .is_some_and(|value| matches!(value.trim(), "1" | "true" | "yes")),
+            // An unknown value falls back to the default, as the numbers above do.
+            tool_mode: text("TOOLS")
+                .and_then(|value| ToolMode::parse(&value).ok())
+                .unwrap_or_default(),
         }
     }
 }
