@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any, Iterator
 
 import httpx
 import pytest
 
-from conftest import TARGETS, ClientSpec, Deployment, deploy
+from conftest import TARGETS, ClientSpec, Deployment, deploy, wait_until
 
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 assert base64.b64decode(PNG_1X1)
@@ -422,3 +423,10 @@ def test_native_mode_still_refuses_and_emulate_applies_to_every_client(kind: str
     )
     assert message.stop_reason == "tool_use"
     assert "tools" not in emulating.model("full").received[-1]
+
+
+def test_connect_log_line_says_how_tools_travel(kind: str, deployments: list[Deployment], tmp_path: Any) -> None:
+    deployment = deploy(kind, [ClientSpec(name="plain-logged", tools=False)], log_path=tmp_path / "bridge.log")
+    deployments.append(deployment)
+    line = re.compile(r"MCP client connected.*plain-logged.*sampling_tools=false.*tools=\"?emulated")
+    wait_until(lambda: line.search(deployment.log_text()) is not None, what="the connect log line")
