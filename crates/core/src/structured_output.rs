@@ -87,6 +87,16 @@ mod tests {
         assert!(instruction(&schema, true).contains("When you answer without calling a tool"));
     }
 
+    /// The README quotes this instruction verbatim ("Structured outputs").
+    #[test]
+    fn instruction_is_the_documented_text() {
+        let text = instruction(
+            &json!({"type":"object","properties":{"city":{"type":"string"}}}),
+            false,
+        );
+        assert!(include_str!("../../../README.md").contains(&text), "{text}");
+    }
+
     #[test]
     fn values_are_found_where_models_put_them() {
         assert_eq!(extract_json(" {\"a\": 1} \n"), Some("{\"a\": 1}"));

@@ -98,10 +98,10 @@ pub fn tool_prompt(tools: &[SamplingTool], choice: Option<&ToolChoice>) -> Optio
     }
     prompt.push_str(
         "</tools>\n\n\
-         To call a tool, write a tool call block with the arguments as a JSON object that matches the tool's input_schema:\n\
+         To call a tool, write a tool call block whose arguments are a JSON object matching the tool's input_schema:\n\
          <tool_call>{\"name\": \"tool_name\", \"arguments\": {\"argument\": \"value\"}}</tool_call>\n\n\
-         - Write any text before your tool calls. Write one block per call; several blocks make several calls.\n\
-         - End your response after the last block. The results arrive in the next turn as <tool_response> blocks; never write one yourself.",
+         - You may write text before your tool calls. Write one block per call; several blocks make several calls.\n\
+         - End your response after the last block: the results arrive in the next turn as <tool_response> blocks. Never write a <tool_response> yourself.",
     );
     match choice {
         Some(ToolChoice::Any { .. }) => {
@@ -432,6 +432,32 @@ mod tests {
         ));
         assert!(prompt.contains("If no tool is needed"));
         assert!(!prompt.contains("must call"));
+    }
+
+    /// The README quotes this prompt verbatim ("Tool emulation"); keep them equal.
+    #[test]
+    fn prompt_is_the_documented_text() {
+        let tool = SamplingTool {
+            name: "get_weather".into(),
+            description: Some("Current weather for a city.".into()),
+            input_schema: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
+        };
+        let expected = r#"# Tools
+
+You can call these tools:
+<tools>
+{"name":"get_weather","description":"Current weather for a city.","input_schema":{"properties":{"city":{"type":"string"}},"required":["city"],"type":"object"}}
+</tools>
+
+To call a tool, write a tool call block whose arguments are a JSON object matching the tool's input_schema:
+<tool_call>{"name": "tool_name", "arguments": {"argument": "value"}}</tool_call>
+
+- You may write text before your tool calls. Write one block per call; several blocks make several calls.
+- End your response after the last block: the results arrive in the next turn as <tool_response> blocks. Never write a <tool_response> yourself.
+- If no tool is needed, answer normally, without a tool call block."#;
+        assert_eq!(tool_prompt(&[tool], None).unwrap(), expected);
+        let readme = include_str!("../../../README.md");
+        assert!(readme.contains(expected), "README quotes another prompt");
     }
 
     #[test]
