@@ -74,6 +74,7 @@ WORKER_VARS = {
     "--max-in-flight-per-session": "MAX_IN_FLIGHT_PER_SESSION",
     "--max-queued-per-session": "MAX_QUEUED_PER_SESSION",
     "--max-reported-models": "MAX_REPORTED_MODELS",
+    "--tools": "TOOLS",
 }
 # Native switches (no value) and the worker vars that mean the same.
 WORKER_SWITCHES = {"--log-prompts": "LOG_PROMPTS"}

@@ -12,6 +12,15 @@ The model's behaviour is chosen by markers in the last user text:
 - ``[image-reply]``: answers with an image block, which the Anthropic API cannot carry.
 - ``[use-tool]``, or tool choice ``required``: calls the first tool with ``{"query": text}``.
 - ``[whoami]``: answers with this client's name; ``[signed]``: ``<name>: <text>``.
+
+When the system prompt carries the bridge's tool protocol (tool emulation: ``<tools>`` and
+``<tool_call>``), it answers like a model following that prompt: with ``<tool_response>`` blocks
+in the turn, ``tool said: <results>``; with ``[use-tool]`` or a required call, ``<tool_call>``
+text for the first tool (or the named one), after a sentence; ``[parallel]``: two calls;
+``[unknown-tool]``: a call to a tool that was not offered; ``[fenced-call]`` / ``[string-args]``:
+the call's JSON in a code fence / its arguments as a JSON string. When the system prompt asks
+for a response format (``<schema>``), the final answer is a value of that schema inside a
+```json fence after a sentence.
 """
 
 from __future__ import annotations
@@ -101,6 +110,12 @@ class ScriptedModel:
         if "[long]" in text:
             return self._text(LONG_TEXT)
 
+        system = params.system_prompt or ""
+        if "<tools>" in system and "<tool_call>" in system or "<tool_response" in text:
+            return self._text(self._emulated_answer(system, text, images))
+        if "<schema>" in system:
+            return self._text(self._structured("echo: " + text, system))
+
         tools = params.tools or []
         mode = params.tool_choice.mode if params.tool_choice else None
         if tools and not tool_results and mode != "none" and ("[use-tool]" in text or mode == "required"):
@@ -125,6 +140,48 @@ class ScriptedModel:
             return self._text(f"saw {len(images)} image(s): {', '.join(i.mime_type for i in images)}")
         return self._text(f"echo: {text}")
 
+    def _emulated_answer(self, system: str, text: str, images: list[Any]) -> str:
+        """What a model that follows the bridge's tool prompt writes."""
+        listed = re.search(r"<tools>\n(.*?)\n</tools>", system, re.S)
+        offered = [json.loads(line) for line in listed.group(1).splitlines()] if listed else []
+        responses = re.findall(r"<tool_response[^>]*>\n(.*?)</tool_response>", text, re.S)
+        if responses:
+            said = "; ".join(
+                "\n".join(line for line in body.splitlines() if not line.startswith("(")).strip() for body in responses
+            )
+            answer = f"tool said: {said}"
+            if images:
+                answer += f" (saw {len(images)} image(s): {', '.join(i.mime_type for i in images)})"
+            return self._structured(answer, system) if "<schema>" in system else answer
+        named = re.search(r"You must call the tool `([^`]+)`", system)
+        required = named is not None or "You must call at least one tool" in system
+        markers = ("[use-tool]", "[parallel]", "[unknown-tool]", "[fenced-call]", "[string-args]")
+        if offered and (required or any(marker in text for marker in markers)):
+            name = named.group(1) if named else offered[0]["name"]
+            if "[unknown-tool]" in text:
+                name = "not_offered"
+            arguments: Any = {"query": text}
+            if "[string-args]" in text:
+                arguments = json.dumps(arguments)
+            body = json.dumps({"name": name, "arguments": arguments})
+            if "[fenced-call]" in text:
+                body = f"\n```json\n{body}\n```\n"
+            calls = [f"<tool_call>{body}</tool_call>"]
+            if "[parallel]" in text:
+                second = offered[1]["name"] if len(offered) > 1 else name
+                calls.append(f"<tool_call>{json.dumps({'name': second, 'arguments': {'query': 'second'}})}</tool_call>")
+            return f"I will use {name}.\n" + "\n".join(calls)
+        answer = f"echo: {text}"
+        return self._structured(answer, system) if "<schema>" in system else answer
+
+    @staticmethod
+    def _structured(answer: str, system: str) -> str:
+        """A value of the schema the system prompt asks for, in a fence after a sentence."""
+        found = re.search(r"<schema>\n(.*)\n</schema>", system, re.S)
+        schema = json.loads(found.group(1)) if found else {}
+        value = sample_value(schema, answer)
+        return f"Here is the JSON you asked for:\n```json\n{json.dumps(value, indent=2)}\n```"
+
     @staticmethod
     def _text(text: str) -> types.CreateMessageResult:
         return types.CreateMessageResult(
@@ -133,6 +190,25 @@ class ScriptedModel:
             model="scripted-model",
             stop_reason="endTurn",
         )
+
+
+def sample_value(schema: dict[str, Any], text: str) -> Any:
+    """A value matching `schema` (the subset tests use), with `text` in its strings."""
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        if not properties:
+            return {"answer": text}
+        return {name: sample_value(sub, text) for name, sub in properties.items()}
+    if kind == "array":
+        return [sample_value(schema.get("items") or {}, text)]
+    if kind == "integer":
+        return 42
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    return text
 
 
 class ClientThread:

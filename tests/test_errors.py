@@ -180,8 +180,12 @@ def test_foreign_browser_origins_are_refused(target: Deployment) -> None:
     assert post(target, OK, headers={"origin": "http://localhost:5173"}).status_code == 200
 
 
-def test_client_without_sampling_tools_gets_400_for_tools(kind: str, deployments: list[Deployment]) -> None:
-    deployment = deploy(kind, [ClientSpec(name="plain", tools=False)])
+def test_client_without_sampling_tools_gets_400_for_tools_under_native_mode(
+    kind: str, deployments: list[Deployment]
+) -> None:
+    # `--tools native` keeps tools out of the prompt (the default, auto, emulates them: see
+    # test_tool_emulation.py).
+    deployment = deploy(kind, [ClientSpec(name="plain", tools=False)], ["--tools", "native"])
     deployments.append(deployment)
     tools = [{"name": "t", "input_schema": {"type": "object"}}]
     response = post(deployment, {**OK, "tools": tools})

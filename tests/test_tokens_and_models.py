@@ -56,7 +56,7 @@ def test_count_tokens_counts_system_tools_tool_results_and_images(target: Deploy
         ],
     ).input_tokens
     assert with_system > base + 30
-    assert with_tools > base + 300  # the tool-use preamble alone is 300
+    assert with_tools > base + 150  # tools count as the rendered tool prompt, whose fixed text is ~170 tokens
     assert with_image > base  # a 2×3 image is one token
     assert with_tool_result > base + 50
 

@@ -1,11 +1,13 @@
 //! Any bytes as what an MCP client sends back while request 1 is pending: the session state
-//! machine, then the result → Anthropic response, SSE and OpenAI paths, must return, never panic.
+//! machine, then the result → Anthropic response (plain, and with emulated tool calls and a
+//! structured value parsed from its text), SSE and OpenAI paths, must return, never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::mcp_session::{ClientFacts, McpSession, ServerInfo};
-use sampling2api_core::to_sampling::ClientSupport;
+use sampling2api_core::to_sampling::{AnswerPlan, ClientSupport};
+use sampling2api_core::tool_emulation::EmulatedTools;
 use sampling2api_core::{openai, sse};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,15 +24,25 @@ fuzz_target!(|data: &[u8]| {
     for ((), outcome) in handled.answers {
         match outcome {
             Ok(result) => {
-                let context = ResponseContext {
-                    message_id: "msg_fuzz".into(),
-                    requested_model: "m",
-                    estimated_input_tokens: 1,
-                };
-                if let Ok(response) = to_messages_response(result, context, || "toolu_fuzz".into()) {
-                    let _ = sse::response_frames(&response);
-                    let _ = openai::to_chat_completion(&response, 0);
-                    let _ = openai::stream_rest(&response, 0, "m", true);
+                let plans = [
+                    AnswerPlan::default(),
+                    AnswerPlan {
+                        emulated_tools: Some(EmulatedTools { names: vec!["f".into()], max_calls: None }),
+                        structured_output: true,
+                    },
+                ];
+                for plan in plans {
+                    let context = ResponseContext {
+                        message_id: "msg_fuzz".into(),
+                        requested_model: "m",
+                        estimated_input_tokens: 1,
+                        plan,
+                    };
+                    if let Ok(response) = to_messages_response(result.clone(), context, || "toolu_fuzz".into()) {
+                        let _ = sse::response_frames(&response);
+                        let _ = openai::to_chat_completion(&response, 0);
+                        let _ = openai::stream_rest(&response, 0, "m", true);
+                    }
                 }
             }
             Err(failure) => {

@@ -1,6 +1,6 @@
 //! Any bytes as a `/v1/messages` or `/v1/chat/completions` body: parsing, conversion to MCP
-//! sampling for every kind of client, token estimation and serialisation must return, never
-//! panic or hang.
+//! sampling for every kind of client and tool mode (native and emulated tools), token
+//! estimation and serialisation must return, never panic or hang.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,6 +8,7 @@ use sampling2api_core::anthropic::parse_messages_request;
 use sampling2api_core::openai::{parse_chat_request, to_messages_request};
 use sampling2api_core::to_sampling::{ClientSupport, to_create_message_params};
 use sampling2api_core::tokens::estimate_request;
+use sampling2api_core::tool_emulation::ToolMode;
 
 fuzz_target!(|data: &[u8]| {
     let supports = [
@@ -18,8 +19,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(request) = parse_messages_request(data, require_max_tokens) {
             let _ = estimate_request(&request);
             for support in supports {
-                if let Ok(params) = to_create_message_params(&request, support) {
-                    let _ = serde_json::to_string(&params);
+                for mode in [ToolMode::Auto, ToolMode::Native, ToolMode::Emulate] {
+                    if let Ok((params, _plan)) = to_create_message_params(&request, support, mode) {
+                        let _ = serde_json::to_string(&params);
+                    }
                 }
             }
         }
@@ -27,6 +30,6 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(chat) = parse_chat_request(data)
         && let Ok(request) = to_messages_request(chat)
     {
-        let _ = to_create_message_params(&request, supports[0]);
+        let _ = to_create_message_params(&request, supports[1], ToolMode::Auto);
     }
 });

@@ -40,12 +40,41 @@ pub struct MessagesRequest {
     /// Accepted and checked for shape; MCP sampling has no thinking control.
     #[serde(default)]
     pub thinking: Option<ThinkingConfig>,
+    /// `format` asks for structured output; `effort` and the rest are hints MCP cannot carry.
+    #[serde(default)]
+    pub output_config: Option<OutputConfig>,
+    /// The older spelling of `output_config.format`.
+    #[serde(default)]
+    pub output_format: Option<OutputFormat>,
 }
 
 impl MessagesRequest {
     pub fn wants_stream(&self) -> bool {
         self.stream.unwrap_or(false)
     }
+
+    /// The JSON Schema the answer must match, from `output_config.format` or `output_format`.
+    pub fn output_schema(&self) -> Option<&Value> {
+        self.output_config
+            .as_ref()
+            .and_then(|config| config.format.as_ref())
+            .or(self.output_format.as_ref())
+            .map(|OutputFormat::JsonSchema { schema }| schema)
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OutputConfig {
+    #[serde(default)]
+    pub format: Option<OutputFormat>,
+}
+
+/// Structured output: the answer's text is one JSON value matching `schema`. Other types are
+/// refused (400) rather than dropped, so a caller never gets prose it cannot parse unawares.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputFormat {
+    JsonSchema { schema: Value },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -742,6 +771,33 @@ mod tests {
         assert!(matches!(req.thinking, Some(ThinkingConfig::Adaptive {})));
         let tools = req.tools.as_ref().unwrap();
         assert!(tools[0].is_custom() && !tools[1].is_custom());
+    }
+
+    #[test]
+    fn output_formats_parse_in_both_spellings() {
+        let schema = serde_json::json!({"type":"object"});
+        let req = parse(
+            r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],
+                "output_config":{"effort":"low","format":{"type":"json_schema","schema":{"type":"object"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(req.output_schema(), Some(&schema));
+        let req = parse(
+            r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],
+                "output_format":{"type":"json_schema","schema":{"type":"object"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(req.output_schema(), Some(&schema));
+        let msg = message_of(
+            r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],
+                "output_config":{"format":{"type":"xml"}}}"#,
+        );
+        assert!(msg.starts_with("output_config.format"), "{msg}");
+        let msg = message_of(
+            r#"{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],
+                "output_format":{"type":"json_schema"}}"#,
+        );
+        assert_eq!(msg, "output_format.schema: Field required");
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! Stop reasons map both ways (`endTurn`→`end_turn`, …); a result holding `tool_use` blocks is
 //! always `tool_use`, since agents loop on that value. Image, audio and tool-result blocks
 //! cannot appear in an Anthropic assistant message, so such a result is the client's failure.
+//! The request's [`AnswerPlan`] applies last: emulated tool calls are parsed out of the text,
+//! and a structured answer's text is reduced to its JSON value.
 
 use crate::anthropic::{MessagesResponse, ResponseBlock, StopReason, Usage};
 use crate::api_error::ApiError;
 use crate::sampling::{CreateMessageResult, SamplingContent};
+use crate::structured_output::extract_json;
+use crate::to_sampling::AnswerPlan;
 use crate::tokens::estimate_output;
 
 /// What the response needs from the request it answers.
@@ -15,6 +19,8 @@ pub struct ResponseContext<'a> {
     pub message_id: String,
     pub requested_model: &'a str,
     pub estimated_input_tokens: u64,
+    /// What the conversion decided the answer needs.
+    pub plan: AnswerPlan,
 }
 
 pub fn stop_reason_from_mcp(reason: Option<&str>) -> StopReason {
@@ -34,8 +40,14 @@ pub fn to_messages_response(
 ) -> Result<MessagesResponse, ApiError> {
     let mut content = Vec::with_capacity(result.content.len());
     for block in result.content {
-        content.push(match block {
-            SamplingContent::Text { text } => ResponseBlock::Text { text },
+        let converted = match block {
+            SamplingContent::Text { text } => match &context.plan.emulated_tools {
+                Some(tools) => {
+                    content.extend(tools.parse(text, &mut fresh_tool_use_id));
+                    continue;
+                }
+                None => ResponseBlock::Text { text },
+            },
             SamplingContent::ToolUse { id, name, input } => ResponseBlock::ToolUse {
                 id: if id.is_empty() {
                     fresh_tool_use_id()
@@ -66,7 +78,8 @@ pub fn to_messages_response(
                     "a tool_result block, which only a user message may carry",
                 ));
             }
-        });
+        };
+        content.push(converted);
     }
     let mut stop_reason = stop_reason_from_mcp(result.stop_reason.as_deref());
     let has_tool_use = content
@@ -74,6 +87,21 @@ pub fn to_messages_response(
         .any(|block| matches!(block, ResponseBlock::ToolUse { .. }));
     if has_tool_use && matches!(stop_reason, StopReason::EndTurn | StopReason::StopSequence) {
         stop_reason = StopReason::ToolUse;
+    }
+    // A final answer (no tool call) with a response schema: only its JSON value.
+    if context.plan.structured_output && !has_tool_use {
+        let text: String = content
+            .iter()
+            .filter_map(|block| match block {
+                ResponseBlock::Text { text } => Some(text.as_str()),
+                ResponseBlock::ToolUse { .. } => None,
+            })
+            .collect();
+        if let Some(value) = extract_json(&text) {
+            content = vec![ResponseBlock::Text {
+                text: value.to_string(),
+            }];
+        }
     }
     let reported = result.usage;
     let input_tokens = reported
@@ -115,6 +143,7 @@ mod tests {
             message_id: "msg_x".into(),
             requested_model: "claude-test",
             estimated_input_tokens: 42,
+            plan: AnswerPlan::default(),
         }
     }
 
@@ -198,5 +227,142 @@ mod tests {
             assert_eq!(err.status(), 500);
             assert!(!err.retryable);
         }
+    }
+
+    fn convert_with(
+        plan: AnswerPlan,
+        result: serde_json::Value,
+    ) -> Result<MessagesResponse, ApiError> {
+        let mut counter = 0;
+        to_messages_response(
+            CreateMessageResult::from_value(result).unwrap(),
+            ResponseContext { plan, ..context() },
+            move || {
+                counter += 1;
+                format!("toolu_{counter}")
+            },
+        )
+    }
+
+    fn emulating(names: &[&str]) -> AnswerPlan {
+        AnswerPlan {
+            emulated_tools: Some(crate::tool_emulation::EmulatedTools {
+                names: names.iter().map(|n| n.to_string()).collect(),
+                max_calls: None,
+            }),
+            structured_output: false,
+        }
+    }
+
+    #[test]
+    fn emulated_calls_are_parsed_from_the_text() {
+        let response = convert_with(
+            emulating(&["get"]),
+            json!({"role":"assistant","model":"m","stopReason":"endTurn","content":{"type":"text",
+                "text":"Checking.\n<tool_call>{\"name\":\"get\",\"arguments\":{\"q\":1}}</tool_call>\n<tool_call>{\"name\":\"get\",\"arguments\":{\"q\":2}}</tool_call>"}}),
+        )
+        .unwrap();
+        assert_eq!(response.stop_reason, StopReason::ToolUse);
+        assert_eq!(
+            response.content,
+            vec![
+                ResponseBlock::Text {
+                    text: "Checking.".into()
+                },
+                ResponseBlock::ToolUse {
+                    id: "toolu_1".into(),
+                    name: "get".into(),
+                    input: json!({"q":1})
+                },
+                ResponseBlock::ToolUse {
+                    id: "toolu_2".into(),
+                    name: "get".into(),
+                    input: json!({"q":2})
+                },
+            ]
+        );
+        // A call to a tool not offered stays text, and the turn ends normally.
+        let text = "<tool_call>{\"name\":\"rm\",\"arguments\":{}}</tool_call>";
+        let response = convert_with(
+            emulating(&["get"]),
+            json!({"role":"assistant","model":"m","stopReason":"endTurn","content":{"type":"text","text":text}}),
+        )
+        .unwrap();
+        assert_eq!(response.stop_reason, StopReason::EndTurn);
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text { text: text.into() }]
+        );
+        // Without emulation the same text is just text.
+        let response = convert_with(
+            AnswerPlan::default(),
+            json!({"role":"assistant","model":"m","content":{"type":"text","text":"<tool_call>{\"name\":\"get\"}</tool_call>"}}),
+        )
+        .unwrap();
+        assert_eq!(response.stop_reason, StopReason::EndTurn);
+    }
+
+    #[test]
+    fn structured_answers_are_reduced_to_their_value() {
+        let structured = AnswerPlan {
+            emulated_tools: None,
+            structured_output: true,
+        };
+        let response = convert_with(
+            structured.clone(),
+            json!({"role":"assistant","model":"m","content":{"type":"text",
+                "text":"Here you go:\n```json\n{\"city\": \"Paris\"}\n```"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text {
+                text: "{\"city\": \"Paris\"}".into()
+            }]
+        );
+        let response = convert_with(
+            structured,
+            json!({"role":"assistant","model":"m","content":{"type":"text","text":"I cannot."}}),
+        )
+        .unwrap();
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text {
+                text: "I cannot.".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn calls_plus_structured_output_keep_the_calls_and_the_text() {
+        let plan = AnswerPlan {
+            structured_output: true,
+            ..emulating(&["get"])
+        };
+        let response = convert_with(
+            plan.clone(),
+            json!({"role":"assistant","model":"m","content":{"type":"text",
+                "text":"First {\"draft\": 1}\n<tool_call>{\"name\":\"get\",\"arguments\":{}}</tool_call>"}}),
+        )
+        .unwrap();
+        assert_eq!(response.stop_reason, StopReason::ToolUse);
+        assert_eq!(
+            response.content[0],
+            ResponseBlock::Text {
+                text: "First {\"draft\": 1}".into()
+            }
+        );
+        // The final answer after the loop is reduced.
+        let response = convert_with(
+            plan,
+            json!({"role":"assistant","model":"m","content":{"type":"text","text":"Done: {\"n\": 3}"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text {
+                text: "{\"n\": 3}".into()
+            }]
+        );
     }
 }

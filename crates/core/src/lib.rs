@@ -21,7 +21,9 @@ pub mod routing;
 pub mod sampling;
 pub mod sse;
 pub mod stream_framing;
+pub mod structured_output;
 pub mod to_sampling;
 pub mod tokens;
+pub mod tool_emulation;
 
 pub use api_error::{ApiError, ErrorKind};

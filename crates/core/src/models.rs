@@ -299,12 +299,39 @@ pub fn anthropic_list(entries: &[ModelEntry], query: &PageQuery) -> Value {
     })
 }
 
+/// `max_input_tokens` of every entry. The limit of the model behind a client is unknown to the
+/// bridge; this is what chat models behind VS Code's Copilot commonly accept, so a context
+/// meter (Claude Code, Claude Desktop) compacts before the client would refuse.
+pub const ADVERTISED_MAX_INPUT_TOKENS: u64 = 128_000;
+/// `max_tokens` of every entry: the output budget Claude Code asks for by default.
+pub const ADVERTISED_MAX_OUTPUT_TOKENS: u64 = 32_000;
+
+/// The tier Claude Desktop's gateway picker files a model under (it lists only tier-named ids
+/// or entries carrying `anthropic_family_tier`): `opus` for ids naming it, `haiku` for small
+/// models (`haiku`, `mini`, `nano`, `flash`, `lite`, `small`), `sonnet` otherwise.
+pub fn family_tier(id: &str) -> &'static str {
+    let id = id.to_ascii_lowercase();
+    if id.contains("opus") {
+        "opus"
+    } else if ["haiku", "mini", "nano", "flash", "lite", "small"]
+        .iter()
+        .any(|small| id.contains(small))
+    {
+        "haiku"
+    } else {
+        "sonnet"
+    }
+}
+
 pub fn anthropic_model(entry: &ModelEntry) -> Value {
     json!({
         "type": "model",
         "id": entry.id,
         "display_name": entry.display_name,
         "created_at": rfc3339(entry.created_unix),
+        "max_input_tokens": ADVERTISED_MAX_INPUT_TOKENS,
+        "max_tokens": ADVERTISED_MAX_OUTPUT_TOKENS,
+        "anthropic_family_tier": family_tier(&entry.id),
     })
 }
 
@@ -526,6 +553,24 @@ mod tests {
         // 100 listings of a full catalog take milliseconds, where one quadratic listing of an
         // unbounded catalog took 300 ms. Generous for a debug build on a loaded machine.
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn anthropic_entries_carry_limits_and_a_tier() {
+        let entry = |id: &str| ModelEntry {
+            id: id.into(),
+            display_name: id.into(),
+            created_unix: 0,
+        };
+        let model = anthropic_model(&entry("claude-mcp-gpt-4.1"));
+        assert_eq!(model["max_input_tokens"], ADVERTISED_MAX_INPUT_TOKENS);
+        assert_eq!(model["max_tokens"], ADVERTISED_MAX_OUTPUT_TOKENS);
+        assert_eq!(model["anthropic_family_tier"], "sonnet");
+        assert_eq!(family_tier("claude-opus-4-1"), "opus");
+        assert_eq!(family_tier("gpt-4o-mini"), "haiku");
+        assert_eq!(family_tier("Gemini-2.5-Flash"), "haiku");
+        assert_eq!(family_tier("claude-haiku-4-5"), "haiku");
+        assert_eq!(family_tier("gpt-5"), "sonnet");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! http(s) URLs) → image blocks; assistant `tool_calls` → `tool_use`; `tool` messages →
 //! `tool_result`; `max_completion_tokens`/`max_tokens` → `max_tokens` (default
 //! [`DEFAULT_MAX_TOKENS`]); `stop`, `temperature`, `tools`, `tool_choice`,
-//! `parallel_tool_calls`, `user` map to their Anthropic twins. `n` > 1 is refused.
+//! `parallel_tool_calls`, `user` map to their Anthropic twins; `response_format` (`json_schema`,
+//! `json_object`) → `output_format` (a `json_object` is the schema `{"type":"object"}`).
+//! `n` > 1 is refused.
 //! Response: text → `message.content`, `tool_use` → `tool_calls`, stop reasons → `finish_reason`.
 
 use serde::{Deserialize, Serialize};
@@ -13,7 +15,8 @@ use serde_json::{Map, Value, json};
 
 use crate::anthropic::{
     ContentBlock, ImageSource, InputMessage, MessageContent, MessagesRequest, MessagesResponse,
-    ResponseBlock, Role, StopReason, SystemPrompt, ToolChoice, ToolDefinition, ToolResultContent,
+    OutputFormat, ResponseBlock, Role, StopReason, SystemPrompt, ToolChoice, ToolDefinition,
+    ToolResultContent,
 };
 use crate::api_error::{ApiError, ErrorKind};
 
@@ -46,6 +49,37 @@ pub struct ChatRequest {
     pub n: Option<u64>,
     #[serde(default)]
     pub user: Option<String>,
+    #[serde(default)]
+    pub response_format: Option<ResponseFormat>,
+}
+
+/// `response_format`: plain text, any JSON object, or JSON matching a schema.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text {},
+    JsonObject {},
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JsonSchemaFormat {
+    #[serde(default)]
+    pub schema: Option<Value>,
+}
+
+impl ResponseFormat {
+    fn output_format(self) -> Option<OutputFormat> {
+        match self {
+            ResponseFormat::Text {} => None,
+            ResponseFormat::JsonObject {} => Some(OutputFormat::JsonSchema {
+                schema: json!({"type": "object"}),
+            }),
+            ResponseFormat::JsonSchema { json_schema } => Some(OutputFormat::JsonSchema {
+                schema: json_schema.schema.unwrap_or_else(|| json!({})),
+            }),
+        }
+    }
 }
 
 impl ChatRequest {
@@ -316,6 +350,8 @@ pub fn to_messages_request(chat: ChatRequest) -> Result<MessagesRequest, ApiErro
         tool_choice,
         metadata: (!metadata.is_empty()).then_some(metadata),
         thinking: None,
+        output_config: None,
+        output_format: chat.response_format.and_then(ResponseFormat::output_format),
     };
     crate::anthropic::validate(&request, true)?;
     Ok(request)
@@ -577,6 +613,27 @@ mod tests {
 
     fn convert(body: Value) -> Result<MessagesRequest, ApiError> {
         to_messages_request(parse_chat_request(body.to_string().as_bytes())?)
+    }
+
+    #[test]
+    fn response_formats_become_output_schemas() {
+        let with = |format: Value| {
+            convert(
+                json!({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":format}),
+            )
+        };
+        let schema = json!({"type":"object","properties":{"a":{"type":"integer"}}});
+        let request = with(json!({"type":"json_schema","json_schema":{"name":"out","strict":true,"schema":schema}})).unwrap();
+        assert_eq!(request.output_schema(), Some(&schema));
+        let request = with(json!({"type":"json_object"})).unwrap();
+        assert_eq!(request.output_schema(), Some(&json!({"type":"object"})));
+        assert_eq!(with(json!({"type":"text"})).unwrap().output_schema(), None);
+        let err = with(json!({"type":"yaml"})).unwrap_err();
+        assert!(
+            err.message.starts_with("response_format"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -10,6 +10,14 @@
 //! - `tool_choice: {type:"tool"}` → `required` plus a system instruction naming the tool;
 //!   `disable_parallel_tool_use` → a system instruction to call at most one tool.
 //! - `top_p`, `top_k`, `thinking`, cache hints and the remaining top-level fields → dropped.
+//! - Tools for a client that gets them emulated (see [`crate::tool_emulation`]): the tool
+//!   prompt after the caller's system text, tool history as `<tool_call>`/`<tool_response>`
+//!   text, no `tools`/`toolChoice` in the params.
+//! - `output_config.format` / `output_format` → a system instruction carrying the schema
+//!   (see [`crate::structured_output`]), last in the system prompt.
+//!
+//! The conversion also returns an [`AnswerPlan`]: what the response side must do with the
+//! client's answer (parse emulated tool calls, extract the structured value).
 
 use crate::anthropic::{
     ContentBlock, DocumentBlock, DocumentContent, DocumentSource, ImageSource, InputMessage,
@@ -21,6 +29,8 @@ use crate::sampling::{
     CreateMessageParams, ModelHint, ModelPreferences, SamplingContent, SamplingMessage,
     SamplingRole, SamplingTool, SamplingToolChoice, ToolChoiceMode,
 };
+use crate::structured_output;
+use crate::tool_emulation::{self, EmulatedTools, ToolDelivery, ToolMode};
 
 /// What the connected client can take, from its `initialize`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,30 +48,18 @@ impl ClientSupport {
     };
 }
 
-/// Converts a parsed, validated request for a client with `support`, keeping `request`.
-pub fn to_create_message_params(
-    request: &MessagesRequest,
-    support: ClientSupport,
-) -> Result<CreateMessageParams, ApiError> {
-    into_create_message_params(request.clone(), support)
+/// What the response side does with the client's answer to a converted request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerPlan {
+    /// Tools went into the prompt: tool calls are parsed from the answer's text.
+    pub emulated_tools: Option<EmulatedTools>,
+    /// A response schema was asked for: the answer's text is reduced to its JSON value.
+    pub structured_output: bool,
 }
 
-/// Converts a parsed, validated request for a client with `support`. The messages' content
-/// (images, documents, long texts) moves into the result instead of being copied, so a large
-/// request is held once, not twice.
-pub fn into_create_message_params(
-    mut request: MessagesRequest,
-    support: ClientSupport,
-) -> Result<CreateMessageParams, ApiError> {
-    let mut system_parts: Vec<String> = request
-        .system
-        .iter()
-        .flat_map(|system| system.texts())
-        .filter(|text| !text.is_empty())
-        .map(str::to_string)
-        .collect();
-
-    let tools: Vec<SamplingTool> = request
+/// The custom tools of a request as MCP tools (server tools are left out: no client runs them).
+pub fn offered_tools(request: &MessagesRequest) -> Vec<SamplingTool> {
+    request
         .tools
         .iter()
         .flatten()
@@ -74,7 +72,68 @@ pub fn into_create_message_params(
                 .clone()
                 .unwrap_or_else(|| serde_json::json!({"type": "object"})),
         })
+        .collect()
+}
+
+/// The system-prompt sections the bridge adds for an emulating client (tool prompt, then the
+/// response-format instruction), in order; also what `count_tokens` counts for tools.
+pub fn added_instructions(request: &MessagesRequest, tools: &[SamplingTool]) -> Vec<String> {
+    let tool_prompt = tool_emulation::tool_prompt(tools, request.tool_choice.as_ref());
+    let schema = request
+        .output_schema()
+        .map(|schema| structured_output::instruction(schema, tool_prompt.is_some()));
+    tool_prompt.into_iter().chain(schema).collect()
+}
+
+/// Converts a parsed, validated request for a client with `support`, keeping `request`.
+pub fn to_create_message_params(
+    request: &MessagesRequest,
+    support: ClientSupport,
+    tool_mode: ToolMode,
+) -> Result<(CreateMessageParams, AnswerPlan), ApiError> {
+    into_create_message_params(request.clone(), support, tool_mode)
+}
+
+/// Converts a parsed, validated request for a client with `support`, carrying tools as
+/// `tool_mode` decides for that client. The messages' content (images, documents, long texts)
+/// moves into the result instead of being copied, so a large request is held once, not twice.
+pub fn into_create_message_params(
+    mut request: MessagesRequest,
+    support: ClientSupport,
+    tool_mode: ToolMode,
+) -> Result<(CreateMessageParams, AnswerPlan), ApiError> {
+    let mut system_parts: Vec<String> = request
+        .system
+        .iter()
+        .flat_map(|system| system.texts())
+        .filter(|text| !text.is_empty())
+        .map(str::to_string)
         .collect();
+    let tools = offered_tools(&request);
+    let mut plan = AnswerPlan {
+        emulated_tools: None,
+        structured_output: request.output_schema().is_some(),
+    };
+
+    if tool_mode.delivery(support) == ToolDelivery::Emulated {
+        let added = added_instructions(&request, &tools);
+        let offered_in_prompt =
+            !tools.is_empty() && !matches!(request.tool_choice, Some(ToolChoice::None {}));
+        if offered_in_prompt {
+            plan.emulated_tools = Some(EmulatedTools {
+                names: tools.into_iter().map(|tool| tool.name).collect(),
+                max_calls: request
+                    .tool_choice
+                    .as_ref()
+                    .is_some_and(ToolChoice::disables_parallel_tool_use)
+                    .then_some(1),
+            });
+        }
+        system_parts.extend(added);
+        let messages = convert_messages(std::mem::take(&mut request.messages), support, true)?;
+        let params = finish_params(request, messages, system_parts, None);
+        return Ok((params, plan));
+    }
 
     let choice_mode = match &request.tool_choice {
         None | Some(ToolChoice::Auto { .. }) => ToolChoiceMode::Auto,
@@ -95,8 +154,11 @@ pub fn into_create_message_params(
     {
         system_parts.push("Call at most one tool in your response.".to_string());
     }
+    if let Some(schema) = request.output_schema() {
+        system_parts.push(structured_output::instruction(schema, !tools.is_empty()));
+    }
 
-    let messages = convert_messages(std::mem::take(&mut request.messages), support)?;
+    let messages = convert_messages(std::mem::take(&mut request.messages), support, false)?;
     let history_uses_tools = messages.iter().any(|message| {
         message.content.iter().any(|block| {
             matches!(
@@ -112,13 +174,27 @@ pub fn into_create_message_params(
         return Err(ApiError::invalid_request(
             "the connected MCP client cannot sample with tools: it did not declare the \
              `sampling.tools` capability, so requests with tools or tool_use/tool_result \
-             history cannot be forwarded to it",
+             history cannot be forwarded to it (the bridge's tool mode is `native`; \
+             `auto` or `emulate` carry tools in the prompt instead)",
         )
         .not_retryable());
     }
+    let native_tools = sends_tools.then_some((tools, SamplingToolChoice { mode: choice_mode }));
+    Ok((
+        finish_params(request, messages, system_parts, native_tools),
+        plan,
+    ))
+}
 
+fn finish_params(
+    mut request: MessagesRequest,
+    messages: Vec<SamplingMessage>,
+    system_parts: Vec<String>,
+    native_tools: Option<(Vec<SamplingTool>, SamplingToolChoice)>,
+) -> CreateMessageParams {
     let model_hint = request.model.trim();
-    Ok(CreateMessageParams {
+    let (tools, tool_choice) = native_tools.unzip();
+    CreateMessageParams {
         messages,
         max_tokens: request.max_tokens.unwrap_or(1),
         system_prompt: (!system_parts.is_empty()).then(|| system_parts.join("\n\n")),
@@ -133,16 +209,19 @@ pub fn into_create_message_params(
             }],
         }),
         metadata: request.metadata.take().filter(|map| !map.is_empty()),
-        tool_choice: sends_tools.then_some(SamplingToolChoice { mode: choice_mode }),
-        tools: sends_tools.then_some(tools),
-    })
+        tool_choice,
+        tools,
+    }
 }
 
+/// `emulate_tools`: tool blocks become text in the emulation's convention.
 fn convert_messages(
     messages: Vec<InputMessage>,
     support: ClientSupport,
+    emulate_tools: bool,
 ) -> Result<Vec<SamplingMessage>, ApiError> {
     let mut out: Vec<SamplingMessage> = Vec::with_capacity(messages.len());
+    let mut tool_names = std::collections::HashMap::new();
     for (message_index, message) in messages.into_iter().enumerate() {
         let role = match message.role {
             Role::Assistant => SamplingRole::Assistant,
@@ -155,7 +234,12 @@ fn convert_messages(
                 for (block_index, block) in blocks.into_iter().enumerate() {
                     let path = format!("messages.{message_index}.content.{block_index}");
                     if let Some(block) = convert_block(block, &path)? {
-                        converted.push(block);
+                        if emulate_tools {
+                            converted
+                                .extend(tool_emulation::history_blocks(block, &mut tool_names));
+                        } else {
+                            converted.push(block);
+                        }
                     }
                 }
                 converted
@@ -328,9 +412,23 @@ mod tests {
     use serde_json::{Value, json};
 
     fn convert(body: Value, support: ClientSupport) -> Result<Value, ApiError> {
-        let request = parse_messages_request(body.to_string().as_bytes(), true).unwrap();
-        to_create_message_params(&request, support).map(|p| serde_json::to_value(p).unwrap())
+        convert_in(body, support, ToolMode::Native).map(|(params, _)| params)
     }
+
+    fn convert_in(
+        body: Value,
+        support: ClientSupport,
+        mode: ToolMode,
+    ) -> Result<(Value, AnswerPlan), ApiError> {
+        let request = parse_messages_request(body.to_string().as_bytes(), true).unwrap();
+        to_create_message_params(&request, support, mode)
+            .map(|(params, plan)| (serde_json::to_value(params).unwrap(), plan))
+    }
+
+    const PLAIN: ClientSupport = ClientSupport {
+        tools: false,
+        multi_block_messages: true,
+    };
 
     fn full(body: Value) -> Value {
         convert(body, ClientSupport::FULL).unwrap()
@@ -528,5 +626,163 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.status(), 400);
+    }
+
+    fn tool_request(extra: Value) -> Value {
+        let mut body = json!({
+            "model":"m","max_tokens":10,"system":"Be terse.",
+            "tools":[{"name":"get","description":"Fetch","input_schema":{"type":"object"}},
+                     {"name":"put","input_schema":{"type":"object"}},
+                     {"type":"web_search_20250305","name":"web_search"}],
+            "messages":[
+                {"role":"user","content":"look"},
+                {"role":"assistant","content":[{"type":"text","text":"Looking."},
+                    {"type":"tool_use","id":"toolu_a","name":"get","input":{"q":1}}]},
+                {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_a","is_error":true,
+                    "content":[{"type":"text","text":"no"},{"type":"image","source":{"type":"base64","media_type":"image/gif","data":"R0lG"}}]},
+                    {"type":"text","text":"again"}]}
+            ]
+        });
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        body
+    }
+
+    #[test]
+    fn clients_without_sampling_tools_get_tools_in_the_prompt() {
+        let (params, plan) = convert_in(tool_request(json!({})), PLAIN, ToolMode::Auto).unwrap();
+        assert!(params.get("tools").is_none() && params.get("toolChoice").is_none());
+        let system = params["systemPrompt"].as_str().unwrap();
+        assert!(system.starts_with("Be terse.\n\n# Tools\n"), "{system}");
+        assert!(system.contains("{\"name\":\"get\",\"description\":\"Fetch\""));
+        assert!(
+            !system.contains("web_search"),
+            "server tools are not offered"
+        );
+        assert_eq!(
+            plan,
+            AnswerPlan {
+                emulated_tools: Some(EmulatedTools {
+                    names: vec!["get".into(), "put".into()],
+                    max_calls: None
+                }),
+                structured_output: false
+            }
+        );
+        assert_eq!(
+            params["messages"][1]["content"],
+            json!([{"type":"text","text":"Looking."},
+                   {"type":"text","text":"<tool_call>{\"name\": \"get\", \"arguments\": {\"q\":1}, \"id\": \"toolu_a\"}</tool_call>"}])
+        );
+        assert_eq!(
+            params["messages"][2]["content"],
+            json!([{"type":"text","text":"<tool_response id=\"toolu_a\" name=\"get\" is_error=\"true\">\nno\n(1 image follows this block)\n</tool_response>"},
+                   {"type":"image","data":"R0lG","mimeType":"image/gif"},
+                   {"type":"text","text":"again"}])
+        );
+        // The same client under `native` is refused, as before.
+        let err = convert_in(tool_request(json!({})), PLAIN, ToolMode::Native).unwrap_err();
+        assert!(err.message.contains("cannot sample with tools"));
+        // `emulate` applies to clients that could take tools natively too.
+        let (params, plan) = convert_in(
+            tool_request(json!({})),
+            ClientSupport::FULL,
+            ToolMode::Emulate,
+        )
+        .unwrap();
+        assert!(params.get("tools").is_none());
+        assert!(plan.emulated_tools.is_some());
+        // `auto` keeps native tools for them.
+        let (params, plan) =
+            convert_in(tool_request(json!({})), ClientSupport::FULL, ToolMode::Auto).unwrap();
+        assert_eq!(params["tools"].as_array().unwrap().len(), 2);
+        assert_eq!(plan, AnswerPlan::default());
+    }
+
+    #[test]
+    fn emulated_tool_choice_rules() {
+        let (params, plan) = convert_in(
+            tool_request(json!({"tool_choice":{"type":"none"}})),
+            PLAIN,
+            ToolMode::Auto,
+        )
+        .unwrap();
+        assert_eq!(params["systemPrompt"], "Be terse.");
+        assert_eq!(plan.emulated_tools, None);
+        assert!(
+            params["messages"][1]["content"][1]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("<tool_call>"),
+            "history still renders as text"
+        );
+        let (params, plan) = convert_in(
+            tool_request(
+                json!({"tool_choice":{"type":"tool","name":"put","disable_parallel_tool_use":true}}),
+            ),
+            PLAIN,
+            ToolMode::Auto,
+        )
+        .unwrap();
+        let system = params["systemPrompt"].as_str().unwrap();
+        assert!(system.contains("You must call the tool `put`"), "{system}");
+        assert!(system.contains("Call at most one tool"), "{system}");
+        assert_eq!(plan.emulated_tools.unwrap().max_calls, Some(1));
+        let (params, _) = convert_in(
+            tool_request(json!({"tool_choice":{"type":"any"}})),
+            PLAIN,
+            ToolMode::Auto,
+        )
+        .unwrap();
+        assert!(
+            params["systemPrompt"]
+                .as_str()
+                .unwrap()
+                .contains("You must call at least one tool")
+        );
+    }
+
+    #[test]
+    fn structured_output_becomes_the_last_instruction() {
+        let schema =
+            json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]});
+        let plain = json!({"model":"m","max_tokens":5,"system":"S",
+            "output_config":{"format":{"type":"json_schema","schema":schema},"effort":"low"},
+            "messages":[{"role":"user","content":"where"}]});
+        let (params, plan) = convert_in(plain, ClientSupport::FULL, ToolMode::Auto).unwrap();
+        let system = params["systemPrompt"].as_str().unwrap();
+        assert!(
+            system.starts_with("S\n\n# Response format\n\nYour answer must"),
+            "{system}"
+        );
+        assert!(system.contains(&schema.to_string()));
+        assert!(plan.structured_output && plan.emulated_tools.is_none());
+        // The older top-level spelling, together with emulated tools.
+        let (params, plan) = convert_in(
+            tool_request(json!({"output_format":{"type":"json_schema","schema":schema}})),
+            PLAIN,
+            ToolMode::Auto,
+        )
+        .unwrap();
+        let system = params["systemPrompt"].as_str().unwrap();
+        let tools_at = system.find("# Tools").unwrap();
+        let format_at = system.find("# Response format").unwrap();
+        assert!(tools_at < format_at, "{system}");
+        assert!(system.contains("When you answer without calling a tool"));
+        assert!(plan.structured_output && plan.emulated_tools.is_some());
+        // Native tools: the instruction is still there.
+        let (params, _) = convert_in(
+            tool_request(json!({"output_format":{"type":"json_schema","schema":schema}})),
+            ClientSupport::FULL,
+            ToolMode::Auto,
+        )
+        .unwrap();
+        assert!(
+            params["systemPrompt"]
+                .as_str()
+                .unwrap()
+                .contains("# Response format")
+        );
     }
 }

@@ -8,6 +8,9 @@
 //! character is one token; a space joins the next token and indentation costs one per 4.
 //! Images follow Anthropic's published rule, width × height / 750 after scaling to fit
 //! 1568 px and 1.15 megapixels. README shows the measured error against a real tokenizer.
+//! Tools and a response schema count as the text the bridge renders for them when it emulates
+//! tools (`tool_emulation`), whichever way a client gets them: `count_tokens` has no client,
+//! and the native preamble a provider adds is of the same size.
 
 use crate::anthropic::{
     ContentBlock, DocumentSource, ImageSource, MessageContent, MessagesRequest, ResponseBlock,
@@ -19,8 +22,6 @@ use crate::base64_check::decode_prefix;
 const PER_MESSAGE_OVERHEAD: u64 = 4;
 /// Fixed tokens of every request.
 const PER_REQUEST_OVERHEAD: u64 = 3;
-/// Tokens of the tool-use system preamble the provider adds when tools are offered.
-const TOOL_PREAMBLE: u64 = 300;
 /// An image whose size cannot be read is counted as the largest image the API accepts.
 const UNKNOWN_IMAGE_TOKENS: u64 = 1_600;
 
@@ -116,23 +117,11 @@ pub fn estimate_request(request: &MessagesRequest) -> u64 {
             MessageContent::Blocks(blocks) => blocks.iter().map(estimate_block).sum(),
         };
     }
-    let custom_tools: Vec<_> = request
-        .tools
+    let tools = crate::to_sampling::offered_tools(request);
+    tokens += crate::to_sampling::added_instructions(request, &tools)
         .iter()
-        .flatten()
-        .filter(|tool| tool.is_custom())
-        .collect();
-    if !custom_tools.is_empty() {
-        tokens += TOOL_PREAMBLE;
-        for tool in custom_tools {
-            tokens += estimate_text(&tool.name);
-            tokens += tool.description.as_deref().map_or(0, estimate_text);
-            tokens += tool
-                .input_schema
-                .as_ref()
-                .map_or(0, |schema| estimate_text(&schema.to_string()));
-        }
-    }
+        .map(|text| estimate_text(text))
+        .sum::<u64>();
     tokens
 }
 
@@ -232,7 +221,13 @@ mod tests {
             true,
         )
         .unwrap();
-        assert!(estimate_request(&with_extras) > base + TOOL_PREAMBLE);
+        let tools = crate::to_sampling::offered_tools(&with_extras);
+        let prompt = crate::tool_emulation::tool_prompt(&tools, None).unwrap();
+        assert_eq!(
+            estimate_request(&with_extras),
+            base + estimate_text("be kind") + estimate_text(&prompt)
+        );
+        assert!(estimate_text(&prompt) > 100, "the prompt is counted whole");
     }
 
     #[test]

@@ -70,6 +70,7 @@ pub fn app(bridge: Arc<Bridge>, extra: Option<Router<Arc<Bridge>>>) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/sessions", get(list_sessions))
+        .route("/api/hello", get(hello))
         .route("/", get(root));
     if let Some(extra) = extra {
         routes = routes.merge(extra);
@@ -165,10 +166,13 @@ async fn request_context(
     response
 }
 
+/// Claude Code's unauthenticated preconnect probe (`HEAD`, and `GET`, of this path).
+const HELLO_PATH: &str = "/api/hello";
+
 /// With keys configured, every route but the liveness ones needs one.
 fn check_key(bridge: &Bridge, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
     let keys = &bridge.settings.api_keys;
-    if keys.is_empty() || path == "/health" || path == "/" {
+    if keys.is_empty() || path == "/health" || path == "/" || path == HELLO_PATH {
         return Ok(());
     }
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
@@ -307,6 +311,9 @@ async fn list_sessions(State(bridge): State<Arc<Bridge>>) -> Response {
                 "protocol_version": client.map(|c| c.protocol_version.clone()),
                 "sampling": client.is_some_and(|c| c.sampling.is_some()),
                 "sampling_tools": client.and_then(|c| c.sampling).is_some_and(|s| s.tools),
+                "tools": client
+                    .and_then(|c| c.sampling)
+                    .map(|support| bridge.settings.tool_mode.delivery(support).as_str()),
                 "ready": state.can_sample(),
                 "event_stream_open": session.has_stream(),
                 "pending": state.pending_count(),
@@ -318,6 +325,11 @@ async fn list_sessions(State(bridge): State<Arc<Bridge>>) -> Response {
 }
 
 /// Claude Code probes `HEAD /` at start-up; any answer will do, so say what this is.
+/// `GET`/`HEAD /api/hello`: 200, no key needed (axum answers `HEAD` without the body).
+async fn hello() -> Response {
+    json_response(StatusCode::OK, r#"{"status":"ok"}"#.to_string())
+}
+
 async fn root(method: Method) -> Response {
     if method == Method::HEAD {
         return StatusCode::OK.into_response();

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sampling2api_core::mcp_session::encode_sampling_request;
+use sampling2api_core::mcp_session::{ClientFacts, encode_sampling_request};
 use sampling2api_core::metrics::{Gauges, SamplingOutcome};
 use sampling2api_core::models::ModelCatalog;
 use sampling2api_core::routing::{Candidate, choose_session};
@@ -85,6 +85,19 @@ impl Bridge {
             max_in_flight: self.settings.max_in_flight_per_session,
             max_queued_bytes: self.settings.max_client_queue_bytes,
         }
+    /// The connect log line: who connected, and how its requests carry tools.
+    pub fn log_client_connected(&self, session_id: &str, client: &ClientFacts) {
+        tracing::info!(
+            session = %session_id,
+            client = client.client_name.as_deref().unwrap_or("unknown"),
+            protocol = %client.protocol_version,
+            sampling = client.sampling.is_some(),
+            sampling_tools = client.sampling.is_some_and(|s| s.tools),
+            tools = client
+                .sampling
+                .map_or("-", |support| self.settings.tool_mode.delivery(support).as_str()),
+            "MCP client connected"
+        );
     }
 
     pub fn add_session(&self, session: Arc<Session>) {

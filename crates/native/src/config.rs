@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sampling2api_core::tool_emulation::ToolMode;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -213,6 +214,11 @@ pub struct UrlImageLimits {
     /// Downloads one request runs at once.
     #[arg(long, default_value_t = 4, env = "SAMPLING2API_URL_IMAGE_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..))]
     pub url_image_concurrency: u16,
+    /// How tools reach the MCP client: `native` in the sampling request (only clients that
+    /// declared `sampling.tools` can take them), `emulate` in the prompt with the answer parsed
+    /// back, or `auto`: native where the client declared `sampling.tools`, emulated elsewhere.
+    #[arg(long = "tools", default_value = "auto", env = "SAMPLING2API_TOOLS", value_parser = ToolMode::parse)]
+    pub tool_mode: ToolMode,
 }
 
 fn parse_alias(text: &str) -> Result<(String, String), String> {
@@ -239,6 +245,7 @@ pub struct ApiSettings {
     pub allow_hosts: Vec<String>,
     pub max_client_queue_bytes: usize,
     pub max_reported_models: usize,
+    pub tool_mode: ToolMode,
 }
 
 impl CommonArgs {
@@ -281,6 +288,7 @@ impl From<&CommonArgs> for ApiSettings {
             allow_hosts: args.front.allow_hosts.clone(),
             max_client_queue_bytes: args.max_client_queue_bytes,
             max_reported_models: args.max_reported_models,
+            tool_mode: args.tool_mode,
         }
     }
 }
@@ -400,5 +408,10 @@ mod tests {
             unreachable!()
         };
         assert_eq!(stdio.max_client_line_bytes, 4096);
+    fn tool_mode_defaults_to_auto_and_parses() {
+        assert_eq!(common(&[]).tool_mode, ToolMode::Auto);
+        assert_eq!(common(&["--tools", "native"]).tool_mode, ToolMode::Native);
+        assert_eq!(common(&["--tools", "emulate"]).tool_mode, ToolMode::Emulate);
+        assert!(Cli::try_parse_from(["sampling2api", "http", "--tools", "maybe"]).is_err());
     }
 }

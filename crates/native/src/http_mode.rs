@@ -57,9 +57,10 @@ pub async fn run(args: HttpArgs) -> ExitCode {
         Duration::from_secs(args.session_idle_secs.max(1)),
     ));
     tracing::info!(
-        "sampling2api {} listening on http://{address} (http mode: MCP at http://{address}{})",
+        "sampling2api {} listening on http://{address} (http mode: MCP at http://{address}{}; tools: {})",
         env!("CARGO_PKG_VERSION"),
-        args.mcp_path
+        args.mcp_path,
+        bridge.settings.tool_mode.as_str()
     );
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -161,14 +162,7 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
         bridge.session_limits(),
     );
     if let Some(client) = session.state().client() {
-        tracing::info!(
-            session = %session.handle,
-            client = client.client_name.as_deref().unwrap_or("unknown"),
-            protocol = %client.protocol_version,
-            sampling = client.sampling.is_some(),
-            sampling_tools = client.sampling.is_some_and(|s| s.tools),
-            "MCP client connected"
-        );
+        bridge.log_client_connected(&session.handle, client);
     }
     bridge.add_session(session);
     let mut response = json_response(StatusCode::OK, reply.unwrap_or_default());

@@ -13,7 +13,7 @@ use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::routing::SESSION_HEADER;
 use sampling2api_core::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
 use sampling2api_core::stream_framing::StreamFraming;
-use sampling2api_core::to_sampling::into_create_message_params;
+use sampling2api_core::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::{ApiError, ids, tokens};
 use serde_json::json;
 
@@ -32,6 +32,8 @@ pub struct Accepted {
     pub stream: bool,
     pub session: Arc<Session>,
     pub params: CreateMessageParams,
+    /// What the answer needs (emulated tool calls to parse, a structured value to extract).
+    pub plan: AnswerPlan,
     pub input_tokens: u64,
     pub message_id: String,
     pub admission: Admission,
@@ -88,7 +90,8 @@ pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request)
     response
 }
 
-/// `count_tokens`: the same estimator as `usage`, no client involved.
+/// `count_tokens`: the same estimator as `usage`, no client involved (tools count as the
+/// prompt that emulation renders for them).
 pub async fn count_tokens(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
     let request_id = request_id_of(&request);
     let (parts, body) = request.into_parts();
@@ -147,10 +150,14 @@ pub async fn accept(
     let model = request.model.clone();
     let stream = request.wants_stream();
     let hints = bridge.catalog().hints_for(&model);
-    let (input_tokens, mut params) = cpu_work::run(body_bytes, move || {
+    let tool_mode = bridge.settings.tool_mode;
+    let (input_tokens, (mut params, plan)) = cpu_work::run(body_bytes, move || {
         let input_tokens = tokens::estimate_request(&request).max(1);
         // The request's content moves into the params: a large request is held once.
-        Ok((input_tokens, into_create_message_params(request, support)?))
+        Ok((
+            input_tokens,
+            into_create_message_params(request, support, tool_mode)?,
+        ))
     })
     .await?;
     params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
@@ -162,6 +169,7 @@ pub async fn accept(
         stream,
         session,
         params,
+        plan,
         input_tokens,
         message_id: ids::message_id(random_u128()),
         admission,
@@ -175,6 +183,7 @@ pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesRes
         stream: _,
         session,
         params,
+        plan,
         input_tokens,
         message_id,
         admission,
@@ -186,6 +195,7 @@ pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesRes
             message_id,
             requested_model: &model,
             estimated_input_tokens: input_tokens,
+            plan,
         },
         || ids::tool_use_id(random_u128()),
     )?;

@@ -64,16 +64,17 @@ pub async fn run(args: StdioArgs) -> ExitCode {
         crate::server::serve(listener, app, &front, shutdown).await;
     });
     tracing::info!(
-        "sampling2api {} listening on http://{address} (stdio mode: MCP over {})",
+        "sampling2api {} listening on http://{address} (stdio mode: MCP over {}; tools: {})",
         env!("CARGO_PKG_VERSION"),
         if child.is_some() {
             "the spawned client's stdin/stdout"
         } else {
             "stdin/stdout"
-        }
+        },
+        bridge.settings.tool_mode.as_str()
     );
 
-    let why = match read_messages(reader, &session, args.max_client_line_bytes).await {
+    let why = match read_messages(reader, &session, &bridge, args.max_client_line_bytes).await {
         Ended::Closed => {
             tracing::info!("the MCP client closed its connection; shutting down");
             "the MCP client disconnected (its stdio stream ended)"
@@ -173,9 +174,11 @@ enum Ended {
 async fn read_messages(
     reader: Box<dyn AsyncRead + Unpin + Send>,
     session: &Arc<Session>,
+    bridge: &Bridge,
     max_line_bytes: usize,
 ) -> Ended {
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let mut announced = false;
     let mut line = Vec::with_capacity(4096);
     loop {
         line.clear();
@@ -203,6 +206,10 @@ async fn read_messages(
                 line = taken;
                 if let Some(reply) = reply {
                     session.deliver_now(reply);
+                }
+                if !announced && let Some(client) = session.state().client() {
+                    bridge.log_client_connected(&session.handle, client);
+                    announced = true;
                 }
             }
             Err(err) => tracing::error!(%err, "handling a message from the MCP client failed"),

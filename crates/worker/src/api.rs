@@ -18,7 +18,7 @@ use sampling2api_core::sampling::{
     CreateMessageParams, CreateMessageResult, ModelHint, ModelPreferences,
 };
 use sampling2api_core::stream_framing::StreamFraming;
-use sampling2api_core::to_sampling::into_create_message_params;
+use sampling2api_core::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::{ApiError, ids, openai, tokens};
 use serde_json::json;
 use worker::{Delay, Env, Method, Request, Response};
@@ -48,6 +48,8 @@ struct Accepted {
     stream: bool,
     session_id: String,
     params: CreateMessageParams,
+    /// What the answer needs (emulated tool calls to parse, a structured value to extract).
+    plan: AnswerPlan,
     input_tokens: u64,
     message_id: String,
 }
@@ -131,7 +133,7 @@ async fn accept(
     let stream = request.wants_stream();
     let hints = catalog(settings, Vec::new()).hints_for(&model);
     // The request's content moves into the params: a large request is held once.
-    let mut params = into_create_message_params(request, support)?;
+    let (mut params, plan) = into_create_message_params(request, support, settings.tool_mode)?;
     params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
         hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
     });
@@ -142,6 +144,7 @@ async fn accept(
         model,
         stream,
         params,
+        plan,
     })
 }
 
@@ -270,6 +273,7 @@ async fn respond(
             message_id: accepted.message_id,
             requested_model: &accepted.model,
             estimated_input_tokens: accepted.input_tokens,
+            plan: accepted.plan,
         },
         || ids::tool_use_id(random_u128()),
     )
@@ -414,6 +418,7 @@ pub async fn messages(
     )
 }
 
+/// Tools count as the prompt that emulation renders for them (no client is involved).
 pub async fn count_tokens(
     mut req: Request,
     settings: &Settings,
@@ -517,7 +522,11 @@ pub async fn namespace_health(env: &Env, namespace: &Namespace) -> Result<Respon
     http::json(200, body.to_string())
 }
 
-pub async fn list_sessions(env: &Env, namespace: &Namespace) -> Result<Response, ApiError> {
+pub async fn list_sessions(
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+) -> Result<Response, ApiError> {
     let listed = sessions(env, namespace).await?;
     let data: Vec<_> = listed
         .iter()
@@ -528,6 +537,9 @@ pub async fn list_sessions(env: &Env, namespace: &Namespace) -> Result<Response,
                 "protocol_version": entry.protocol_version,
                 "sampling": entry.sampling.is_some(),
                 "sampling_tools": entry.sampling.is_some_and(|s| s.tools),
+                "tools": entry
+                    .sampling
+                    .map(|support| settings.tool_mode.delivery(support).as_str()),
             })
         })
         .collect();

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use sampling2api_core::models::ModelCatalog;
+use sampling2api_core::tool_emulation::ToolMode;
 use worker::Env;
 
 pub struct Settings {
@@ -18,6 +19,8 @@ pub struct Settings {
     pub max_reported_models: usize,
     /// Log request bodies (prompts) too; off unless asked for.
     pub log_prompts: bool,
+    /// `TOOLS`: auto (default), native or emulate, like the native `--tools`.
+    pub tool_mode: ToolMode,
 }
 
 impl Settings {
@@ -56,6 +59,10 @@ impl Settings {
             ) as usize,
             log_prompts: text("LOG_PROMPTS")
                 .is_some_and(|value| matches!(value.trim(), "1" | "true" | "yes")),
+            // An unknown value falls back to the default, as the numbers above do.
+            tool_mode: text("TOOLS")
+                .and_then(|value| ToolMode::parse(&value).ok())
+                .unwrap_or_default(),
         }
     }
 }

@@ -53,6 +53,10 @@ async fn route(
         (Method::Get, "/health") if !has_token => {
             return http::json(200, r#"{"status":"ok","mode":"worker"}"#.into());
         }
+        // Claude Code's preconnect probe: no token.
+        (Method::Get | Method::Head, "/api/hello") => {
+            return http::json(200, r#"{"status":"ok"}"#.into());
+        }
         (Method::Get | Method::Head, "/") => {
             return http::json(
                 200,
@@ -100,7 +104,7 @@ async fn route(
             )
             .await
         }
-        (Method::Get, "/sessions") => api::list_sessions(env, &namespace).await,
+        (Method::Get, "/sessions") => api::list_sessions(env, &namespace, &settings).await,
         (Method::Get, "/health") => api::namespace_health(env, &namespace).await,
         (Method::Get, "/metrics") => api::metrics(env, &namespace).await,
         (method, path) => {

@@ -70,7 +70,7 @@ pub async fn handle(
     match (req.method(), session) {
         (Method::Post, None) => {
             let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
-            start_session(env, namespace, &body).await
+            start_session(env, namespace, settings, &body).await
         }
         (_, Some(id)) if !valid_id(&id) => unknown_session(),
         (Method::Post, Some(id)) => {
@@ -122,6 +122,7 @@ pub async fn handle(
 async fn start_session(
     env: &Env,
     namespace: &Namespace,
+    settings: &Settings,
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let mut probe = McpSession::<()>::new(ServerInfo::sampling2api());
@@ -145,6 +146,18 @@ async fn start_session(
         return http::json(400, reply);
     }
     let client = probe.client().cloned();
+    if let Some(client) = &client {
+        let tools = client
+            .sampling
+            .map_or("-", |support| settings.tool_mode.delivery(support).as_str());
+        worker::console_log!(
+            "MCP client connected session={id} client={} protocol={} sampling={} sampling_tools={} tools={tools}",
+            client.client_name.as_deref().unwrap_or("unknown"),
+            client.protocol_version,
+            client.sampling.is_some(),
+            client.sampling.is_some_and(|s| s.tools),
+        );
+    }
     let entry = SessionEntry {
         id: id.clone(),
         client_name: client.as_ref().and_then(|c| c.client_name.clone()),

@@ -1,0 +1,132 @@
+//! Structured outputs on every client: MCP sampling has no field for a response schema, so the
+//! schema goes into the system prompt, and the answer's text is reduced to the one JSON value
+//! it holds (models often wrap it in a code fence or put a sentence before it).
+
+use serde::de::IgnoredAny;
+use serde_json::Value;
+
+use crate::tool_emulation::strip_fence;
+
+/// How many `{`/`[` positions are tried when looking for a value inside prose; a bound keeps a
+/// long answer full of braces from costing quadratic time.
+const MAX_START_CANDIDATES: usize = 64;
+
+/// The system-prompt section that asks for `schema`. With tools offered, it binds the final
+/// answer only, so a tool loop can run first.
+pub fn instruction(schema: &Value, with_tools: bool) -> String {
+    let which = if with_tools {
+        "When you answer without calling a tool, your answer"
+    } else {
+        "Your answer"
+    };
+    format!(
+        "# Response format\n\n{which} must be exactly one JSON value that matches this JSON Schema, with no other text and no code fence:\n<schema>\n{schema}\n</schema>"
+    )
+}
+
+/// The one JSON value `text` holds: all of it, the inside of a code fence, or the first value
+/// that starts after some prose. `None` when nothing parses.
+pub fn extract_json(text: &str) -> Option<&str> {
+    let whole = text.trim();
+    if parses(whole) {
+        return Some(whole);
+    }
+    // Between fences: the odd pieces of a split on ``` are the fenced texts.
+    for (index, piece) in text.split("```").enumerate() {
+        if index % 2 == 1 {
+            let inner = strip_fence_body(piece);
+            if parses(inner) {
+                return Some(inner);
+            }
+        }
+    }
+    for (start, _) in text
+        .char_indices()
+        .filter(|(_, c)| matches!(c, '{' | '['))
+        .take(MAX_START_CANDIDATES)
+    {
+        let Some(candidate) = text.get(start..) else {
+            continue;
+        };
+        let mut values = serde_json::Deserializer::from_str(candidate).into_iter::<IgnoredAny>();
+        if let Some(Ok(_)) = values.next()
+            && let Some(value) = candidate.get(..values.byte_offset())
+        {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// A fenced piece without its language tag line (`json\n{…}`).
+fn strip_fence_body(piece: &str) -> &str {
+    let fenced = strip_fence(piece.trim());
+    match fenced.split_once('\n') {
+        Some((tag, rest)) if !tag.trim_start().starts_with(['{', '[', '"']) => rest.trim(),
+        _ => fenced.trim(),
+    }
+}
+
+fn parses(text: &str) -> bool {
+    !text.is_empty() && serde_json::from_str::<IgnoredAny>(text).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn instruction_carries_the_schema() {
+        let schema = json!({"type":"object","properties":{"city":{"type":"string"}}});
+        let text = instruction(&schema, false);
+        assert!(
+            text.starts_with("# Response format\n\nYour answer must be exactly one JSON value")
+        );
+        assert!(text.contains(&schema.to_string()));
+        assert!(instruction(&schema, true).contains("When you answer without calling a tool"));
+    }
+
+    /// The README quotes this instruction verbatim ("Structured outputs").
+    #[test]
+    fn instruction_is_the_documented_text() {
+        let text = instruction(
+            &json!({"type":"object","properties":{"city":{"type":"string"}}}),
+            false,
+        );
+        assert!(include_str!("../../../README.md").contains(&text), "{text}");
+    }
+
+    #[test]
+    fn values_are_found_where_models_put_them() {
+        assert_eq!(extract_json(" {\"a\": 1} \n"), Some("{\"a\": 1}"));
+        assert_eq!(
+            extract_json("Here is the result:\n```json\n{\"a\": [1, 2]}\n```\nDone."),
+            Some("{\"a\": [1, 2]}")
+        );
+        assert_eq!(extract_json("```\n[1]\n```"), Some("[1]"));
+        assert_eq!(
+            extract_json("Sure! The answer is {\"city\": \"Paris\"} as asked."),
+            Some("{\"city\": \"Paris\"}")
+        );
+        assert_eq!(extract_json("\"just a string\""), Some("\"just a string\""));
+        assert_eq!(extract_json("42"), Some("42"));
+        // Braces that are not JSON come before the value.
+        assert_eq!(
+            extract_json("Set {x} first, then: {\"x\": true}"),
+            Some("{\"x\": true}")
+        );
+        assert_eq!(
+            extract_json("日本 {\"k\": \"語\"}"),
+            Some("{\"k\": \"語\"}")
+        );
+    }
+
+    #[test]
+    fn prose_without_json_is_left_alone() {
+        assert_eq!(extract_json("I cannot answer that."), None);
+        assert_eq!(extract_json("{broken"), None);
+        assert_eq!(extract_json(""), None);
+        assert_eq!(extract_json("```\nnot json\n```"), None);
+    }
+}

@@ -1,0 +1,746 @@
+//! Tool use for MCP clients that cannot take `tools` in a sampling request (VS Code with
+//! Copilot, Copilot CLI): the offered tools and a calling convention go into the system prompt,
+//! tool history becomes text in the same convention, and the answer's text is parsed back into
+//! `tool_use` blocks.
+//!
+//! The convention is the one open and hosted models are trained on (Hermes/Qwen):
+//! `<tool_call>{"name": …, "arguments": {…}}</tool_call>` per call, results in
+//! `<tool_response>` blocks. Pure functions; `to_sampling` and `from_sampling` call them.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use crate::anthropic::{ResponseBlock, ToolChoice};
+use crate::sampling::{SamplingContent, SamplingTool};
+use crate::to_sampling::ClientSupport;
+
+pub const CALL_OPEN: &str = "<tool_call>";
+pub const CALL_CLOSE: &str = "</tool_call>";
+
+/// How a bridge carries tools to its clients (`--tools`, worker var `TOOLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolMode {
+    /// Native for clients that declared `sampling.tools`, emulated for the others.
+    #[default]
+    Auto,
+    /// Always native: a client without `sampling.tools` gets no tool requests (400).
+    Native,
+    /// Always in the prompt, whatever the client declared.
+    Emulate,
+}
+
+impl ToolMode {
+    pub fn parse(text: &str) -> Result<ToolMode, String> {
+        match text.trim() {
+            "auto" => Ok(ToolMode::Auto),
+            "native" => Ok(ToolMode::Native),
+            "emulate" => Ok(ToolMode::Emulate),
+            other => Err(format!(
+                "`{other}`: expected auto, native or emulate as the tool mode"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolMode::Auto => "auto",
+            ToolMode::Native => "native",
+            ToolMode::Emulate => "emulate",
+        }
+    }
+
+    /// What a client with `support` gets under this mode.
+    pub fn delivery(self, support: ClientSupport) -> ToolDelivery {
+        match self {
+            ToolMode::Native => ToolDelivery::Native,
+            ToolMode::Emulate => ToolDelivery::Emulated,
+            ToolMode::Auto if support.tools => ToolDelivery::Native,
+            ToolMode::Auto => ToolDelivery::Emulated,
+        }
+    }
+}
+
+/// How one client's requests carry tools; `GET /sessions` shows it as `tools`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolDelivery {
+    Native,
+    Emulated,
+}
+
+impl ToolDelivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolDelivery::Native => "native",
+            ToolDelivery::Emulated => "emulated",
+        }
+    }
+}
+
+/// The system-prompt section that offers `tools`, or `None` when there is nothing to offer
+/// (no tools, or `tool_choice: none`).
+pub fn tool_prompt(tools: &[SamplingTool], choice: Option<&ToolChoice>) -> Option<String> {
+    if tools.is_empty() || matches!(choice, Some(ToolChoice::None {})) {
+        return None;
+    }
+    let mut prompt = String::from("# Tools\n\nYou can call these tools:\n<tools>\n");
+    for tool in tools {
+        // Written by hand so the keys keep this order (serde_json's map sorts them).
+        prompt.push_str("{\"name\":");
+        prompt.push_str(&json_string(&tool.name));
+        if let Some(description) = tool.description.as_deref().filter(|d| !d.is_empty()) {
+            prompt.push_str(",\"description\":");
+            prompt.push_str(&json_string(description));
+        }
+        prompt.push_str(",\"input_schema\":");
+        prompt.push_str(&tool.input_schema.to_string());
+        prompt.push_str("}\n");
+    }
+    prompt.push_str(
+        "</tools>\n\n\
+         To call a tool, write a tool call block whose arguments are a JSON object matching the tool's input_schema:\n\
+         <tool_call>{\"name\": \"tool_name\", \"arguments\": {\"argument\": \"value\"}}</tool_call>\n\n\
+         - You may write text before your tool calls. Write one block per call; several blocks make several calls.\n\
+         - End your response after the last block: the results arrive in the next turn as <tool_response> blocks. Never write a <tool_response> yourself.",
+    );
+    match choice {
+        Some(ToolChoice::Any { .. }) => {
+            prompt.push_str("\n- You must call at least one tool in this response.");
+        }
+        Some(ToolChoice::Tool { name, .. }) => {
+            prompt.push_str(&format!(
+                "\n- You must call the tool `{name}` in this response, and no other tool."
+            ));
+        }
+        _ => {
+            prompt.push_str("\n- If no tool is needed, answer normally, without a tool call block.")
+        }
+    }
+    if choice.is_some_and(ToolChoice::disables_parallel_tool_use) {
+        prompt.push_str("\n- Call at most one tool in this response.");
+    }
+    Some(prompt)
+}
+
+/// An assistant `tool_use` as the text the model would have written for it. The id rides
+/// along so `<tool_response>` blocks can name the call they answer.
+pub fn render_call(id: &str, name: &str, input: &Value) -> String {
+    format!(
+        "{CALL_OPEN}{{\"name\": {}, \"arguments\": {input}, \"id\": {}}}{CALL_CLOSE}",
+        json_string(name),
+        json_string(id)
+    )
+}
+
+/// A `tool_result` as a `<tool_response>` block naming its call; `images` are sent as image
+/// blocks right after it.
+pub fn render_response(
+    id: &str,
+    name: Option<&str>,
+    is_error: bool,
+    texts: &[&str],
+    images: usize,
+) -> String {
+    let mut text = format!("<tool_response id=\"{}\"", attribute(id));
+    if let Some(name) = name {
+        text.push_str(&format!(" name=\"{}\"", attribute(name)));
+    }
+    if is_error {
+        text.push_str(" is_error=\"true\"");
+    }
+    text.push_str(">\n");
+    for part in texts {
+        text.push_str(part);
+        text.push('\n');
+    }
+    match images {
+        0 => {}
+        1 => text.push_str("(1 image follows this block)\n"),
+        n => text.push_str(&format!("({n} images follow this block)\n")),
+    }
+    text.push_str("</tool_response>");
+    text
+}
+
+/// Rewrites one converted history block for a prompt without native tools: `tool_use` →
+/// its `<tool_call>` text, `tool_result` → a `<tool_response>` text block followed by its
+/// images. `names` maps the calls seen so far to their tools.
+pub fn history_blocks(
+    block: SamplingContent,
+    names: &mut HashMap<String, String>,
+) -> Vec<SamplingContent> {
+    match block {
+        SamplingContent::ToolUse { id, name, input } => {
+            let text = render_call(&id, &name, &input);
+            names.insert(id, name);
+            vec![SamplingContent::Text { text }]
+        }
+        SamplingContent::ToolResult {
+            tool_use_id,
+            content,
+            is_error,
+        } => {
+            let mut texts: Vec<String> = Vec::new();
+            let mut attached = Vec::new();
+            for part in content {
+                match part {
+                    SamplingContent::Text { text } => texts.push(text),
+                    other => attached.push(other),
+                }
+            }
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let text = render_response(
+                &tool_use_id,
+                names.get(&tool_use_id).map(String::as_str),
+                is_error.unwrap_or(false),
+                &texts,
+                attached.len(),
+            );
+            let mut blocks = Vec::with_capacity(1 + attached.len());
+            blocks.push(SamplingContent::Text { text });
+            blocks.extend(attached);
+            blocks
+        }
+        other => vec![other],
+    }
+}
+
+/// The tools a prompt offered, which decides what the answer's calls may name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmulatedTools {
+    pub names: Vec<String>,
+    /// `disable_parallel_tool_use`: calls beyond this many stay text.
+    pub max_calls: Option<usize>,
+}
+
+impl EmulatedTools {
+    /// Splits an answer's text into text and `tool_use` blocks. Text before, between and after
+    /// the calls stays text; a call that names a tool not offered, or whose JSON does not
+    /// parse, stays in the text as written. Without a well-formed call the text is returned
+    /// unchanged.
+    pub fn parse(&self, text: String, fresh_id: &mut impl FnMut() -> String) -> Vec<ResponseBlock> {
+        if !text.contains(CALL_OPEN) {
+            return vec![ResponseBlock::Text { text }];
+        }
+        let mut blocks = Vec::new();
+        let mut pending = String::new();
+        let mut calls = 0usize;
+        let mut rest = text.as_str();
+        while let Some((before, after)) = rest.split_once(CALL_OPEN) {
+            pending.push_str(before);
+            let (body, tail) = split_block(after);
+            let raw = after.get(..after.len() - tail.len()).unwrap_or(after);
+            let within_limit = self.max_calls.is_none_or(|max| calls < max);
+            match parse_call(body, &self.names).filter(|_| within_limit) {
+                Some((name, input)) => {
+                    push_text(&mut blocks, &pending);
+                    pending.clear();
+                    blocks.push(ResponseBlock::ToolUse {
+                        id: fresh_id(),
+                        name,
+                        input,
+                    });
+                    calls += 1;
+                }
+                None => {
+                    pending.push_str(CALL_OPEN);
+                    pending.push_str(raw);
+                }
+            }
+            rest = tail;
+        }
+        pending.push_str(rest);
+        if calls == 0 {
+            return vec![ResponseBlock::Text { text: pending }];
+        }
+        push_text(&mut blocks, &pending);
+        blocks
+    }
+}
+
+/// A block's body and the text after the block. A JSON object right after the tag is read
+/// whole first, so a `</tool_call>` inside one of its strings does not end the block. A model
+/// that stops right after the JSON (or at a stop sequence) leaves the block open: then the
+/// rest of the text is the call.
+fn split_block(after: &str) -> (&str, &str) {
+    let trimmed = after.trim_start();
+    if trimmed.starts_with('{') {
+        let mut values =
+            serde_json::Deserializer::from_str(trimmed).into_iter::<serde::de::IgnoredAny>();
+        if let Some(Ok(_)) = values.next() {
+            let end = values.byte_offset();
+            if let (Some(json), Some(remainder)) = (trimmed.get(..end), trimmed.get(end..)) {
+                let remainder = remainder.trim_start();
+                if let Some(tail) = remainder.strip_prefix(CALL_CLOSE) {
+                    return (json, tail);
+                }
+                if remainder.is_empty() {
+                    return (json, "");
+                }
+            }
+        }
+    }
+    after.split_once(CALL_CLOSE).unwrap_or((after, ""))
+}
+
+fn push_text(blocks: &mut Vec<ResponseBlock>, text: &str) {
+    let text = text.trim();
+    if !text.is_empty() {
+        blocks.push(ResponseBlock::Text {
+            text: text.to_string(),
+        });
+    }
+}
+
+/// One call's name and input object, if `body` is a well-formed call to an offered tool.
+/// Accepts the variants models produce: a ```json fence inside the tag, `parameters` or
+/// `input` instead of `arguments`, arguments as a JSON string, an OpenAI-style `function`
+/// wrapper.
+pub fn parse_call(body: &str, offered: &[String]) -> Option<(String, Value)> {
+    let body = strip_fence(body.trim());
+    let value: Value = serde_json::from_str(body).ok()?;
+    let mut object = match value {
+        Value::Object(object) => object,
+        _ => return None,
+    };
+    if !object.contains_key("name")
+        && let Some(Value::Object(function)) = object.remove("function")
+    {
+        object = function;
+    }
+    let name = match object.remove("name") {
+        Some(Value::String(name)) => name,
+        _ => return None,
+    };
+    if !offered.contains(&name) {
+        return None;
+    }
+    let arguments = ["arguments", "parameters", "input"]
+        .iter()
+        .find_map(|key| object.remove(*key));
+    let input = match arguments {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(Value::Object(input)) => Value::Object(input),
+        Some(Value::String(text)) if text.trim().is_empty() => Value::Object(Map::new()),
+        Some(Value::String(text)) => match serde_json::from_str(strip_fence(text.trim())) {
+            Ok(Value::Object(input)) => Value::Object(input),
+            _ => return None,
+        },
+        Some(_) => return None,
+    };
+    Some((name, input))
+}
+
+/// The inside of a Markdown code fence (```json … ```), or `text` if it is not one.
+pub fn strip_fence(text: &str) -> &str {
+    let Some(opened) = text.strip_prefix("```") else {
+        return text;
+    };
+    let Some(closed) = opened.trim_end().strip_suffix("```") else {
+        return text;
+    };
+    // The language tag runs to the end of the first line.
+    let inner = match closed.split_once('\n') {
+        Some((tag, inner)) if !tag.trim_start().starts_with(['{', '[']) => inner,
+        _ => closed,
+    };
+    inner.trim()
+}
+
+fn json_string(text: &str) -> String {
+    Value::String(text.to_string()).to_string()
+}
+
+fn attribute(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tools(names: &[&str]) -> EmulatedTools {
+        EmulatedTools {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            max_calls: None,
+        }
+    }
+
+    fn parse(offered: &EmulatedTools, text: &str) -> Vec<ResponseBlock> {
+        let mut counter = 0;
+        offered.parse(text.to_string(), &mut || {
+            counter += 1;
+            format!("toolu_{counter}")
+        })
+    }
+
+    fn text(text: &str) -> ResponseBlock {
+        ResponseBlock::Text { text: text.into() }
+    }
+
+    fn call(id: &str, name: &str, input: Value) -> ResponseBlock {
+        ResponseBlock::ToolUse {
+            id: id.into(),
+            name: name.into(),
+            input,
+        }
+    }
+
+    fn sampling_tool(name: &str) -> SamplingTool {
+        SamplingTool {
+            name: name.into(),
+            description: Some(format!("Does {name}.")),
+            input_schema: json!({"type":"object","properties":{"q":{"type":"string"}}}),
+        }
+    }
+
+    #[test]
+    fn modes_parse_and_decide_per_client() {
+        let plain = ClientSupport {
+            tools: false,
+            multi_block_messages: true,
+        };
+        assert_eq!(ToolMode::parse("auto"), Ok(ToolMode::Auto));
+        assert_eq!(ToolMode::parse(" emulate "), Ok(ToolMode::Emulate));
+        assert!(ToolMode::parse("magic").is_err());
+        assert_eq!(
+            ToolMode::Auto.delivery(ClientSupport::FULL),
+            ToolDelivery::Native
+        );
+        assert_eq!(ToolMode::Auto.delivery(plain), ToolDelivery::Emulated);
+        assert_eq!(ToolMode::Native.delivery(plain), ToolDelivery::Native);
+        assert_eq!(
+            ToolMode::Emulate.delivery(ClientSupport::FULL),
+            ToolDelivery::Emulated
+        );
+        assert_eq!(ToolDelivery::Emulated.as_str(), "emulated");
+    }
+
+    #[test]
+    fn prompt_lists_tools_and_the_convention() {
+        let prompt = tool_prompt(&[sampling_tool("get"), sampling_tool("put")], None).unwrap();
+        assert!(prompt.starts_with("# Tools\n"), "{prompt}");
+        assert!(prompt.contains(
+            "{\"name\":\"get\",\"description\":\"Does get.\",\"input_schema\":{\"properties\":{\"q\":{\"type\":\"string\"}},\"type\":\"object\"}}\n"
+        ), "{prompt}");
+        assert!(prompt.contains("{\"name\":\"put\""));
+        assert!(prompt.contains(
+            "<tool_call>{\"name\": \"tool_name\", \"arguments\": {\"argument\": \"value\"}}</tool_call>"
+        ));
+        assert!(prompt.contains("If no tool is needed"));
+        assert!(!prompt.contains("must call"));
+    }
+
+    /// The README quotes this prompt verbatim ("Tool emulation"); keep them equal.
+    #[test]
+    fn prompt_is_the_documented_text() {
+        let tool = SamplingTool {
+            name: "get_weather".into(),
+            description: Some("Current weather for a city.".into()),
+            input_schema: json!({"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}),
+        };
+        let expected = r#"# Tools
+
+You can call these tools:
+<tools>
+{"name":"get_weather","description":"Current weather for a city.","input_schema":{"properties":{"city":{"type":"string"}},"required":["city"],"type":"object"}}
+</tools>
+
+To call a tool, write a tool call block whose arguments are a JSON object matching the tool's input_schema:
+<tool_call>{"name": "tool_name", "arguments": {"argument": "value"}}</tool_call>
+
+- You may write text before your tool calls. Write one block per call; several blocks make several calls.
+- End your response after the last block: the results arrive in the next turn as <tool_response> blocks. Never write a <tool_response> yourself.
+- If no tool is needed, answer normally, without a tool call block."#;
+        assert_eq!(tool_prompt(&[tool], None).unwrap(), expected);
+        let readme = include_str!("../../../README.md");
+        assert!(readme.contains(expected), "README quotes another prompt");
+    }
+
+    #[test]
+    fn tool_choice_shapes_the_prompt() {
+        let offered = [sampling_tool("get"), sampling_tool("put")];
+        let any = tool_prompt(
+            &offered,
+            Some(&ToolChoice::Any {
+                disable_parallel_tool_use: None,
+            }),
+        )
+        .unwrap();
+        assert!(any.contains("You must call at least one tool"));
+        assert!(!any.contains("If no tool is needed"));
+        let named = tool_prompt(
+            &offered,
+            Some(&ToolChoice::Tool {
+                name: "put".into(),
+                disable_parallel_tool_use: Some(true),
+            }),
+        )
+        .unwrap();
+        assert!(
+            named.contains("You must call the tool `put` in this response, and no other tool.")
+        );
+        assert!(named.contains("Call at most one tool"));
+        let auto = tool_prompt(
+            &offered,
+            Some(&ToolChoice::Auto {
+                disable_parallel_tool_use: Some(false),
+            }),
+        )
+        .unwrap();
+        assert!(!auto.contains("at most one"));
+        assert_eq!(tool_prompt(&offered, Some(&ToolChoice::None {})), None);
+        assert_eq!(tool_prompt(&[], None), None);
+    }
+
+    #[test]
+    fn history_renders_calls_and_responses_with_images_after() {
+        let mut names = HashMap::new();
+        let call_text = history_blocks(
+            SamplingContent::ToolUse {
+                id: "toolu_1".into(),
+                name: "shot".into(),
+                input: json!({"url":"x"}),
+            },
+            &mut names,
+        );
+        assert_eq!(
+            call_text,
+            vec![SamplingContent::Text {
+                text: "<tool_call>{\"name\": \"shot\", \"arguments\": {\"url\":\"x\"}, \"id\": \"toolu_1\"}</tool_call>".into()
+            }]
+        );
+        let image = SamplingContent::Image {
+            data: "R0lG".into(),
+            mime_type: "image/gif".into(),
+        };
+        let response = history_blocks(
+            SamplingContent::ToolResult {
+                tool_use_id: "toolu_1".into(),
+                content: vec![
+                    SamplingContent::Text {
+                        text: "taken".into(),
+                    },
+                    image.clone(),
+                ],
+                is_error: Some(true),
+            },
+            &mut names,
+        );
+        assert_eq!(
+            response,
+            vec![
+                SamplingContent::Text {
+                    text: "<tool_response id=\"toolu_1\" name=\"shot\" is_error=\"true\">\ntaken\n(1 image follows this block)\n</tool_response>".into()
+                },
+                image
+            ]
+        );
+        // An unknown call id still renders; plain blocks pass through.
+        let orphan = history_blocks(
+            SamplingContent::ToolResult {
+                tool_use_id: "x\"y".into(),
+                content: vec![],
+                is_error: None,
+            },
+            &mut names,
+        );
+        assert_eq!(
+            orphan,
+            vec![SamplingContent::Text {
+                text: "<tool_response id=\"x&quot;y\">\n</tool_response>".into()
+            }]
+        );
+        let plain = SamplingContent::Text { text: "hi".into() };
+        assert_eq!(history_blocks(plain.clone(), &mut names), vec![plain]);
+    }
+
+    #[test]
+    fn prose_before_a_call_stays_text() {
+        let blocks = parse(
+            &tools(&["get"]),
+            "Let me look.\n<tool_call>{\"name\": \"get\", \"arguments\": {\"q\": \"rust\"}}</tool_call>",
+        );
+        assert_eq!(
+            blocks,
+            vec![
+                text("Let me look."),
+                call("toolu_1", "get", json!({"q":"rust"}))
+            ]
+        );
+    }
+
+    #[test]
+    fn several_calls_become_several_tool_uses() {
+        let blocks = parse(
+            &tools(&["get", "put"]),
+            "<tool_call>{\"name\":\"get\",\"arguments\":{\"q\":1}}</tool_call>\n<tool_call>\n{\"name\":\"put\",\"arguments\":{}}\n</tool_call>",
+        );
+        assert_eq!(
+            blocks,
+            vec![
+                call("toolu_1", "get", json!({"q":1})),
+                call("toolu_2", "put", json!({}))
+            ]
+        );
+    }
+
+    #[test]
+    fn variants_models_produce_are_accepted() {
+        let offered = tools(&["get"]);
+        for body in [
+            "```json\n{\"name\": \"get\", \"arguments\": {\"q\": 2}}\n```",
+            "{\"name\": \"get\", \"arguments\": \"{\\\"q\\\": 2}\"}",
+            "{\"name\": \"get\", \"parameters\": {\"q\": 2}}",
+            "{\"name\": \"get\", \"input\": {\"q\": 2}}",
+            "{\"type\": \"function\", \"function\": {\"name\": \"get\", \"arguments\": {\"q\": 2}}}",
+            "```\n{\"name\": \"get\", \"arguments\": {\"q\": 2}}```",
+        ] {
+            let blocks = parse(&offered, &format!("<tool_call>{body}</tool_call>"));
+            assert_eq!(
+                blocks,
+                vec![call("toolu_1", "get", json!({"q":2}))],
+                "{body}"
+            );
+        }
+        // No arguments at all: an empty input.
+        assert_eq!(
+            parse(&offered, "<tool_call>{\"name\":\"get\"}</tool_call>"),
+            vec![call("toolu_1", "get", json!({}))]
+        );
+        // An unclosed block at the end of the answer.
+        assert_eq!(
+            parse(
+                &offered,
+                "ok <tool_call>{\"name\":\"get\",\"arguments\":{}}"
+            ),
+            vec![text("ok"), call("toolu_1", "get", json!({}))]
+        );
+    }
+
+    #[test]
+    fn unknown_tools_and_broken_json_stay_text() {
+        let offered = tools(&["get"]);
+        for answer in [
+            "Try <tool_call>{\"name\": \"rm\", \"arguments\": {}}</tool_call> maybe",
+            "<tool_call>{\"name\": \"get\", \"arguments\": {\"q\": }</tool_call>",
+            "<tool_call>{\"name\": \"get\", \"arguments\": [1]}</tool_call>",
+            "<tool_call>{\"name\": \"get\", \"arguments\": \"not json\"}</tool_call>",
+            "<tool_call>[\"get\"]</tool_call>",
+            "plain answer",
+        ] {
+            assert_eq!(parse(&offered, answer), vec![text(answer)], "{answer}");
+        }
+        // Next to a good call, the bad one is kept in the text around it.
+        let blocks = parse(
+            &offered,
+            "A <tool_call>{\"name\":\"rm\"}</tool_call> B <tool_call>{\"name\":\"get\",\"arguments\":{}}</tool_call> C",
+        );
+        assert_eq!(
+            blocks,
+            vec![
+                text("A <tool_call>{\"name\":\"rm\"}</tool_call> B"),
+                call("toolu_1", "get", json!({})),
+                text("C")
+            ]
+        );
+        // Nothing offered (tool_choice none): nothing is a call.
+        let none = tools(&[]);
+        let answer = "<tool_call>{\"name\":\"get\",\"arguments\":{}}</tool_call>";
+        assert_eq!(parse(&none, answer), vec![text(answer)]);
+    }
+
+    #[test]
+    fn parallel_calls_can_be_limited() {
+        let offered = EmulatedTools {
+            names: vec!["get".into()],
+            max_calls: Some(1),
+        };
+        let second = "<tool_call>{\"name\":\"get\",\"arguments\":{\"n\":2}}</tool_call>";
+        let blocks = parse(
+            &offered,
+            &format!(
+                "<tool_call>{{\"name\":\"get\",\"arguments\":{{\"n\":1}}}}</tool_call>{second}"
+            ),
+        );
+        assert_eq!(
+            blocks,
+            vec![call("toolu_1", "get", json!({"n":1})), text(second)]
+        );
+    }
+
+    #[test]
+    fn fences_strip() {
+        assert_eq!(strip_fence("```json\n{}\n```"), "{}");
+        assert_eq!(strip_fence("```{\"a\":1}```"), "{\"a\":1}");
+        assert_eq!(strip_fence("{}"), "{}");
+        assert_eq!(strip_fence("```json\n{}"), "```json\n{}");
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                ".{0,12}".prop_map(Value::String),
+            ]
+        }
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            json_leaf().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map(".{0,8}", inner, 0..4)
+                        .prop_map(|map| Value::Object(map.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn input() -> impl Strategy<Value = Value> {
+            prop::collection::btree_map(".{0,8}", json_value(), 0..4)
+                .prop_map(|map| Value::Object(map.into_iter().collect()))
+        }
+
+        proptest! {
+            /// Rendering a tool history as text and parsing the rendered calls back gives the
+            /// same calls, whatever the names and inputs hold (tags and quotes included).
+            #[test]
+            fn rendered_calls_parse_back(
+                calls in prop::collection::vec(("[A-Za-z_][A-Za-z0-9_-]{0,20}", input()), 1..5),
+                prose in "[^<]{0,40}",
+            ) {
+                let mut names = HashMap::new();
+                let mut text = prose.clone();
+                for (index, (name, input)) in calls.iter().enumerate() {
+                    for block in history_blocks(
+                        SamplingContent::ToolUse { id: format!("toolu_{index}"), name: name.clone(), input: input.clone() },
+                        &mut names,
+                    ) {
+                        let SamplingContent::Text { text: rendered } = block else { panic!("not text") };
+                        text.push('\n');
+                        text.push_str(&rendered);
+                    }
+                }
+                let offered = EmulatedTools {
+                    names: calls.iter().map(|(name, _)| name.clone()).collect(),
+                    max_calls: None,
+                };
+                let parsed: Vec<(String, Value)> = parse(&offered, &text)
+                    .into_iter()
+                    .filter_map(|block| match block {
+                        ResponseBlock::ToolUse { name, input, .. } => Some((name, input)),
+                        ResponseBlock::Text { .. } => None,
+                    })
+                    .collect();
+                prop_assert_eq!(parsed, calls);
+            }
+        }
+    }
+}
