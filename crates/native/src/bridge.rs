@@ -85,10 +85,12 @@ impl Bridge {
             max_in_flight: self.settings.max_in_flight_per_session,
             max_queued_bytes: self.settings.max_client_queue_bytes,
         }
+    }
+
     /// The connect log line: who connected, and how its requests carry tools.
-    pub fn log_client_connected(&self, session_id: &str, client: &ClientFacts) {
+    pub fn log_client_connected(&self, session_handle: &str, client: &ClientFacts) {
         tracing::info!(
-            session = %session_id,
+            session = %session_handle,
             client = client.client_name.as_deref().unwrap_or("unknown"),
             protocol = %client.protocol_version,
             sampling = client.sampling.is_some(),

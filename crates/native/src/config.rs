@@ -155,6 +155,11 @@ pub struct CommonArgs {
         env = "SAMPLING2API_MAX_REPORTED_MODELS"
     )]
     pub max_reported_models: usize,
+    /// How tools reach the MCP client: `native` in the sampling request (only clients that
+    /// declared `sampling.tools` can take them), `emulate` in the prompt with the answer parsed
+    /// back, or `auto`: native where the client declared `sampling.tools`, emulated elsewhere.
+    #[arg(long = "tools", default_value = "auto", env = "SAMPLING2API_TOOLS", value_parser = ToolMode::parse)]
+    pub tool_mode: ToolMode,
     #[command(flatten)]
     pub front: FrontArgs,
 }
@@ -214,11 +219,6 @@ pub struct UrlImageLimits {
     /// Downloads one request runs at once.
     #[arg(long, default_value_t = 4, env = "SAMPLING2API_URL_IMAGE_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..))]
     pub url_image_concurrency: u16,
-    /// How tools reach the MCP client: `native` in the sampling request (only clients that
-    /// declared `sampling.tools` can take them), `emulate` in the prompt with the answer parsed
-    /// back, or `auto`: native where the client declared `sampling.tools`, emulated elsewhere.
-    #[arg(long = "tools", default_value = "auto", env = "SAMPLING2API_TOOLS", value_parser = ToolMode::parse)]
-    pub tool_mode: ToolMode,
 }
 
 fn parse_alias(text: &str) -> Result<(String, String), String> {
@@ -408,6 +408,9 @@ mod tests {
             unreachable!()
         };
         assert_eq!(stdio.max_client_line_bytes, 4096);
+    }
+
+    #[test]
     fn tool_mode_defaults_to_auto_and_parses() {
         assert_eq!(common(&[]).tool_mode, ToolMode::Auto);
         assert_eq!(common(&["--tools", "native"]).tool_mode, ToolMode::Native);
