@@ -10,6 +10,7 @@ use sampling2api_core::openai::{parse_chat_request, to_messages_request};
 use sampling2api_core::to_sampling::ClientSupport;
 use sampling2api_core::to_sampling::into_create_message_params;
 use sampling2api_core::tokens::estimate_request;
+use sampling2api_core::tool_emulation::ToolMode;
 
 /// Bodies of about this size: big enough that quadratic work takes minutes even in release,
 /// small enough for a debug build to parse in well under the bound.
@@ -87,14 +88,24 @@ fn openai_tool_history(bytes: usize) -> String {
 fn handle_anthropic(body: &str) {
     let request = parse_messages_request(body.as_bytes(), true).expect("a valid request");
     assert!(estimate_request(&request) > 0);
-    into_create_message_params(request, ClientSupport::FULL).expect("convertible");
+    into_create_message_params(request, ClientSupport::FULL, ToolMode::Native)
+        .expect("convertible");
+}
+
+/// The same, with the tools and the history rendered into the prompt (tool emulation).
+fn handle_anthropic_emulated(body: &str) {
+    let request = parse_messages_request(body.as_bytes(), true).expect("a valid request");
+    assert!(estimate_request(&request) > 0);
+    into_create_message_params(request, ClientSupport::FULL, ToolMode::Emulate)
+        .expect("convertible");
 }
 
 fn handle_openai(body: &str) {
     let chat = parse_chat_request(body.as_bytes()).expect("a valid chat request");
     let request = to_messages_request(chat).expect("a valid history");
     assert!(estimate_request(&request) > 0);
-    into_create_message_params(request, ClientSupport::FULL).expect("convertible");
+    into_create_message_params(request, ClientSupport::FULL, ToolMode::Native)
+        .expect("convertible");
 }
 
 fn assert_quick(name: &str, body: &str, handle: fn(&str)) {
@@ -110,6 +121,16 @@ fn worst_shaped_bodies_are_handled_in_linear_time() {
     assert_quick("tool history", &tool_history(BODY_BYTES), handle_anthropic);
     assert_quick("many turns", &many_turns(BODY_BYTES), handle_anthropic);
     assert_quick("many tools", &many_tools(BODY_BYTES), handle_anthropic);
+    assert_quick(
+        "tool history, emulated",
+        &tool_history(BODY_BYTES),
+        handle_anthropic_emulated,
+    );
+    assert_quick(
+        "many tools, emulated",
+        &many_tools(BODY_BYTES),
+        handle_anthropic_emulated,
+    );
     assert_quick(
         "openai tool history",
         &openai_tool_history(BODY_BYTES),
