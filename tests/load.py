@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 async def one(host: str, port: int, index: int, request: dict, out: list) -> None:
     body = json.dumps(request["body"]).encode()
     headers = "".join(f"{k}: {v}\r\n" for k, v in request.get("headers", {}).items())
-    head = (f"POST /v1/messages HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/json\r\n"
+    head = (f"POST /v1/messages HTTP/1.1\r\nHost: {host}:{port}\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n{headers}\r\n").encode()
     for attempt in range(50):
         try:

@@ -61,9 +61,17 @@ def test_session_ids_are_unguessable(kind: str, deployments: list[Deployment]) -
     only_http(kind, "stdio has one fixed session")
     deployment = deploy(kind, [ClientSpec("a"), ClientSpec("b")])
     deployments.append(deployment)
+    # Listed ids are public handles: `mcps_` and 96 bits, no hold on the session.
     ids = [s["id"] for s in deployment.sessions()]
     assert len(set(ids)) == 2
-    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert all(i.startswith("mcps_") and len(i) == 29 and int(i[5:], 16) >= 0 for i in ids)
+    # The credential itself, the Mcp-Session-Id that initialize hands only to its client: 128
+    # random bits in hex, never among the listed ids.
+    secrets = [RawMcpClient(deployment.mcp_url, deployment.auth_headers()).session_id for _ in range(2)]
+    assert len(set(secrets)) == 2
+    assert all(len(s) == 32 and int(s, 16) >= 0 for s in secrets)
+    listed = {s["id"] for s in deployment.sessions()}
+    assert not listed & set(secrets) and len(listed) == 4
 
 
 def test_ending_a_session_fails_its_pending_requests_at_once(kind: str, deployments: list[Deployment]) -> None:

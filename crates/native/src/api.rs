@@ -127,8 +127,9 @@ async fn request_context(
         .map_or("unmatched", |matched| matched.as_str())
         .to_string();
     let flavor = flavor_of(&request);
-    let refusal = browser_refusal(&bridge, &request, route != "unmatched")
-        .or_else(|| check_key(&bridge, &path, request.headers()).err());
+    let refusal = browser_refusal(&bridge, &request)
+        .or_else(|| check_key(&bridge, &path, request.headers()).err())
+        .or_else(|| not_json_body(&request, route != "unmatched"));
     let mut response = match refusal {
         Some(err) => flavored_error(flavor, &err, &request_id),
         None => {
@@ -191,9 +192,8 @@ fn check_key(bridge: &Bridge, path: &str, headers: &HeaderMap) -> Result<(), Api
 }
 
 /// What a web page in the user's browser must not do (see `browser_guard` in the core): reach
-/// the bridge under a rebound name (`Host`), call it from a foreign origin, or send a JSON
-/// route a body of another type (a cross-site POST that needs no preflight).
-fn browser_refusal(bridge: &Bridge, request: &Request, matched: bool) -> Option<ApiError> {
+/// the bridge under a rebound name (`Host`), or call it from a foreign origin.
+fn browser_refusal(bridge: &Bridge, request: &Request) -> Option<ApiError> {
     let headers = request.headers();
     let mut hosts = headers.get_all(header::HOST).iter();
     let host = hosts.next();
@@ -230,15 +230,21 @@ fn browser_refusal(bridge: &Bridge, request: &Request, matched: bool) -> Option<
             return Some(browser_guard::origin_error());
         }
     }
-    if matched && request.method() == Method::POST {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .map(|value| value.to_str().unwrap_or("\u{fffd}"));
-        if !browser_guard::is_json_content_type(content_type) {
-            return Some(browser_guard::not_json_error(content_type));
-        }
-    }
     None
+}
+
+/// A POST to a JSON route whose body is not declared JSON: a cross-site form or text POST
+/// needs no preflight, so this is refused even from pages the other checks let through.
+fn not_json_body(request: &Request, matched: bool) -> Option<ApiError> {
+    if !matched || request.method() != Method::POST {
+        return None;
+    }
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|value| value.to_str().unwrap_or("\u{fffd}"));
+    (!browser_guard::is_json_content_type(content_type))
+        .then(|| browser_guard::not_json_error(content_type))
 }
 
 fn request_id_of(request: &Request) -> String {

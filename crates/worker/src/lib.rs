@@ -65,8 +65,9 @@ async fn route(
         }
         _ => {}
     }
+    let namespace = tenancy::namespace_of(&req, env)?;
     // A cross-site POST with a form or text body needs no preflight: JSON routes take JSON
-    // only, checked before the token as natively.
+    // only, checked after the token as natively.
     if req.method() == Method::Post
         && matches!(
             path.as_str(),
@@ -78,7 +79,6 @@ async fn route(
             return Err(browser_guard::not_json_error(content_type.as_deref()));
         }
     }
-    let namespace = tenancy::namespace_of(&req, env)?;
     let settings = config::Settings::from_env(env);
     journal.namespace = Some(namespace.0.clone());
     journal.set_log_prompts(settings.log_prompts);
