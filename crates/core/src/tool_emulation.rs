@@ -611,6 +611,17 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
             parse(&offered, "<tool_call>{\"name\":\"get\"}</tool_call>"),
             vec![call("toolu_1", "get", json!({}))]
         );
+        // A closing tag inside an argument string does not end the block.
+        assert_eq!(
+            parse(
+                &offered,
+                "<tool_call>{\"name\":\"get\",\"arguments\":{\"q\":\"a</tool_call>b\"}}</tool_call> done"
+            ),
+            vec![
+                call("toolu_1", "get", json!({"q":"a</tool_call>b"})),
+                text("done")
+            ]
+        );
         // An unclosed block at the end of the answer.
         assert_eq!(
             parse(
@@ -690,6 +701,9 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
                 any::<bool>().prop_map(Value::Bool),
                 any::<i64>().prop_map(|n| json!(n)),
                 ".{0,12}".prop_map(Value::String),
+                // The convention's own tags inside arguments must not confuse the parser.
+                prop_oneof![Just("</tool_call>"), Just("<tool_call>"), Just("```json")]
+                    .prop_map(|tag| Value::String(tag.to_string())),
             ]
         }
 
