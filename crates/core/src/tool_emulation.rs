@@ -258,6 +258,14 @@ impl EmulatedTools {
     }
 }
 
+/// Whether `text` ends inside an open `<tool_call>` block (its rest is in the next text).
+pub fn ends_inside_call(text: &str) -> bool {
+    match text.rfind(CALL_OPEN) {
+        Some(open) => text.rfind(CALL_CLOSE).is_none_or(|close| close < open),
+        None => false,
+    }
+}
+
 /// A block's body and the text after the block. A JSON object right after the tag is read
 /// whole first, so a `</tool_call>` inside one of its strings does not end the block. A model
 /// that stops right after the JSON (or at a stop sequence) leaves the block open: then the
