@@ -12,6 +12,7 @@ use crate::sampling::{CreateMessageResult, SamplingContent};
 use crate::structured_output::extract_json;
 use crate::to_sampling::AnswerPlan;
 use crate::tokens::estimate_output;
+use crate::tool_emulation::ends_inside_call;
 
 /// What the response needs from the request it answers.
 #[derive(Debug, Clone)]
@@ -39,15 +40,33 @@ pub fn to_messages_response(
     mut fresh_tool_use_id: impl FnMut() -> String,
 ) -> Result<MessagesResponse, ApiError> {
     let mut content = Vec::with_capacity(result.content.len());
+    let emulated = context.plan.emulated_tools.as_ref();
+    // Emulation: text not parsed yet. A client may split its answer into several text blocks,
+    // so one that ends inside a `<tool_call>` block continues in the next.
+    let mut unparsed: Option<String> = None;
     for block in result.content {
-        let converted = match block {
-            SamplingContent::Text { text } => match &context.plan.emulated_tools {
-                Some(tools) => {
-                    content.extend(tools.parse(text, &mut fresh_tool_use_id));
+        if let Some(tools) = emulated {
+            match block {
+                SamplingContent::Text { text } => {
+                    match &mut unparsed {
+                        Some(open) if ends_inside_call(open) => open.push_str(&text),
+                        _ => {
+                            if let Some(done) = unparsed.replace(text) {
+                                content.extend(tools.parse(done, &mut fresh_tool_use_id));
+                            }
+                        }
+                    }
                     continue;
                 }
-                None => ResponseBlock::Text { text },
-            },
+                _ => {
+                    if let Some(done) = unparsed.take() {
+                        content.extend(tools.parse(done, &mut fresh_tool_use_id));
+                    }
+                }
+            }
+        }
+        let converted = match block {
+            SamplingContent::Text { text } => ResponseBlock::Text { text },
             SamplingContent::ToolUse { id, name, input } => ResponseBlock::ToolUse {
                 id: if id.is_empty() {
                     fresh_tool_use_id()
@@ -80,6 +99,9 @@ pub fn to_messages_response(
             }
         };
         content.push(converted);
+    }
+    if let (Some(tools), Some(done)) = (emulated, unparsed) {
+        content.extend(tools.parse(done, &mut fresh_tool_use_id));
     }
     let mut stop_reason = stop_reason_from_mcp(result.stop_reason.as_deref());
     let has_tool_use = content
@@ -278,6 +300,31 @@ mod tests {
                     id: "toolu_2".into(),
                     name: "get".into(),
                     input: json!({"q":2})
+                },
+            ]
+        );
+        // A call split across two text blocks is still one call.
+        let response = convert_with(
+            emulating(&["get"]),
+            json!({"role":"assistant","model":"m","content":[
+                {"type":"text","text":"Sure.\n<tool_call>{\"name\":\"get\","},
+                {"type":"text","text":"\"arguments\":{}}</tool_call>"},
+                {"type":"text","text":"A separate block."}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            response.content,
+            vec![
+                ResponseBlock::Text {
+                    text: "Sure.".into()
+                },
+                ResponseBlock::ToolUse {
+                    id: "toolu_1".into(),
+                    name: "get".into(),
+                    input: json!({})
+                },
+                ResponseBlock::Text {
+                    text: "A separate block.".into()
                 },
             ]
         );

@@ -258,6 +258,14 @@ impl EmulatedTools {
     }
 }
 
+/// Whether `text` ends inside an open `<tool_call>` block (its rest is in the next text).
+pub fn ends_inside_call(text: &str) -> bool {
+    match text.rfind(CALL_OPEN) {
+        Some(open) => text.rfind(CALL_CLOSE).is_none_or(|close| close < open),
+        None => false,
+    }
+}
+
 /// A block's body and the text after the block. A JSON object right after the tag is read
 /// whole first, so a `</tool_call>` inside one of its strings does not end the block. A model
 /// that stops right after the JSON (or at a stop sequence) leaves the block open: then the
@@ -611,6 +619,17 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
             parse(&offered, "<tool_call>{\"name\":\"get\"}</tool_call>"),
             vec![call("toolu_1", "get", json!({}))]
         );
+        // A closing tag inside an argument string does not end the block.
+        assert_eq!(
+            parse(
+                &offered,
+                "<tool_call>{\"name\":\"get\",\"arguments\":{\"q\":\"a</tool_call>b\"}}</tool_call> done"
+            ),
+            vec![
+                call("toolu_1", "get", json!({"q":"a</tool_call>b"})),
+                text("done")
+            ]
+        );
         // An unclosed block at the end of the answer.
         assert_eq!(
             parse(
@@ -690,6 +709,9 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
                 any::<bool>().prop_map(Value::Bool),
                 any::<i64>().prop_map(|n| json!(n)),
                 ".{0,12}".prop_map(Value::String),
+                // The convention's own tags inside arguments must not confuse the parser.
+                prop_oneof![Just("</tool_call>"), Just("<tool_call>"), Just("```json")]
+                    .prop_map(|tag| Value::String(tag.to_string())),
             ]
         }
 

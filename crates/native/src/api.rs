@@ -330,12 +330,12 @@ async fn list_sessions(State(bridge): State<Arc<Bridge>>) -> Response {
     json_response(StatusCode::OK, json!({"data": sessions}).to_string())
 }
 
-/// Claude Code probes `HEAD /` at start-up; any answer will do, so say what this is.
 /// `GET`/`HEAD /api/hello`: 200, no key needed (axum answers `HEAD` without the body).
 async fn hello() -> Response {
     json_response(StatusCode::OK, r#"{"status":"ok"}"#.to_string())
 }
 
+/// Claude Code probes `HEAD /` at start-up; any answer will do, so say what this is.
 async fn root(method: Method) -> Response {
     if method == Method::HEAD {
         return StatusCode::OK.into_response();
