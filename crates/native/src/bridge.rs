@@ -33,6 +33,8 @@ pub struct Bridge {
     pub mode: &'static str,
     /// http mode: how long a sampling request waits for a client's event stream to open.
     pub stream_wait: Duration,
+    /// http mode: MCP sessions open at once (stdio mode has exactly one).
+    pub max_sessions: usize,
     pub images: ImageFetcher,
     pub metrics: Metrics,
     /// How request bodies are read (size, time, and the budget shared by all of them).
@@ -71,6 +73,7 @@ impl Bridge {
             settings,
             mode,
             stream_wait: Duration::ZERO,
+            max_sessions: usize::MAX,
             images,
             metrics: Metrics::new(),
             catalog: Mutex::new(catalog),
@@ -104,6 +107,17 @@ impl Bridge {
 
     pub fn add_session(&self, session: Arc<Session>) {
         self.write_sessions().insert(session.id.clone(), session);
+    }
+
+    /// Adds a session unless `max` are open already; checked and added under one lock, so
+    /// concurrent `initialize`s cannot pass the bound together.
+    pub fn add_session_within(&self, session: Arc<Session>, max: usize) -> bool {
+        let mut sessions = self.write_sessions();
+        if sessions.len() >= max {
+            return false;
+        }
+        sessions.insert(session.id.clone(), session);
+        true
     }
 
     /// Removes and closes a session; its pending API requests fail at once with `why`.

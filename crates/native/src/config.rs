@@ -62,6 +62,10 @@ pub struct HttpArgs {
     /// A session with no open GET stream and no request for this many seconds is dropped.
     #[arg(long, default_value_t = 120, env = "SAMPLING2API_SESSION_IDLE_SECS")]
     pub session_idle_secs: u64,
+    /// MCP sessions open at once; an `initialize` beyond gets 503 until one ends (DELETE, or
+    /// --session-idle-secs without a stream).
+    #[arg(long, default_value_t = 1024, env = "SAMPLING2API_MAX_SESSIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
 }
 
 #[derive(Debug, Args)]
@@ -408,6 +412,11 @@ mod tests {
             unreachable!()
         };
         assert_eq!(stdio.max_client_line_bytes, 4096);
+        let Mode::Http(http) = Cli::try_parse_from(["sampling2api", "http"]).unwrap().mode else {
+            unreachable!()
+        };
+        assert_eq!(http.max_sessions, 1024);
+        assert!(Cli::try_parse_from(["sampling2api", "http", "--max-sessions", "0"]).is_err());
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     let mut bridge = Bridge::new(ApiSettings::from(&args.common), "http");
     bridge.stream_wait = Duration::from_millis(args.stream_wait_ms);
     bridge.host_policy.port = address.port();
+    bridge.max_sessions = args.max_sessions as usize;
     let bridge = Arc::new(bridge);
     let mcp_routes = Router::new().route(
         &args.mcp_path,
@@ -161,10 +162,23 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
         bridge.stream_wait,
         bridge.session_limits(),
     );
+    if !bridge.add_session_within(session.clone(), bridge.max_sessions) {
+        tracing::warn!(
+            limit = bridge.max_sessions,
+            "MCP session refused: --max-sessions are open"
+        );
+        return rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            -32000,
+            &format!(
+                "{} MCP sessions are open, as many as --max-sessions allows; end one (DELETE) or retry later",
+                bridge.max_sessions
+            ),
+        );
+    }
     if let Some(client) = session.state().client() {
         bridge.log_client_connected(&session.handle, client);
     }
-    bridge.add_session(session);
     let mut response = json_response(StatusCode::OK, reply.unwrap_or_default());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(SESSION_ID_HEADER, value);
