@@ -268,17 +268,18 @@ mod tests {
             "http://0.0.0.0:8080/",
             "http://127.0.0.1./",              // trailing dot
             "http://0x7f.1./",                 // trailing dot on a hex form
-            "http://%31%32%37.0.0.1/",         // percent-encoded digits
-            "http://%30x7f.1/",                // percent-encoded hex prefix
-            "http://１２７.０.０.１/",         // full-width digits
-            "http://127。0。0。1/",            // ideographic full stops
-            "http://１２７．０．０．１/",      // full-width full stops
-            "http://12\t7.0.0.1/",             // tab inside the host
-            "http://127.0.0.1\n/",             // newline after the host
-            "\thttp://127.0.0.1/",             // leading tab
-            " http://127.0.0.1/ ",             // surrounding spaces
-            "http://user:pass@127.0.0.1/",     // userinfo
-            "http://example.com@127.0.0.1/",   // userinfo that looks like the host
+            "http://127.0.0.1../", // two trailing dots: a name to WHATWG, judged as the address it spells
+            "http://%31%32%37.0.0.1/", // percent-encoded digits
+            "http://%30x7f.1/",    // percent-encoded hex prefix
+            "http://１２７.０.０.１/", // full-width digits
+            "http://127。0。0。1/", // ideographic full stops
+            "http://１２７．０．０．１/", // full-width full stops
+            "http://12\t7.0.0.1/", // tab inside the host
+            "http://127.0.0.1\n/", // newline after the host
+            "\thttp://127.0.0.1/", // leading tab
+            " http://127.0.0.1/ ", // surrounding spaces
+            "http://user:pass@127.0.0.1/", // userinfo
+            "http://example.com@127.0.0.1/", // userinfo that looks like the host
             "http://127.0.0.1\\@example.com/", // backslash ends the authority
             "http://127.0.0.1#@example.com/",
             "http://127.0.0.1?@example.com/",

@@ -202,9 +202,9 @@ pub struct FrontArgs {
     pub h2_max_streams: u32,
 }
 
-/// Bounds on fetching `url` images, per API request. One request's downloads hold at most
-/// `max_url_image_bytes_total` received bytes (kept as base64, a third more) plus what the
-/// `url_image_concurrency` downloads in progress have received.
+/// Bounds on fetching `url` images, per API request: one request's downloads, finished or in
+/// progress, hold at most `max_url_image_bytes_total` received bytes, kept as base64 (a third
+/// more).
 #[derive(Debug, Clone, Args)]
 pub struct UrlImageLimits {
     /// `url` images one request may carry (more: 400 before anything is fetched; 0 refuses

@@ -10,9 +10,8 @@
 //! check the proxy instead of the target).
 //!
 //! Until a permitted server has answered, every failure reads the same (the core's
-//! `UNFETCHABLE`), so
-//! the errors cannot be used to scan ports; what a permitted server answered (a status, a
-//! non-image, an oversized image) is told. Downloads stream into base64 under a running limit
+//! `UNFETCHABLE`), so the errors cannot be used to scan ports; what a permitted server answered
+//! (a status, a non-image, an oversized image) is told. Downloads stream into base64 under a running limit
 //! per image and per request, never sized from a declared `Content-Length`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -46,7 +45,7 @@ struct AddressPolicy {
     allow_private: bool,
     /// Unit tests only: one loopback socket that counts as public, to exercise what happens
     /// after a permitted server answered on a machine with only loopback. No flag, variable or
-    /// request can set it; release builds do not have it.
+    /// request can set it; only the unit-test build has it.
     #[cfg(test)]
     public_for_tests: Option<SocketAddr>,
 }
@@ -58,7 +57,7 @@ impl AddressPolicy {
         if self.public_for_tests == Some(SocketAddr::new(ip, port)) {
             return true;
         }
-        let _ = port;
+        let _ = port; // only the test socket is told apart by port
         self.allow_private || is_public_ip(ip)
     }
 }
