@@ -46,7 +46,13 @@ def run(command: list[str]) -> None:
     assert bridge.stdin is not None and bridge.stdout is not None
     stdin, stdout = bridge.stdin, bridge.stdout
     lines: queue.Queue[bytes] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in iter(stdout.readline, b"")], daemon=True).start()
+
+    def read_lines() -> None:
+        for line in iter(stdout.readline, b""):
+            lines.put(line)
+        lines.put(b"")  # end of stream
+
+    threading.Thread(target=read_lines, daemon=True).start()
 
     def send(message: dict[str, Any]) -> None:
         stdin.write(json.dumps(message).encode() + b"\r\n")
@@ -54,6 +60,7 @@ def run(command: list[str]) -> None:
 
     def receive() -> dict[str, Any]:
         line = lines.get(timeout=TIMEOUT)
+        assert line, f"the bridge closed its stdout (exit code {bridge.poll()})"
         assert line.endswith(b"\n"), line
         return json.loads(line)
 
