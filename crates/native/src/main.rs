@@ -13,6 +13,7 @@ mod messages;
 mod metrics;
 mod models;
 mod openai;
+mod platform;
 mod request_body;
 mod server;
 mod session;

@@ -109,9 +109,10 @@ pub async fn run(args: StdioArgs) -> ExitCode {
     }
 }
 
-/// Our stdin/stdout. When they are pipes (an MCP client launched us) they are polled directly;
-/// tokio's generic stdin/stdout would hop through a blocking thread for every line, which
-/// costs a context switch per message.
+/// Our stdin/stdout. On unix, when they are pipes (an MCP client launched us), they are polled
+/// directly; tokio's generic stdin/stdout would hop through a blocking thread for every line,
+/// which costs a context switch per message.
+#[cfg(unix)]
 fn own_stdio() -> (
     Box<dyn AsyncRead + Unpin + Send>,
     Box<dyn AsyncWrite + Unpin + Send>,
@@ -137,6 +138,18 @@ fn own_stdio() -> (
     (reader, writer)
 }
 
+/// Our stdin/stdout elsewhere (Windows): tokio's, which read and write on its blocking pool.
+/// Named pipes are not the tool here: the pipes an MCP client hands its child are usually
+/// opened without overlapped I/O, which tokio's named pipes require, and adopting a raw
+/// handle takes unsafe code, which this workspace forbids.
+#[cfg(not(unix))]
+fn own_stdio() -> (
+    Box<dyn AsyncRead + Unpin + Send>,
+    Box<dyn AsyncWrite + Unpin + Send>,
+) {
+    (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()))
+}
+
 type Pipes = (
     Box<dyn AsyncRead + Unpin + Send>,
     Box<dyn AsyncWrite + Unpin + Send>,
@@ -147,7 +160,7 @@ fn spawn_client(command: &[String]) -> std::io::Result<Pipes> {
     let (program, arguments) = command.split_first().ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "--spawn needs a command")
     })?;
-    let mut child = tokio::process::Command::new(program)
+    let mut child = tokio::process::Command::new(crate::platform::program_path(program))
         .args(arguments)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -191,13 +204,13 @@ async fn read_messages(
                 return Ended::Closed;
             }
         }
-        if line.trim_ascii().is_empty() {
+        if message_of(&line).is_empty() {
             continue;
         }
         let taken = std::mem::take(&mut line);
         let receiver = session.clone();
         let received = crate::cpu_work::run(taken.len(), move || {
-            let reply = receiver.receive(taken.trim_ascii());
+            let reply = receiver.receive(message_of(&taken));
             Ok((taken, reply))
         })
         .await;
@@ -215,6 +228,12 @@ async fn read_messages(
             Err(err) => tracing::error!(%err, "handling a message from the MCP client failed"),
         }
     }
+}
+
+/// The JSON text of a line: without its `\n`, the `\r\n` a Windows client may send, or other
+/// whitespace around it (which JSON ignores anyway).
+fn message_of(line: &[u8]) -> &[u8] {
+    line.trim_ascii()
 }
 
 /// What `read_line` found.
@@ -318,6 +337,13 @@ mod tests {
                 return seen;
             }
         }
+    }
+
+    #[tokio::test]
+    async fn windows_line_endings_are_not_part_of_the_message() {
+        let read = lines_of(b"{\"a\":1}\r\n\r\n{\"b\":2}\n", 64).await;
+        let messages: Vec<&[u8]> = read.iter().map(|(_, line)| message_of(line)).collect();
+        assert_eq!(messages, vec![&b"{\"a\":1}"[..], b"", b"{\"b\":2}", b""]);
     }
 
     #[tokio::test]
