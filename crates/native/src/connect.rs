@@ -814,3 +814,420 @@ fn execute(args: &ConnectArgs, out: &mut dyn std::io::Write) -> Result<(), Conne
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Invocation;
+
+    fn args(argv: &[&str]) -> ConnectArgs {
+        let mut full = vec!["sampling2api", "connect"];
+        full.extend_from_slice(argv);
+        match Invocation::try_parse_from(full).unwrap() {
+            Invocation::Connect(args) => args,
+            Invocation::Bridge(_) => unreachable!(),
+        }
+    }
+
+    fn settings(argv: &[&str]) -> Settings {
+        let args = args(argv);
+        let endpoint = Endpoint::from_args(&args).unwrap();
+        let transport = args.mode.unwrap_or(if endpoint.remote {
+            Transport::Http
+        } else {
+            Transport::Stdio
+        });
+        Settings {
+            client: args.client,
+            endpoint,
+            transport,
+            command: "/opt/bin/sampling2api".into(),
+            listen: args.listen,
+            name: args.name,
+        }
+    }
+
+    fn merged(argv: &[&str], original: Option<&str>) -> String {
+        apply_edits("test.json", original, &settings(argv).edits()).unwrap()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn paths_follow_each_clients_documentation_on_every_os() {
+        let cases = [
+            (
+                Client::Vscode,
+                Os::Linux,
+                "/home/ada/.config/Code/User/mcp.json",
+            ),
+            (
+                Client::Vscode,
+                Os::Macos,
+                "/Users/ada/Library/Application Support/Code/User/mcp.json",
+            ),
+            (
+                Client::Vscode,
+                Os::Windows,
+                r"C:\Users\ada\AppData\Roaming\Code\User\mcp.json",
+            ),
+            (
+                Client::CopilotCli,
+                Os::Linux,
+                "/home/ada/.copilot/mcp-config.json",
+            ),
+            (
+                Client::CopilotCli,
+                Os::Macos,
+                "/Users/ada/.copilot/mcp-config.json",
+            ),
+            (
+                Client::CopilotCli,
+                Os::Windows,
+                r"C:\Users\ada\.copilot\mcp-config.json",
+            ),
+            (
+                Client::ClaudeCode,
+                Os::Linux,
+                "/home/ada/.claude/settings.json",
+            ),
+            (
+                Client::ClaudeCode,
+                Os::Macos,
+                "/Users/ada/.claude/settings.json",
+            ),
+            (
+                Client::ClaudeCode,
+                Os::Windows,
+                r"C:\Users\ada\.claude\settings.json",
+            ),
+            (
+                Client::ClaudeDesktop,
+                Os::Linux,
+                "/home/ada/.config/Claude-3p/claude_desktop_config.json",
+            ),
+            (
+                Client::ClaudeDesktop,
+                Os::Macos,
+                "/Users/ada/Library/Application Support/Claude-3p/claude_desktop_config.json",
+            ),
+            (
+                Client::ClaudeDesktop,
+                Os::Windows,
+                r"C:\Users\ada\AppData\Roaming\Claude-3p\claude_desktop_config.json",
+            ),
+        ];
+        for (client, os, expected) in cases {
+            let home = match os {
+                Os::Linux => "/home/ada/",
+                Os::Macos => "/Users/ada",
+                Os::Windows => r"C:\Users\ada",
+            };
+            assert_eq!(
+                config_path(client, os, home, &no_env, None).as_deref(),
+                Some(expected),
+                "{client:?} on {os:?}"
+            );
+        }
+        assert_eq!(
+            config_path(Client::Env, Os::Linux, "/h", &no_env, None),
+            None
+        );
+    }
+
+    #[test]
+    fn documented_environment_overrides_move_the_files() {
+        let env = |name: &str| match name {
+            "XDG_CONFIG_HOME" => Some("/xdg".to_string()),
+            "APPDATA" => Some(r"D:\Roaming".to_string()),
+            "COPILOT_HOME" => Some("/copilot".to_string()),
+            "CLAUDE_CONFIG_DIR" => Some("/claude".to_string()),
+            _ => None,
+        };
+        let path = |client, os| config_path(client, os, "/home/ada", &env, None).unwrap();
+        assert_eq!(path(Client::Vscode, Os::Linux), "/xdg/Code/User/mcp.json");
+        assert_eq!(
+            path(Client::Vscode, Os::Windows),
+            r"D:\Roaming\Code\User\mcp.json"
+        );
+        // macOS apps do not read XDG_CONFIG_HOME.
+        assert_eq!(
+            path(Client::Vscode, Os::Macos),
+            "/home/ada/Library/Application Support/Code/User/mcp.json"
+        );
+        assert_eq!(
+            path(Client::CopilotCli, Os::Linux),
+            "/copilot/mcp-config.json"
+        );
+        assert_eq!(path(Client::ClaudeCode, Os::Macos), "/claude/settings.json");
+        assert_eq!(
+            config_path(
+                Client::Vscode,
+                Os::Windows,
+                r"C:\u",
+                &no_env,
+                Some(r"C:\src\app")
+            ),
+            Some(r"C:\src\app\.vscode\mcp.json".to_string())
+        );
+        // An empty variable counts as unset.
+        let empty = |_: &str| Some(String::new());
+        assert_eq!(
+            config_path(Client::ClaudeCode, Os::Linux, "/h", &empty, None).unwrap(),
+            "/h/.claude/settings.json"
+        );
+    }
+
+    #[test]
+    fn default_shell_follows_shell_then_platform() {
+        assert_eq!(default_shell(Os::Linux, Some("/usr/bin/fish")), Shell::Fish);
+        assert_eq!(default_shell(Os::Macos, Some("/bin/zsh")), Shell::Sh);
+        assert_eq!(
+            default_shell(Os::Linux, Some("/usr/bin/pwsh")),
+            Shell::Powershell
+        );
+        assert_eq!(default_shell(Os::Windows, None), Shell::Powershell);
+        assert_eq!(default_shell(Os::Linux, None), Shell::Sh);
+    }
+
+    #[test]
+    fn exports_quote_values_for_each_shell() {
+        let mut settings = settings(&["env", "--api-key", "it's"]);
+        settings.endpoint.api_base = r"http://h\x".into();
+        let sh = settings.exports(Shell::Sh);
+        assert!(sh.contains(r"export ANTHROPIC_API_KEY='it'\''s'"), "{sh}");
+        assert!(
+            sh.contains(r"export OPENAI_BASE_URL='http://h\x/v1'"),
+            "{sh}"
+        );
+        let fish = settings.exports(Shell::Fish);
+        assert!(fish.contains(r"set -gx OPENAI_API_KEY 'it\'s'"), "{fish}");
+        assert!(
+            fish.contains(r"set -gx ANTHROPIC_BASE_URL 'http://h\\x'"),
+            "{fish}"
+        );
+        let powershell = settings.exports(Shell::Powershell);
+        assert!(
+            powershell.contains("$env:ANTHROPIC_API_KEY = 'it''s'"),
+            "{powershell}"
+        );
+        assert_eq!(sh.lines().count(), 4);
+    }
+
+    #[test]
+    fn endpoint_uses_the_bridges_listen_address_key_and_mcp_path() {
+        let endpoint = Endpoint::from_args(&args(&[
+            "claude-code",
+            "--listen",
+            "0.0.0.0:9000",
+            "--api-key",
+            "k1,k2",
+            "--mcp-path",
+            "bridge",
+        ]))
+        .unwrap();
+        assert_eq!(endpoint.api_base, "http://127.0.0.1:9000");
+        assert_eq!(endpoint.mcp_url, "http://127.0.0.1:9000/bridge");
+        assert_eq!(endpoint.key.as_deref(), Some("k1"));
+        assert_eq!(endpoint.all_keys, ["k1", "k2"]);
+        let v6 = Endpoint::from_args(&args(&["env", "--listen", "[::]:1"])).unwrap();
+        assert_eq!(v6.api_base, "http://[::1]:1");
+        assert_eq!(v6.key, None);
+        let worker = Endpoint::from_args(&args(&[
+            "env",
+            "--url",
+            "https://s.example.workers.dev/",
+            "--token",
+            "t",
+        ]))
+        .unwrap();
+        assert_eq!(worker.api_base, "https://s.example.workers.dev");
+        assert_eq!(worker.mcp_url, "https://s.example.workers.dev/mcp");
+        assert!(worker.remote);
+        assert!(Endpoint::from_args(&args(&["env", "--url", "https://x"])).is_err());
+        assert!(Endpoint::from_args(&args(&["env", "--url", "ftp://x", "--token", "t"])).is_err());
+        assert!(
+            Invocation::try_parse_from(["sampling2api", "connect", "env", "--token", "t"]).is_err()
+        );
+    }
+
+    #[test]
+    fn entries_for_stdio_and_http() {
+        let stdio: Value =
+            serde_json::from_str(&merged(&["vscode", "--api-key", "k"], None)).unwrap();
+        assert_eq!(
+            stdio["servers"]["sampling2api"],
+            serde_json::json!({"type": "stdio", "command": "/opt/bin/sampling2api",
+                "args": ["stdio", "--listen", "127.0.0.1:38080"],
+                "env": {"SAMPLING2API_API_KEYS": "k"}})
+        );
+        let http: Value = serde_json::from_str(&merged(
+            &[
+                "copilot-cli",
+                "--mode",
+                "http",
+                "--api-key",
+                "k",
+                "--name",
+                "bridge",
+            ],
+            None,
+        ))
+        .unwrap();
+        assert_eq!(
+            http["mcpServers"]["bridge"],
+            serde_json::json!({"type": "http", "url": "http://127.0.0.1:38080/mcp",
+                "headers": {"Authorization": "Bearer k"}, "tools": ["*"]})
+        );
+        let keyless: Value =
+            serde_json::from_str(&merged(&["vscode", "--mode", "http"], None)).unwrap();
+        assert!(keyless["servers"]["sampling2api"].get("headers").is_none());
+        let desktop: Value = serde_json::from_str(&merged(&["claude-desktop"], None)).unwrap();
+        assert_eq!(
+            desktop["enterpriseConfig"],
+            serde_json::json!({"inferenceProvider": "gateway",
+                "inferenceGatewayBaseUrl": "http://127.0.0.1:38080",
+                "inferenceGatewayApiKey": "sampling2api", "inferenceGatewayAuthScheme": "bearer"})
+        );
+    }
+
+    const VSCODE_JSONC: &str = r#"{
+	// servers I use
+	"servers": {
+		"github": { "type": "http", "url": "https://api.githubcopilot.com/mcp/" }, // keep
+		/* stale entry of ours */
+		"sampling2api": { "type": "stdio", "command": "old" },
+	},
+	"inputs": [],
+}
+"#;
+
+    #[test]
+    fn merge_keeps_comments_layout_and_other_entries() {
+        let out = merged(&["vscode", "--mode", "http"], Some(VSCODE_JSONC));
+        assert!(out.contains("\t// servers I use\n"), "{out}");
+        assert!(
+            out.contains(r#""github": { "type": "http", "url": "https://api.githubcopilot.com/mcp/" }, // keep"#),
+            "{out}"
+        );
+        assert!(out.contains("/* stale entry of ours */"), "{out}");
+        assert!(out.contains("\t\"inputs\": [],\n}"), "{out}");
+        assert!(!out.contains("\"old\""), "{out}");
+        let parsed = CstRootNode::parse(&out, &ParseOptions::default())
+            .unwrap()
+            .to_serde_value()
+            .unwrap();
+        assert_eq!(
+            parsed["servers"]["sampling2api"]["url"],
+            "http://127.0.0.1:38080/mcp"
+        );
+        assert_eq!(parsed["servers"]["github"]["type"], "http");
+        // Applying again changes nothing, byte for byte.
+        assert_eq!(merged(&["vscode", "--mode", "http"], Some(&out)), out);
+    }
+
+    #[test]
+    fn claude_code_keeps_other_settings_and_drops_a_real_anthropic_key() {
+        let original = "{\n  \"model\": \"opus\", // mine\n  \"env\": { \"FOO\": \"1\", \"ANTHROPIC_API_KEY\": \"sk-ant-real\" }\n}\n";
+        let out = merged(&["claude-code", "--api-key", "k"], Some(original));
+        assert!(out.contains("\"model\": \"opus\", // mine"), "{out}");
+        let parsed = CstRootNode::parse(&out, &ParseOptions::default())
+            .unwrap()
+            .to_serde_value()
+            .unwrap();
+        assert_eq!(
+            parsed["env"],
+            serde_json::json!({"FOO": "1", "ANTHROPIC_BASE_URL": "http://127.0.0.1:38080",
+                "ANTHROPIC_AUTH_TOKEN": "k", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1"})
+        );
+        assert_eq!(merged(&["claude-code", "--api-key", "k"], Some(&out)), out);
+    }
+
+    #[test]
+    fn documents_that_cannot_be_merged_are_refused() {
+        let edits = settings(&["vscode"]).edits();
+        assert!(matches!(
+            apply_edits("f", Some("[1, 2]"), &edits),
+            Err(ConnectError::NotAnObject { .. })
+        ));
+        assert!(matches!(
+            apply_edits("f", Some(r#"{"servers": []}"#), &edits),
+            Err(ConnectError::NotAnObject { key, .. }) if key == "servers"
+        ));
+        assert!(matches!(
+            apply_edits("f", Some(r#"{"servers": "#), &edits),
+            Err(ConnectError::Parse { .. })
+        ));
+        // Blank counts as empty.
+        assert!(
+            apply_edits("f", Some("  \n"), &edits)
+                .unwrap()
+                .contains("\"servers\"")
+        );
+    }
+
+    #[test]
+    fn unified_diff_labels_new_files_as_from_dev_null() {
+        let diff = unified_diff("/x/settings.json", None, "{\n}\n");
+        assert!(
+            diff.starts_with("--- /dev/null\n+++ /x/settings.json\n@@ -0,0 +1,2 @@\n+{\n+}\n"),
+            "{diff}"
+        );
+        let change = unified_diff("/x", Some("a\nb\n"), "a\nc\n");
+        assert!(change.contains("-b\n+c\n"), "{change}");
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "sampling2api-connect-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn write_creates_directories_keeps_one_backup_per_content_and_follows_symlinks() {
+        let dir = scratch("write");
+        let path = dir.join("a/b/settings.json");
+        assert_eq!(write_file(&path, None, "one", true).unwrap(), None);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "one");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let backup = write_file(&path, Some("one"), "two", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(backup, dir.join("a/b/settings.json.bak"));
+        assert_eq!(fs::read_to_string(&backup).unwrap(), "one");
+        // A later change with different content keeps the first backup and adds another.
+        let second = write_file(&path, Some("two"), "three", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(second, dir.join("a/b/settings.json.bak.1"));
+        assert_eq!(fs::read_to_string(&backup).unwrap(), "one");
+        assert_eq!(fs::read_to_string(&second).unwrap(), "two");
+        // No temporary file is left behind.
+        let names: Vec<String> = fs::read_dir(dir.join("a/b"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        #[cfg(unix)]
+        {
+            let link = dir.join("link.json");
+            std::os::unix::fs::symlink(&path, &link).unwrap();
+            write_file(&link, Some("three"), "four", true).unwrap();
+            assert!(link.is_symlink());
+            assert_eq!(fs::read_to_string(&path).unwrap(), "four");
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
