@@ -649,8 +649,9 @@ impl Plan {
         if args.name.trim().is_empty() {
             return Err(ConnectError::Usage("--name must not be empty".into()));
         }
+        // As started, not canonicalized: a symlink (e.g. a package manager's bin link) keeps
+        // working across upgrades, and Windows paths stay free of the `\\?\` prefix.
         let command = std::env::current_exe()
-            .and_then(fs::canonicalize)
             .map(|path| path.display().to_string())
             .unwrap_or_else(|_| "sampling2api".into());
         let environment = |name: &str| std::env::var(name).ok();
