@@ -3,6 +3,8 @@
 //!
 //! Golden files live in `tests/golden/`; `UPDATE_GOLDEN=1 cargo test --test connect` rewrites them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
