@@ -56,16 +56,27 @@ def port_of(deployment: Deployment) -> int:
     return int(deployment.base_url.rsplit(":", 1)[1])
 
 
-def test_written_claude_code_settings_make_the_sdk_reach_the_bridge(tmp_path: Path, deployments: list[Deployment]) -> None:
-    key = f"key-{secrets.token_hex(8)}"
-    deployment = deploy("http", api_key=key)
+def bridge_flags(deployment: Deployment) -> list[str]:
+    """How `connect` names this deployment: the native bridge by its flags, the worker by URL."""
+    assert deployment.api_key
+    if deployment.kind == "worker":
+        return ["--url", deployment.base_url, "--token", deployment.api_key]
+    return ["--listen", f"127.0.0.1:{port_of(deployment)}", "--api-key", deployment.api_key]
+
+
+@pytest.mark.parametrize("kind", ["http", "worker"])
+def test_written_claude_code_settings_make_the_sdk_reach_the_bridge(
+    kind: str, tmp_path: Path, deployments: list[Deployment]
+) -> None:
+    deployment = deploy(kind, api_key=f"key-{secrets.token_hex(8)}")
     deployments.append(deployment)
+    key = deployment.api_key
     settings_path = tmp_path / ".claude" / "settings.json"
     settings_path.parent.mkdir()
     # Someone's existing settings, with a real Anthropic key that must not go to the bridge.
     settings_path.write_text('{\n  // mine\n  "model": "sonnet",\n  "env": {"ANTHROPIC_API_KEY": "sk-ant-real", "KEEP": "1"},\n}\n')
 
-    written = run_connect(tmp_path, "claude-code", "--write", "--listen", f"127.0.0.1:{port_of(deployment)}", "--api-key", key)
+    written = run_connect(tmp_path, "claude-code", "--write", *bridge_flags(deployment))
     assert written.returncode == 0, written.stderr
     text = settings_path.read_text()
     assert "// mine" in text and '"model": "sonnet"' in text
@@ -88,12 +99,15 @@ def test_written_claude_code_settings_make_the_sdk_reach_the_bridge(tmp_path: Pa
     # Claude Code's picker lists only ids that start with `claude`: discovery finds some.
     assert any(model.startswith("claude") for model in models_line.split()), models_line
 
-    # The token is what gets the SDK in: the same settings with another token are refused.
+    # The token is what reaches this client: with another one the native bridge refuses (401),
+    # and on the worker it names another, empty namespace (503); this client sees nothing.
     refused = sdk_with_env({"ANTHROPIC_BASE_URL": env_block["ANTHROPIC_BASE_URL"], "ANTHROPIC_AUTH_TOKEN": "other"})
-    assert refused.returncode != 0 and "AuthenticationError" in refused.stderr
+    expected_error = "AuthenticationError" if kind == "http" else "ServiceUnavailableError"
+    assert refused.returncode != 0 and expected_error in refused.stderr, refused.stderr
+    assert deployment.model().started == ["hello from settings"]
 
     # Running it again changes nothing and keeps the one backup.
-    again = run_connect(tmp_path, "claude-code", "--write", "--listen", f"127.0.0.1:{port_of(deployment)}", "--api-key", key)
+    again = run_connect(tmp_path, "claude-code", "--write", *bridge_flags(deployment))
     assert again.returncode == 0 and "nothing to change" in again.stdout
     assert settings_path.read_text() == text
     assert sorted(p.name for p in settings_path.parent.iterdir()) == ["settings.json", "settings.json.bak"]
