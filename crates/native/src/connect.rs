@@ -415,6 +415,11 @@ pub fn apply_edits(
     original: Option<&str>,
     edits: &[Edit],
 ) -> Result<String, ConnectError> {
+    // Windows editors may start the file with a byte order mark, which JSON does not allow.
+    let (bom, original) = match original.and_then(|text| text.strip_prefix('\u{feff}')) {
+        Some(rest) => ("\u{feff}", Some(rest)),
+        None => ("", original),
+    };
     let source = match original {
         Some(text) if !text.trim().is_empty() => text,
         _ => "{}\n",
@@ -474,7 +479,7 @@ pub fn apply_edits(
             }
         }
     }
-    Ok(root.to_string())
+    Ok(format!("{bom}{root}"))
 }
 
 fn to_value(input: &CstInputValue) -> Value {
@@ -1208,6 +1213,11 @@ mod tests {
             .unwrap();
         assert_eq!(backup, dir.join("a/b/settings.json.bak"));
         assert_eq!(fs::read_to_string(&backup).unwrap(), "one");
+        // A backup that already holds the content being replaced is reused.
+        assert_eq!(
+            write_file(&path, Some("one"), "two", true).unwrap(),
+            Some(backup.clone())
+        );
         // A later change with different content keeps the first backup and adds another.
         let second = write_file(&path, Some("two"), "three", true)
             .unwrap()
@@ -1223,6 +1233,12 @@ mod tests {
         assert_eq!(names.len(), 3, "{names:?}");
         #[cfg(unix)]
         {
+            use std::os::unix::fs::PermissionsExt;
+            // An existing file keeps its permissions.
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+            write_file(&path, Some("three"), "three", false).unwrap();
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o640);
             let link = dir.join("link.json");
             std::os::unix::fs::symlink(&path, &link).unwrap();
             write_file(&link, Some("three"), "four", true).unwrap();
@@ -1230,5 +1246,15 @@ mod tests {
             assert_eq!(fs::read_to_string(&path).unwrap(), "four");
         }
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn windows_line_endings_and_a_byte_order_mark_survive() {
+        let original = "\u{feff}{\r\n  \"other\": 1\r\n}\r\n";
+        let edits = [set(&["servers", "s"], text("v"))];
+        let out = apply_edits("f", Some(original), &edits).unwrap();
+        assert!(out.starts_with('\u{feff}'), "{out:?}");
+        assert!(!out.replace("\r\n", "").contains('\n'), "{out:?}");
+        assert_eq!(apply_edits("f", Some(&out), &edits).unwrap(), out);
     }
 }
