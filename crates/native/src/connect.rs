@@ -551,8 +551,9 @@ pub fn write_file(
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "config".into());
     let temporary = directory.join(format!(
-        ".{file_name}.sampling2api-{}.tmp",
-        std::process::id()
+        ".{file_name}.sampling2api-{}-{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
     ));
     let result = write_new(&temporary, content, &target, secret)
         .and_then(|()| fs::rename(&temporary, &target).map_err(io_error(&target)));
@@ -570,8 +571,8 @@ fn write_new(
 ) -> Result<(), ConnectError> {
     let mut file = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        // Never through something already there (a stale file, or a link planted in its place).
+        .create_new(true)
         .open(temporary)
         .map_err(io_error(temporary))?;
     // The new file keeps the old one's permissions; a new file with a key is the owner's only.
@@ -595,7 +596,7 @@ fn owner_only(file: &fs::File) -> std::io::Result<()> {
 
 #[cfg(not(unix))]
 fn owner_only(_file: &fs::File) -> std::io::Result<()> {
-    // Windows: files under the user's profile inherit its owner-only ACL.
+    // Windows: a new file takes its folder's ACL, which under the user's profile is the user's.
     Ok(())
 }
 
