@@ -507,6 +507,27 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_runs_a_mode_or_connects_a_client() {
+        let bridge =
+            Invocation::try_parse_from(["sampling2api", "http", "--listen", "127.0.0.1:9"]);
+        let Ok(Invocation::Bridge(Cli {
+            mode: Mode::Http(http),
+        })) = bridge
+        else {
+            panic!("{bridge:?}")
+        };
+        assert_eq!(http.common.listen.port(), 9);
+        let connect =
+            Invocation::try_parse_from(["sampling2api", "connect", "claude-code", "--write"]);
+        let Ok(Invocation::Connect(args)) = connect else {
+            panic!("{connect:?}")
+        };
+        assert!(args.write && args.client == crate::connect::Client::ClaudeCode);
+        assert!(Invocation::try_parse_from(["sampling2api"]).is_err());
+        assert!(Invocation::try_parse_from(["sampling2api", "connect", "emacs"]).is_err());
+    }
+
+    #[test]
     fn tool_mode_defaults_to_auto_and_parses() {
         assert_eq!(common(&[]).tool_mode, ToolMode::Auto);
         assert_eq!(common(&["--tools", "native"]).tool_mode, ToolMode::Native);
