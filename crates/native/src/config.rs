@@ -225,6 +225,93 @@ pub struct UrlImageLimits {
     pub url_image_concurrency: u16,
 }
 
+/// Configure a client (VS Code, Copilot CLI, Claude Code, Claude Desktop, SDK env) for this bridge.
+///
+/// Prints the change to the client's configuration as a diff, or merges it into the client's
+/// own file with `--write`. The bridge's flags (`--listen`,
+/// `--api-key`, `--mcp-path`) and their environment variables mean the same here, so what is
+/// written matches what runs.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// The client to configure.
+    #[arg(value_enum)]
+    pub client: crate::connect::Client,
+    /// Apply the change (merged into the existing file, the previous version kept as FILE.bak).
+    /// Without it, only prints what would change.
+    #[arg(long)]
+    pub write: bool,
+    /// Address the bridge listens on (as `--listen` of `stdio`/`http`).
+    #[arg(long, default_value = "127.0.0.1:38080", env = "SAMPLING2API_LISTEN")]
+    pub listen: SocketAddr,
+    /// The bridge's API key (as its `--api-key`); the first one is what callers present.
+    #[arg(
+        long = "api-key",
+        env = "SAMPLING2API_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// How an MCP client (vscode, copilot-cli) reaches the bridge: `stdio` (the client launches
+    /// this binary) or `http` (to a running `sampling2api http`). Default: stdio, or http with --url.
+    #[arg(long, value_enum)]
+    pub mode: Option<crate::connect::Transport>,
+    /// Path of the MCP endpoint of `sampling2api http` (as its `--mcp-path`).
+    #[arg(long, default_value = "/mcp", env = "SAMPLING2API_MCP_PATH")]
+    pub mcp_path: String,
+    /// A bridge elsewhere instead of --listen, e.g. the worker: `https://sampling2api.<you>.workers.dev`.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// The token (API key) for --url; the worker refuses requests without one.
+    #[arg(long, requires = "url")]
+    pub token: Option<String>,
+    /// vscode: configure `DIR/.vscode/mcp.json` instead of the user configuration.
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<std::path::PathBuf>,
+    /// env: the shell to print exports for (default: from $SHELL; PowerShell on Windows).
+    #[arg(long, value_enum)]
+    pub shell: Option<crate::connect::Shell>,
+    /// Name of the server entry in MCP client configurations.
+    #[arg(long, default_value = "sampling2api")]
+    pub name: String,
+    /// Edit this file instead of the client's usual one.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+    /// Lay out paths as on this OS (tests cover every OS from one machine).
+    #[arg(long, value_enum, hide = true)]
+    pub os: Option<crate::connect::Os>,
+}
+
+/// What the command line asks for: run the bridge in a mode, or configure a client and exit.
+#[derive(Debug)]
+pub enum Invocation {
+    Bridge(Cli),
+    Connect(ConnectArgs),
+}
+
+impl Invocation {
+    /// `connect` is added to the modes here rather than in `Mode`, so that code matching on a
+    /// running mode never sees it.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let connect = ConnectArgs::augment_args(clap::Command::new("connect"));
+        let matches = Cli::command()
+            .subcommand(connect)
+            .try_get_matches_from(args)?;
+        match matches.subcommand() {
+            Some(("connect", sub)) => ConnectArgs::from_arg_matches(sub).map(Invocation::Connect),
+            _ => Cli::from_arg_matches(&matches).map(Invocation::Bridge),
+        }
+    }
+
+    pub fn parse() -> Self {
+        Self::try_parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+}
+
 fn parse_alias(text: &str) -> Result<(String, String), String> {
     sampling2api_core::models::ModelCatalog::parse_alias(text)
 }
@@ -417,6 +504,27 @@ mod tests {
         };
         assert_eq!(http.max_sessions, 1024);
         assert!(Cli::try_parse_from(["sampling2api", "http", "--max-sessions", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_command_line_runs_a_mode_or_connects_a_client() {
+        let bridge =
+            Invocation::try_parse_from(["sampling2api", "http", "--listen", "127.0.0.1:9"]);
+        let Ok(Invocation::Bridge(Cli {
+            mode: Mode::Http(http),
+        })) = bridge
+        else {
+            panic!("{bridge:?}")
+        };
+        assert_eq!(http.common.listen.port(), 9);
+        let connect =
+            Invocation::try_parse_from(["sampling2api", "connect", "claude-code", "--write"]);
+        let Ok(Invocation::Connect(args)) = connect else {
+            panic!("{connect:?}")
+        };
+        assert!(args.write && args.client == crate::connect::Client::ClaudeCode);
+        assert!(Invocation::try_parse_from(["sampling2api"]).is_err());
+        assert!(Invocation::try_parse_from(["sampling2api", "connect", "emacs"]).is_err());
     }
 
     #[test]

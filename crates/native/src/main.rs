@@ -5,6 +5,7 @@ mod api;
 mod batching;
 mod bridge;
 mod config;
+mod connect;
 mod cpu_work;
 mod http_mode;
 mod ids;
@@ -21,8 +22,7 @@ mod stdio_mode;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use config::{Cli, Mode};
+use config::{Invocation, Mode};
 use tracing_subscriber::EnvFilter;
 
 // Requests allocate many small short-lived buffers (JSON, headers); mimalloc serves them at a
@@ -31,7 +31,11 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Invocation::parse() {
+        Invocation::Bridge(cli) => cli,
+        // Prints or writes a client's configuration and exits: no runtime, no logging.
+        Invocation::Connect(args) => return connect::run(&args),
+    };
     let log_filter = match &cli.mode {
         Mode::Stdio(args) => &args.common.log,
         Mode::Http(args) => &args.common.log,
