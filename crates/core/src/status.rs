@@ -234,9 +234,7 @@ impl StatusSnapshot {
 
 /// What the person at the client may need to do for a request waiting there, in plain words.
 pub fn waiting_hint(stage: Stage, client: Option<&ClientStatus>) -> Option<String> {
-    let Some(client) = client else {
-        return None;
-    };
+    let client = client?;
     if client.event_stream_open == Some(false) {
         return Some(
             "The client has no open event stream, so the request cannot reach it yet: \
@@ -407,7 +405,13 @@ mod tests {
         history.record(finished(3, "b", 200));
         let a = &history.models()[0];
         assert_eq!(
-            (a.model.as_str(), a.requests, a.errors, a.input_tokens, a.output_tokens),
+            (
+                a.model.as_str(),
+                a.requests,
+                a.errors,
+                a.input_tokens,
+                a.output_tokens
+            ),
             ("a", 2, 1, 6, 8)
         );
         assert_eq!(a.latency_ms_sum, 20);

@@ -16,6 +16,7 @@ mod openai;
 mod request_body;
 mod server;
 mod session;
+mod status;
 mod stdio_mode;
 
 use std::process::ExitCode;
