@@ -76,7 +76,7 @@ def test_the_page_shows_clients_requests_in_flight_and_recent(kind: str, browser
     assert "sampling2api" in text_of(driver, "meta")
 
     answered: list[str] = []
-    request = {"model": "claude-browser", "max_tokens": 5, "messages": [{"role": "user", "content": "[slow:3] from the browser test"}]}
+    request = {"model": "claude-browser", "max_tokens": 5, "messages": [{"role": "user", "content": "[slow:2] from the browser test"}]}
     caller = threading.Thread(target=lambda: answered.append(deployment.anthropic().messages.create(**request).content[0].text))
     caller.start()
     wait_for(driver, lambda: "claude-browser" in text_of(driver, "in-flight"), "the request in flight")

@@ -130,7 +130,7 @@ def test_status_needs_the_key_but_the_page_does_not(kind: str, deployments: list
     deployments.append(deployment)
     missing = httpx.get(f"{deployment.base_url}/status", timeout=5)
     assert missing.status_code == 401
-    assert missing.json()["error"]["type"] == "authentication_error"
+    assert "API key" in missing.json()["error"]["message"]
     assert httpx.get(f"{deployment.base_url}/status", headers={"x-api-key": "wrong"}, timeout=5).status_code == 401
     assert status(deployment)["clients"]
     # The page holds no data: it is served without a key, and asks for one.
@@ -154,4 +154,4 @@ def test_worker_status_needs_a_token_and_shows_only_its_namespace(kind: str, dep
 def test_status_is_not_a_route_for_other_methods(target: Deployment) -> None:
     response = target.http.post("/status", json={})
     assert response.status_code == 405
-    assert response.json()["type"] == "error"
+    assert "message" in response.json()["error"]
