@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import ROOT, Deployment, deploy
+from conftest import ROOT, ClientSpec, Deployment, deploy
 
 # Debian's packages by default (scripts/test-all installs them); CI runners that ship their
 # own Chrome name it and its driver here.
@@ -60,7 +60,8 @@ def wait_for(driver: object, predicate, what: str, timeout: float = 15) -> None:
 
 @pytest.mark.parametrize("kind", ["http", "worker"])
 def test_the_page_shows_clients_requests_in_flight_and_recent(kind: str, browser: object, deployments: list[Deployment]) -> None:
-    deployment = deploy(kind)
+    # Named as VS Code names itself, so the page shows the hint VS Code users need.
+    deployment = deploy(kind, [ClientSpec(name="Visual Studio Code")])
     deployments.append(deployment)
     driver = browser
     driver.get(f"{deployment.base_url}/")  # type: ignore[attr-defined]
@@ -72,7 +73,7 @@ def test_the_page_shows_clients_requests_in_flight_and_recent(kind: str, browser
         driver.find_element(By.ID, "key").send_keys(deployment.api_key)  # type: ignore[attr-defined]
         driver.find_element(By.CSS_SELECTOR, "#key-form button").click()  # type: ignore[attr-defined]
         assert deployment.api_key not in driver.current_url  # type: ignore[attr-defined]
-    wait_for(driver, lambda: "main" in text_of(driver, "clients"), "the connected client")
+    wait_for(driver, lambda: "Visual Studio Code" in text_of(driver, "clients"), "the connected client")
     assert "sampling2api" in text_of(driver, "meta")
 
     answered: list[str] = []
@@ -82,6 +83,7 @@ def test_the_page_shows_clients_requests_in_flight_and_recent(kind: str, browser
     wait_for(driver, lambda: "claude-browser" in text_of(driver, "in-flight"), "the request in flight")
     in_flight = text_of(driver, "in-flight")
     assert "/v1/messages" in in_flight
+    wait_for(driver, lambda: "look for a prompt in VS Code" in text_of(driver, "in-flight"), "the hint for VS Code users")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     # The in-flight view is the interesting one; the native page is the README's picture.
     driver.save_screenshot(str(ARTIFACTS / f"status-page-{kind}-in-flight.png"))  # type: ignore[attr-defined]
