@@ -187,3 +187,47 @@ pub fn record_refused(
         ..RecentRequest::default()
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(id: &str) -> InFlightRequest {
+        InFlightRequest {
+            request_id: id.into(),
+            route: "/v1/messages".into(),
+            model: Some("m".into()),
+            session: Some("mcps_x".into()),
+            started_unix_ms: 1,
+            stage: Stage::Queued,
+        }
+    }
+
+    #[test]
+    fn a_ticket_is_in_flight_until_finished_then_listed_with_its_tokens() {
+        let board = StatusBoard::default();
+        let ticket = board.begin(request("req_a"), Some("hi".into()));
+        ticket.set_stage(Stage::WaitingForClient);
+        assert_eq!(
+            board.in_flight().get("req_a").map(|r| r.stage),
+            Some(Stage::WaitingForClient)
+        );
+        ticket.finish(200, 7, 9);
+        assert!(board.in_flight().is_empty());
+        let history = board.history();
+        let listed = history.recent().next().unwrap();
+        assert_eq!(
+            (listed.status, listed.input_tokens, listed.output_tokens),
+            (200, 7, 9)
+        );
+        assert_eq!(listed.prompt.as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn a_ticket_dropped_unfinished_is_listed_as_the_caller_going_away() {
+        let board = StatusBoard::default();
+        drop(board.begin(request("req_b"), None));
+        assert!(board.in_flight().is_empty());
+        assert_eq!(board.history().recent().next().unwrap().status, 499);
+    }
+}
