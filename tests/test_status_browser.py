@@ -96,6 +96,18 @@ def test_the_page_shows_clients_requests_in_flight_and_recent(kind: str, browser
     driver.save_screenshot(str(ARTIFACTS / f"status-page-{kind}.png"))  # type: ignore[attr-defined]
     if kind == "http":
         shutil.copyfile(ARTIFACTS / "status-page-http-in-flight.png", ARTIFACTS / "status-page.png")
+        # Dark mode follows the system, and a phone's width needs no sideways page scroll.
+        background = "return getComputedStyle(document.body).backgroundColor"
+        assert driver.execute_script(background) == "rgb(250, 250, 250)"  # type: ignore[attr-defined]
+        driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+            "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+        )
+        assert driver.execute_script(background) == "rgb(21, 22, 26)"  # type: ignore[attr-defined]
+        driver.set_window_size(390, 844)  # type: ignore[attr-defined]
+        wait_for(driver, lambda: driver.execute_script("return window.innerWidth") <= 400, "the phone width")  # type: ignore[attr-defined]
+        overflow = "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        assert driver.execute_script(overflow) <= 0  # type: ignore[attr-defined]
+        driver.save_screenshot(str(ARTIFACTS / "status-page-phone-dark.png"))  # type: ignore[attr-defined]
 
     logs = driver.get_log("browser")  # type: ignore[attr-defined]
     errors = [entry for entry in logs if entry["level"] == "SEVERE"]
