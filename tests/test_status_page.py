@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import anthropic
 import httpx
 import pytest
 
@@ -155,3 +156,18 @@ def test_status_is_not_a_route_for_other_methods(target: Deployment) -> None:
     response = target.http.post("/status", json={})
     assert response.status_code == 405
     assert "message" in response.json()["error"]
+
+
+def test_a_caller_that_goes_away_is_listed_as_499(target: Deployment) -> None:
+    not_on_worker(target.kind, "under wrangler dev the Worker's handler runs to its end when the caller leaves (observed), so it lists the answer's status, not 499")
+    model = "claude-status-gone"
+    request = {**OK, "model": model, "messages": [{"role": "user", "content": "[slow:1.5] leaving early"}]}
+    with pytest.raises(anthropic.APITimeoutError):
+        target.anthropic(timeout=0.4).messages.create(**request)
+
+    def listed() -> dict | None:
+        return next((r for r in status(target)["recent"] if r["model"] == model), None)
+
+    wait_until(lambda: listed() is not None, what="the abandoned request listed")
+    assert listed()["status"] == 499
+    assert not [r for r in status(target)["in_flight"] if r["model"] == model]
