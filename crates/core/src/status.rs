@@ -300,25 +300,44 @@ pub fn wants_html(accept: Option<&str>) -> bool {
     let Some(accept) = accept else {
         return false;
     };
-    let mut html = 0.0_f32;
-    let mut json = 0.0_f32;
+    let mut html = 0;
+    let mut json = 0;
     for range in accept.split(',') {
         let mut parts = range.split(';');
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
         let q = parts
             .filter_map(|param| {
                 let (name, value) = param.split_once('=')?;
-                (name.trim() == "q").then(|| value.trim().parse::<f32>().ok())?
+                (name.trim() == "q").then(|| quality(value.trim()))
             })
             .next()
-            .unwrap_or(1.0);
+            .unwrap_or(1000);
         match media.as_str() {
             "text/html" => html = html.max(q),
             "application/json" | "*/*" | "application/*" => json = json.max(q),
             _ => {}
         }
     }
-    html > 0.0 && html > json
+    html > 0 && html > json
+}
+
+/// A `q` value in thousandths (`0`, `0.8`, `1.000`); anything else counts as 0. Integer
+/// parsing keeps float parsing out of the worker's wasm.
+fn quality(value: &str) -> u16 {
+    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let thousandths = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0_u16, |sum, digit| sum * 10 + u16::from(digit - b'0'));
+    match whole {
+        "1" if thousandths == 0 => 1000,
+        "0" => thousandths,
+        _ => 0,
+    }
 }
 
 /// The text between the page's first `<tag>` and `</tag>`.
@@ -491,6 +510,8 @@ mod tests {
                       image/webp,*/*;q=0.8";
         assert!(wants_html(Some(chrome)));
         assert!(wants_html(Some("text/html")));
+        assert!(wants_html(Some("text/html;q=0.9, application/json;q=0.85")));
+        assert!(wants_html(Some("text/html;q=1.0, */*;q=0.999")));
         for api in [
             None,
             Some("*/*"),
@@ -498,6 +519,9 @@ mod tests {
             Some("application/json, text/html;q=0.5"),
             Some("text/html;q=0"),
             Some("text/html;q=0.5, */*"),
+            Some("text/html;q=2"),
+            Some("text/html;q=0.1234"),
+            Some("text/html;q=x"),
         ] {
             assert!(!wants_html(api), "{api:?}");
         }
