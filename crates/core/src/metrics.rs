@@ -62,6 +62,7 @@ pub fn route_label(path: &str) -> &'static str {
         "/sessions" => "/sessions",
         "/health" => "/health",
         "/metrics" => "/metrics",
+        "/status" => "/status",
         "/" => "/",
         _ => "unmatched",
     }

@@ -71,6 +71,7 @@ pub fn app(bridge: Arc<Bridge>, extra: Option<Router<Arc<Bridge>>>) -> Router {
         .route("/health", get(health))
         .route("/sessions", get(list_sessions))
         .route("/api/hello", get(hello))
+        .route("/status", get(crate::status::status))
         .route("/", get(root));
     if let Some(extra) = extra {
         routes = routes.merge(extra);
@@ -145,6 +146,12 @@ async fn request_context(
     let status = response.status().as_u16();
     bridge.metrics.record_request(&route, status);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Accepted requests are on the status board already (their handlers add a RequestLog).
+    if crate::status::is_sampling_route(&path)
+        && response.extensions().get::<RequestLog>().is_none()
+    {
+        crate::status::record_refused(&bridge, request_id.clone(), &path, status, started);
+    }
     if path.starts_with("/v1/") {
         let log = response
             .extensions()
@@ -335,10 +342,17 @@ async fn hello() -> Response {
     json_response(StatusCode::OK, r#"{"status":"ok"}"#.to_string())
 }
 
-/// Claude Code probes `HEAD /` at start-up; any answer will do, so say what this is.
-async fn root(method: Method) -> Response {
+/// Claude Code probes `HEAD /` at start-up; any answer will do, so say what this is. A
+/// browser gets the status page (it holds no data, so it needs no key; `/status` does).
+async fn root(method: Method, headers: HeaderMap) -> Response {
     if method == Method::HEAD {
         return StatusCode::OK.into_response();
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    if sampling2api_core::status::wants_html(accept) {
+        return crate::status::page();
     }
     json_response(
         StatusCode::OK,

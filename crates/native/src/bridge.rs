@@ -20,7 +20,9 @@ use crate::image_fetch::ImageFetcher;
 use crate::metrics::Metrics;
 use crate::request_body::{BodyLimits, ReceivingBudget};
 use crate::session::{Admission, Session, SessionLimits};
+use crate::status::{StatusBoard, StatusTicket};
 use sampling2api_core::browser_guard::HostPolicy;
+use sampling2api_core::status::Stage;
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -37,6 +39,8 @@ pub struct Bridge {
     pub max_sessions: usize,
     pub images: ImageFetcher,
     pub metrics: Metrics,
+    /// What the status page shows: requests in flight, the last ones, totals per model.
+    pub status: StatusBoard,
     /// How request bodies are read (size, time, and the budget shared by all of them).
     pub body_limits: BodyLimits,
     /// Which `Host` names may reach the bridge; its port is set once the listener is bound.
@@ -76,6 +80,7 @@ impl Bridge {
             max_sessions: usize::MAX,
             images,
             metrics: Metrics::new(),
+            status: StatusBoard::default(),
             catalog: Mutex::new(catalog),
             sessions: RwLock::new(HashMap::new()),
             in_flight: AtomicU64::new(0),
@@ -187,6 +192,7 @@ impl Bridge {
         session: &Arc<Session>,
         params: CreateMessageParams,
         admission: Admission,
+        ticket: &StatusTicket<'_>,
     ) -> Result<CreateMessageResult, ApiError> {
         let timeout = self.settings.request_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
@@ -194,6 +200,7 @@ impl Bridge {
             Ok(permit) => permit?,
             Err(_) => return Err(admission::queue_timeout(&describe(timeout))),
         };
+        ticket.set_stage(Stage::WaitingForClient);
         let started = std::time::Instant::now();
         let outcome = self.sample_now(session, params, deadline).await;
         self.metrics

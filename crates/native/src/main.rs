@@ -18,6 +18,7 @@ mod platform;
 mod request_body;
 mod server;
 mod session;
+mod status;
 mod stdio_mode;
 
 use std::process::ExitCode;

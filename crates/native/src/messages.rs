@@ -24,6 +24,8 @@ use crate::cpu_work;
 use crate::ids::random_u128;
 use crate::request_body::read_body;
 use crate::session::{Admission, Session};
+use crate::status::unix_ms;
+use sampling2api_core::status::{self, InFlightRequest, Stage};
 
 /// A request that passed every check before sampling starts.
 pub struct Accepted {
@@ -37,6 +39,11 @@ pub struct Accepted {
     pub input_tokens: u64,
     pub message_id: String,
     pub admission: Admission,
+    /// For the status page: the request's id and route, and its prompt's start
+    /// (`--log-prompts` only).
+    pub request_id: String,
+    pub route: &'static str,
+    pub prompt: Option<String>,
 }
 
 impl Accepted {
@@ -64,7 +71,10 @@ pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request)
     })
     .await;
     let accepted = match parsed {
-        Ok((parsed, body_bytes)) => accept(&bridge, &parts.headers, parsed, body_bytes).await,
+        Ok((parsed, body_bytes)) => {
+            let tag = (request_id.as_str(), "/v1/messages");
+            accept(&bridge, &parts.headers, parsed, body_bytes, tag).await
+        }
         Err(err) => Err(err),
     };
     let accepted = match accepted {
@@ -137,6 +147,7 @@ pub async fn accept(
     headers: &HeaderMap,
     mut request: MessagesRequest,
     body_bytes: usize,
+    (request_id, route): (&str, &'static str),
 ) -> Result<Accepted, ApiError> {
     let requested_session = match headers.get(SESSION_HEADER) {
         Some(value) => Some(value.to_str().map_err(|_| {
@@ -149,6 +160,11 @@ pub async fn accept(
     bridge.images.inline_url_images(&mut request).await?;
     let model = request.model.clone();
     let stream = request.wants_stream();
+    let prompt = bridge
+        .settings
+        .log_prompts
+        .then(|| status::prompt_preview(&request))
+        .flatten();
     let hints = bridge.catalog().hints_for(&model);
     let tool_mode = bridge.settings.tool_mode;
     let (input_tokens, (mut params, plan)) = cpu_work::run(body_bytes, move || {
@@ -173,6 +189,9 @@ pub async fn accept(
         input_tokens,
         message_id: ids::message_id(random_u128()),
         admission,
+        request_id: request_id.to_string(),
+        route,
+        prompt,
     })
 }
 
@@ -187,18 +206,46 @@ pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesRes
         input_tokens,
         message_id,
         admission,
+        request_id,
+        route,
+        prompt,
     } = accepted;
-    let result = bridge.sample(&session, params, admission).await?;
-    let response = to_messages_response(
-        result,
-        ResponseContext {
-            message_id,
-            requested_model: &model,
-            estimated_input_tokens: input_tokens,
-            plan,
+    let ticket = bridge.status.begin(
+        InFlightRequest {
+            request_id,
+            route: route.to_string(),
+            model: Some(model.clone()),
+            session: Some(session.handle.clone()),
+            started_unix_ms: unix_ms(),
+            stage: Stage::Queued,
         },
-        || ids::tool_use_id(random_u128()),
-    )?;
+        prompt,
+    );
+    let result = bridge.sample(&session, params, admission, &ticket).await;
+    let response = result.and_then(|result| {
+        to_messages_response(
+            result,
+            ResponseContext {
+                message_id,
+                requested_model: &model,
+                estimated_input_tokens: input_tokens,
+                plan,
+            },
+            || ids::tool_use_id(random_u128()),
+        )
+    });
+    let response = match response {
+        Ok(response) => response,
+        Err(err) => {
+            ticket.finish(err.status(), 0, 0);
+            return Err(err);
+        }
+    };
+    ticket.finish(
+        200,
+        response.usage.input_tokens,
+        response.usage.output_tokens,
+    );
     bridge
         .metrics
         .record_tokens(response.usage.input_tokens, response.usage.output_tokens);

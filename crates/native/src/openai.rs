@@ -25,7 +25,8 @@ pub async fn chat_completions(State(bridge): State<Arc<Bridge>>, request: Reques
         Ok(parsed) => parsed,
         Err(err) => return openai_error_response(&err, &request_id),
     };
-    let accepted = accept(&bridge, &parts.headers, request, body_bytes).await;
+    let tag = (request_id.as_str(), "/v1/chat/completions");
+    let accepted = accept(&bridge, &parts.headers, request, body_bytes, tag).await;
     let accepted = match accepted {
         Ok(accepted) => accepted,
         Err(err) => return openai_error_response(&err, &request_id),

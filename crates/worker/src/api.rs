@@ -17,6 +17,9 @@ use sampling2api_core::routing::{Candidate, SESSION_HEADER, choose_session};
 use sampling2api_core::sampling::{
     CreateMessageParams, CreateMessageResult, ModelHint, ModelPreferences,
 };
+use sampling2api_core::status::{
+    self, ClientStatus, InFlightRequest, RequestHistory, Stage, StatusSnapshot,
+};
 use sampling2api_core::stream_framing::StreamFraming;
 use sampling2api_core::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::{ApiError, ids, openai, tokens};
@@ -52,6 +55,8 @@ struct Accepted {
     plan: AnswerPlan,
     input_tokens: u64,
     message_id: String,
+    /// What the status page shows while the request is in flight.
+    status: Option<InFlightRequest>,
 }
 
 /// Reads a JSON list from the namespace registry.
@@ -145,6 +150,7 @@ async fn accept(
         stream,
         params,
         plan,
+        status: None,
     })
 }
 
@@ -193,8 +199,11 @@ async fn complete(
         Ok(outcome) => outcome,
         Err(error) => {
             return Completion {
+                usage: Usage {
+                    error_status: Some(error.status()),
+                    ..Usage::default()
+                },
                 response: Err(error),
-                usage: Usage::default(),
             };
         }
     };
@@ -207,6 +216,7 @@ async fn complete(
         sampling,
         input_tokens: response.as_ref().map_or(0, |r| r.usage.input_tokens),
         output_tokens: response.as_ref().map_or(0, |r| r.usage.output_tokens),
+        error_status: response.as_ref().err().map(ApiError::status),
     };
     Completion { response, usage }
 }
@@ -233,6 +243,7 @@ async fn sample(
         stream_wait_ms: settings.stream_wait.as_millis() as u64,
         max_in_flight: settings.max_in_flight_per_session,
         max_queued: settings.max_queued_per_session,
+        status: accepted.status.clone(),
     };
     let body = serde_json::to_vec(&request).map_err(|err| ApiError::api(err.to_string()))?;
     let mut response = call(
@@ -373,8 +384,20 @@ async fn accept_into(
     journal: &mut Journal,
 ) -> Result<Accepted, ApiError> {
     journal.model = Some(request.model.clone());
-    let accepted = accept(headers, env, namespace, settings, request).await?;
-    journal.session = Some(ids::session_handle(&accepted.session_id));
+    if settings.log_prompts {
+        journal.prompt = status::prompt_preview(&request);
+    }
+    let mut accepted = accept(headers, env, namespace, settings, request).await?;
+    let session = ids::session_handle(&accepted.session_id);
+    accepted.status = Some(InFlightRequest {
+        request_id: journal.request_id.clone(),
+        route: journal.route().to_string(),
+        model: Some(accepted.model.clone()),
+        session: Some(session.clone()),
+        started_unix_ms: journal.started_unix_ms(),
+        stage: Stage::Queued,
+    });
+    journal.session = Some(session);
     Ok(accepted)
 }
 
@@ -573,4 +596,57 @@ pub async fn metrics(env: &Env, namespace: &Namespace) -> Result<Response, ApiEr
     Ok(Response::ok(totals.render(gauges))
         .map_err(internal)?
         .with_headers(headers))
+}
+
+/// `/status` for the caller's namespace: its sessions, the requests their objects hold now,
+/// and the registry's recent requests and totals per model.
+pub async fn status(
+    env: &Env,
+    namespace: &Namespace,
+    settings: &Settings,
+) -> Result<Response, ApiError> {
+    let history: RequestHistory = registry_get(env, namespace, "/history").await?;
+    let listed = sessions(env, namespace).await?;
+    let loads = futures::future::join_all(listed.iter().map(|entry| async move {
+        let stub = session_stub(env, namespace, &entry.id).ok()?;
+        let mut response = call(&stub, Method::Get, "/load", None).await.ok()?;
+        response.json::<SessionLoad>().await.ok()
+    }))
+    .await;
+    let clients = listed
+        .iter()
+        .zip(&loads)
+        .map(|(entry, load)| ClientStatus {
+            session: ids::session_handle(&entry.id),
+            client_name: entry.client_name.clone(),
+            client_version: None,
+            protocol_version: Some(entry.protocol_version.clone()),
+            sampling: entry.sampling.is_some(),
+            tools: entry
+                .sampling
+                .map(|support| settings.tool_mode.delivery(support).as_str().to_string()),
+            event_stream_open: None,
+            in_flight: load.as_ref().map_or(0, |load| load.in_flight),
+            queued: load.as_ref().map_or(0, |load| load.queued),
+        })
+        .collect();
+    let in_flight: Vec<InFlightRequest> = loads
+        .into_iter()
+        .flatten()
+        .flat_map(|load| load.requests)
+        .collect();
+    let mut snapshot = StatusSnapshot::new(
+        "worker",
+        worker::Date::now().as_millis(),
+        settings.log_prompts,
+        clients,
+        &in_flight,
+        &history,
+    );
+    snapshot.notes.push(
+        "On the worker, a client's version and whether its event stream is open are not shown \
+         (the session objects do not report them)."
+            .to_string(),
+    );
+    http::json(200, snapshot.to_json())
 }

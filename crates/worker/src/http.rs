@@ -21,6 +21,17 @@ pub fn json(status: u16, body: String) -> Result<Response, ApiError> {
         .with_headers(headers))
 }
 
+/// The status page with its Content-Security-Policy (the same page and headers as natively).
+pub fn status_page() -> Result<Response, ApiError> {
+    let headers = Headers::new();
+    for (name, value) in sampling2api_core::status::page_headers() {
+        headers.set(name, value).map_err(internal)?;
+    }
+    Ok(Response::ok(sampling2api_core::status::PAGE)
+        .map_err(internal)?
+        .with_headers(headers))
+}
+
 /// A streamed `text/event-stream` response.
 pub fn event_stream(
     body: futures::channel::mpsc::Receiver<Result<Vec<u8>, worker::Error>>,

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use futures::channel::oneshot;
 use sampling2api_core::metrics::{MetricTotals, RequestRecord, SamplingRecord, route_label};
+use sampling2api_core::status::RecentRequest;
 use serde_json::json;
 use worker::{Context, Env, Method};
 
@@ -17,6 +18,8 @@ use crate::tenancy::Namespace;
 thread_local! {
     /// Records not yet sent to their namespaces' registries, by namespace.
     static PENDING: RefCell<HashMap<String, MetricTotals>> = RefCell::new(HashMap::new());
+    /// Finished sampling requests not yet sent to their namespaces' registries (status page).
+    static PENDING_RECENT: RefCell<HashMap<String, Vec<RecentRequest>>> = RefCell::new(HashMap::new());
     /// Whether a request of this isolate is sending batches now.
     static FLUSHING: Cell<bool> = const { Cell::new(false) };
 }
@@ -30,8 +33,17 @@ async fn flush(env: &Env) {
     }
     loop {
         let batches = PENDING.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
-        if batches.is_empty() {
+        let recent = PENDING_RECENT.with(|pending| std::mem::take(&mut *pending.borrow_mut()));
+        if batches.is_empty() && recent.is_empty() {
             break;
+        }
+        for (namespace, requests) in recent {
+            let Ok(body) = serde_json::to_vec(&requests) else {
+                continue;
+            };
+            if let Ok(stub) = registry_stub(env, &Namespace(namespace)) {
+                let _ = call(&stub, Method::Post, "/recent", Some(&body)).await;
+            }
         }
         for (namespace, batch) in batches {
             let Ok(body) = serde_json::to_vec(&batch) else {
@@ -52,6 +64,8 @@ pub struct Usage {
     pub sampling: Option<SamplingRecord>,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The status of the error a stream ended with (its HTTP status was 200 already).
+    pub error_status: Option<u16>,
 }
 
 pub struct Journal {
@@ -64,6 +78,8 @@ pub struct Journal {
     pub namespace: Option<String>,
     pub session: Option<String>,
     pub model: Option<String>,
+    /// The prompt's start, for the status page (`LOG_PROMPTS` only).
+    pub prompt: Option<String>,
     pub usage: Usage,
     /// A stream's usage, sent by its task when the stream ends.
     pub stream_usage: Option<oneshot::Receiver<Usage>>,
@@ -80,9 +96,18 @@ impl Journal {
             namespace: None,
             session: None,
             model: None,
+            prompt: None,
             usage: Usage::default(),
             stream_usage: None,
         }
+    }
+
+    pub fn route(&self) -> &'static str {
+        route_label(&self.path)
+    }
+
+    pub fn started_unix_ms(&self) -> u64 {
+        self.started_ms as u64
     }
 
     pub fn set_log_prompts(&mut self, log_prompts: bool) {
@@ -127,6 +152,19 @@ impl Journal {
         };
         let env = env.clone();
         let route = route_label(&self.path).to_string();
+        let listed = is_sampling_route(&self.path).then(|| RecentRequest {
+            request_id: self.request_id.clone(),
+            unix_ms: self.started_ms as u64,
+            route: route.clone(),
+            model: self.model.clone(),
+            session: self.session.clone(),
+            status,
+            latency_ms: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            prompt: self.prompt.clone(),
+        });
+        let started_ms = self.started_ms;
         let usage = self.usage;
         let stream_usage = self.stream_usage;
         ctx.wait_until(async move {
@@ -134,6 +172,23 @@ impl Journal {
                 Some(tail) => tail.await.unwrap_or_default(),
                 None => usage,
             };
+            if let Some(listed) = listed {
+                let listed = RecentRequest {
+                    status: usage.error_status.unwrap_or(listed.status),
+                    latency_ms: (worker::Date::now().as_millis() as f64 - started_ms).max(0.0)
+                        as u64,
+                    input_tokens: usage.input_tokens,
+                    output_tokens: usage.output_tokens,
+                    ..listed
+                };
+                PENDING_RECENT.with(|pending| {
+                    pending
+                        .borrow_mut()
+                        .entry(namespace.clone())
+                        .or_default()
+                        .push(listed)
+                });
+            }
             let record = RequestRecord {
                 route,
                 status,
@@ -151,4 +206,9 @@ impl Journal {
             flush(&env).await;
         });
     }
+}
+
+/// The routes whose requests the status page lists (the ones that sample).
+fn is_sampling_route(path: &str) -> bool {
+    matches!(path, "/v1/messages" | "/v1/chat/completions")
 }

@@ -57,6 +57,14 @@ async fn route(
         (Method::Get | Method::Head, "/api/hello") => {
             return http::json(200, r#"{"status":"ok"}"#.into());
         }
+        // A browser gets the status page; it holds no data, so it needs no token (`/status` does).
+        (Method::Get, "/")
+            if sampling2api_core::status::wants_html(
+                req.headers().get("accept").ok().flatten().as_deref(),
+            ) =>
+        {
+            return http::status_page();
+        }
         (Method::Get | Method::Head, "/") => {
             return http::json(
                 200,
@@ -107,6 +115,7 @@ async fn route(
         (Method::Get, "/sessions") => api::list_sessions(env, &namespace, &settings).await,
         (Method::Get, "/health") => api::namespace_health(env, &namespace).await,
         (Method::Get, "/metrics") => api::metrics(env, &namespace).await,
+        (Method::Get, "/status") => api::status(env, &namespace, &settings).await,
         (method, path) => {
             let known = [
                 "/v1/messages",
@@ -115,6 +124,7 @@ async fn route(
                 "/v1/models",
                 "/sessions",
                 "/metrics",
+                "/status",
             ];
             let shown: String = path.chars().take(200).collect();
             if known.contains(&path) || path.starts_with("/v1/models/") {

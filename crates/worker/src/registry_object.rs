@@ -5,6 +5,7 @@
 
 use sampling2api_core::metrics::MetricTotals;
 use sampling2api_core::models::remember_reported;
+use sampling2api_core::status::{RecentRequest, RequestHistory};
 use serde_json::json;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
@@ -14,6 +15,8 @@ use crate::wire::{ReportedModel, SessionEntry};
 const SESSIONS: &str = "sessions";
 const MODELS: &str = "models";
 const METRICS: &str = "metrics";
+/// The status page's recent requests and totals per model.
+const HISTORY: &str = "history";
 
 #[durable_object]
 pub struct NamespaceRegistry {
@@ -82,6 +85,19 @@ impl DurableObject for NamespaceRegistry {
                 let mut totals: MetricTotals = storage.get(METRICS).await?.unwrap_or_default();
                 totals.merge(&batch);
                 storage.put(METRICS, &totals).await?;
+                Response::empty()
+            }
+            (Method::Get, "/history") => {
+                let history: RequestHistory = storage.get(HISTORY).await?.unwrap_or_default();
+                Response::from_json(&history)
+            }
+            (Method::Post, "/recent") => {
+                let batch: Vec<RecentRequest> = req.json().await?;
+                let mut history: RequestHistory = storage.get(HISTORY).await?.unwrap_or_default();
+                for request in batch {
+                    history.record(request);
+                }
+                storage.put(HISTORY, &history).await?;
                 Response::empty()
             }
             _ => Response::error("not found", 404),

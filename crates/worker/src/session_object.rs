@@ -23,6 +23,7 @@ use worker::{
 
 use crate::mcp_endpoint::LIVENESS_PING;
 use crate::wire::{CancelRequest, SampleOutcome, SampleRequest, SessionLoad};
+use sampling2api_core::status::{InFlightRequest, Stage};
 
 /// How often a waiting request writes to the client's stream to learn it is still there.
 const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
@@ -53,6 +54,8 @@ pub struct McpSessionObject {
     /// The in-flight limit and its queue; made with the first request's limits. Memory only:
     /// requests never outlive the object, so neither do their slots.
     admission: RefCell<Option<SlotQueue>>,
+    /// Requests held now, by ticket, as the status page lists them.
+    waiting: RefCell<HashMap<String, InFlightRequest>>,
 }
 
 impl DurableObject for McpSessionObject {
@@ -62,6 +65,7 @@ impl DurableObject for McpSessionObject {
             session: RefCell::new(None),
             tickets: RefCell::new(HashMap::new()),
             admission: RefCell::new(None),
+            waiting: RefCell::new(HashMap::new()),
         }
     }
 
@@ -142,8 +146,13 @@ impl DurableObject for McpSessionObject {
                     .map(|admission| SessionLoad {
                         in_flight: admission.in_flight() as u64,
                         queued: admission.queued() as u64,
+                        requests: Vec::new(),
                     })
                     .unwrap_or_default();
+                let load = SessionLoad {
+                    requests: self.waiting.borrow().values().cloned().collect(),
+                    ..load
+                };
                 Response::from_json(&load)
             }
             (Method::Delete, "/session") => {
@@ -233,11 +242,26 @@ impl McpSessionObject {
     /// Admits the request, then sends it to the client and waits for the outcome, timed from
     /// the moment it holds a slot.
     async fn sample(&self, request: SampleRequest, size_hint: usize) -> SampleOutcome {
+        let ticket = request.ticket.clone();
+        if let Some(status) = &request.status {
+            self.waiting
+                .borrow_mut()
+                .insert(ticket.clone(), status.clone());
+        }
+        let outcome = self.sample_tracked(request, size_hint).await;
+        self.waiting.borrow_mut().remove(&ticket);
+        outcome
+    }
+
+    async fn sample_tracked(&self, request: SampleRequest, size_hint: usize) -> SampleOutcome {
         let arrived = worker::Date::now().as_millis();
         let slot = match self.admit(&request).await {
             Ok(slot) => slot,
             Err(error) => return SampleOutcome::new(Err(error), None),
         };
+        if let Some(status) = self.waiting.borrow_mut().get_mut(&request.ticket) {
+            status.stage = Stage::WaitingForClient;
+        }
         let started = worker::Date::now().as_millis();
         let request = SampleRequest {
             timeout_ms: request

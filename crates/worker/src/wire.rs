@@ -2,6 +2,7 @@
 
 use sampling2api_core::ApiError;
 use sampling2api_core::sampling::CreateMessageResult;
+use sampling2api_core::status::InFlightRequest;
 use sampling2api_core::to_sampling::ClientSupport;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,6 +29,9 @@ pub struct SampleRequest<P = Value> {
     /// The session's admission limits (the Worker reads them from its vars).
     pub max_in_flight: usize,
     pub max_queued: usize,
+    /// What the status page shows of this request while the session object holds it.
+    #[serde(default)]
+    pub status: Option<InFlightRequest>,
 }
 
 /// A session object's admission counts, read at each `/metrics` scrape.
@@ -35,6 +39,9 @@ pub struct SampleRequest<P = Value> {
 pub struct SessionLoad {
     pub in_flight: u64,
     pub queued: u64,
+    /// The requests it holds now, for the status page.
+    #[serde(default)]
+    pub requests: Vec<InFlightRequest>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
