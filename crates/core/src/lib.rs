@@ -20,6 +20,7 @@ pub mod openai;
 pub mod routing;
 pub mod sampling;
 pub mod sse;
+pub mod status;
 pub mod stream_framing;
 pub mod structured_output;
 pub mod to_sampling;
