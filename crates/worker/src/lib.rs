@@ -51,7 +51,8 @@ async fn route(
     match (req.method(), path.as_str()) {
         // Liveness needs no token; with one, it also reports that namespace's sessions.
         (Method::Get, "/health") if !has_token => {
-            return http::json(200, r#"{"status":"ok","mode":"worker"}"#.into());
+            let alive = sampling2api_core::status::Health::alive("worker");
+            return http::json(200, sampling2api_core::status::health_body(&alive));
         }
         // Claude Code's preconnect probe: no token.
         (Method::Get | Method::Head, "/api/hello") => {

@@ -137,7 +137,8 @@ async fn start_session(
     let mut response = call(
         &session_stub(env, namespace, &id)?,
         Method::Post,
-        "/init",
+        // The object reports to its registry itself (readiness, stream, idle drop).
+        &format!("/init?namespace={}&id={id}", namespace.0),
         Some(body),
     )
     .await?;
@@ -161,11 +162,14 @@ async fn start_session(
     let entry = SessionEntry {
         id: id.clone(),
         client_name: client.as_ref().and_then(|c| c.client_name.clone()),
+        client_version: client.as_ref().and_then(|c| c.client_version.clone()),
         protocol_version: client
             .as_ref()
             .map(|c| c.protocol_version.clone())
             .unwrap_or_default(),
         sampling: client.and_then(|c| c.sampling),
+        ready: false,
+        stream_open: false,
     };
     let entry = serde_json::to_vec(&entry).map_err(|err| ApiError::api(err.to_string()))?;
     call(
