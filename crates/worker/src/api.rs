@@ -23,15 +23,18 @@ use sampling2api_core::stream_framing::StreamFraming;
 use sampling2api_core::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::{ApiError, ids, openai, tokens};
 use serde_json::json;
-use worker::{Delay, Env, Method, Request, Response};
+use worker::worker_sys::web_sys;
+use worker::{Context, Delay, Env, Method, Request, Response};
 
 use crate::config::Settings;
-use crate::http::{self, call, internal};
+use crate::http::{self, call, call_abortable, internal};
 use crate::journal::{Journal, Usage};
 use crate::mcp_endpoint::{registry_stub, session_stub};
 use crate::random::random_u128;
 use crate::tenancy::Namespace;
-use crate::wire::{ReportedModel, SampleOutcome, SampleRequest, SessionEntry, SessionLoad};
+use crate::wire::{
+    CancelRequest, ReportedModel, SampleOutcome, SampleRequest, SessionEntry, SessionLoad,
+};
 
 thread_local! {
     /// Models this isolate already reported to its namespaces' registries.
@@ -185,11 +188,26 @@ async fn complete(
 /// session object then cancels the request at the client.
 struct Admitted {
     response: Response,
+    /// Aborts the call to the session object when this is dropped before the outcome is read.
+    abort: web_sys::AbortController,
+    done: bool,
+    /// Dropped with this: ends the `wait_until` task that watches for the caller leaving.
+    _finished: oneshot::Sender<()>,
 }
 
 impl Admitted {
     async fn outcome(mut self) -> Result<SampleOutcome, ApiError> {
-        self.response.json().await.map_err(internal)
+        let outcome = self.response.json().await.map_err(internal);
+        self.done = true;
+        outcome
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if !self.done {
+            self.abort.abort();
+        }
     }
 }
 
@@ -201,30 +219,53 @@ async fn admit(
     namespace: &Namespace,
     settings: &Settings,
     accepted: &Accepted,
+    caller: &web_sys::AbortSignal,
+    ctx: &Context,
 ) -> Result<Admitted, ApiError> {
+    let ticket = format!("{:032x}", random_u128());
     let request = SampleRequest {
         params: &accepted.params,
-        ticket: format!("{:032x}", random_u128()),
+        ticket: ticket.clone(),
         timeout_ms: settings.request_timeout.as_millis() as u64,
         stream_wait_ms: settings.stream_wait.as_millis() as u64,
         max_in_flight: settings.max_in_flight_per_session,
         max_queued: settings.max_queued_per_session,
     };
     let body = serde_json::to_vec(&request).map_err(|err| ApiError::api(err.to_string()))?;
-    let mut response = call(
-        &session_stub(env, namespace, &accepted.session_id)?,
-        Method::Post,
-        "/sample",
-        Some(&body),
-    )
-    .await?;
+    let abort = web_sys::AbortController::new().map_err(|err| internal(err.into()))?;
+
+    // Ends the call when the caller disconnects (workerd aborts its request's signal) or when
+    // this side lets go of it (`Admitted` dropped): either way the session object cancels.
+    let signal = web_sys::AbortSignal::any(&worker::js_sys::Array::of2(caller, &abort.signal()));
+    let stub = session_stub(env, namespace, &accepted.session_id)?;
+    let mut response =
+        call_abortable(&stub, Method::Post, "/sample", Some(&body), Some(&signal)).await?;
     if response.status_code() != 200 {
         let refused: SampleOutcome = response.json().await.map_err(internal)?;
         return Err(refused
             .error
             .unwrap_or_else(|| ApiError::api("the session object refused without a reason")));
     }
-    Ok(Admitted { response })
+    // The caller's disconnect aborts its request's signal and then ends this request's
+    // context, and with it any task it started: only `wait_until` work still runs, so the
+    // cancel is sent from there. It ends when the request does (`finished`).
+    let (done, finished) = oneshot::channel::<()>();
+    let gone = http::aborted(caller);
+    let cancel = serde_json::to_vec(&CancelRequest { ticket }).unwrap_or_default();
+    ctx.wait_until(async move {
+        futures::select! {
+            _ = gone.fuse() => {
+                let _ = call(&stub, Method::Post, "/cancel", Some(&cancel)).await;
+            }
+            _ = finished.fuse() => {}
+        }
+    });
+    Ok(Admitted {
+        response,
+        abort,
+        done: false,
+        _finished: done,
+    })
 }
 
 /// The Anthropic response for the session object's outcome.
@@ -287,12 +328,16 @@ async fn report_model(env: &Env, namespace: &Namespace, model: String) {
     }
 }
 
-/// How often a streamed answer checks that its caller is still there, between keep-alives.
+/// How often a streamed answer writes to its caller while it waits. workerd learns that a
+/// caller left only when a write to it fails, and the ping interval (10 s by default) is too
+/// rare for the cancel to reach the MCP client within a second or two.
 const CALLER_CHECK: Duration = Duration::from_millis(250);
+/// What those writes carry between pings: an SSE comment, which every SSE reader skips.
+const LIVENESS_COMMENT: &[u8] = b":\n\n";
 
 /// The opening at once, keep-alives while the client works, then the ending. A caller that
-/// leaves drops the body: the task notices within `CALLER_CHECK` and ends, which ends the call
-/// to the session object, and that cancels at the client.
+/// leaves makes a write fail within `CALLER_CHECK`: the task ends, which ends the call to the
+/// session object, and that cancels at the client.
 fn stream(
     env: Env,
     namespace: Namespace,
@@ -325,15 +370,16 @@ fn stream(
             futures::select! {
                 completion = completion => break completion,
                 () = check => {
-                    if frames.is_closed() {
-                        return;
-                    }
                     since_ping += tick;
-                    if since_ping >= settings.ping_interval {
+                    let frame = if since_ping >= settings.ping_interval {
                         since_ping = Duration::ZERO;
-                        if frames.send(Ok(framing.keepalive().as_bytes().to_vec())).await.is_err() {
-                            return;
-                        }
+                        framing.keepalive().as_bytes().to_vec()
+                    } else {
+                        LIVENESS_COMMENT.to_vec()
+                    };
+                    // A full buffer (a slow reader) skips this one; a closed one means gone.
+                    if frames.try_send(Ok(frame)).is_err_and(|err| err.is_disconnected()) {
+                        return;
                     }
                 }
             }
@@ -388,6 +434,7 @@ async fn complete_into(
 pub async fn messages(
     mut req: Request,
     env: &Env,
+    ctx: &Context,
     namespace: &Namespace,
     settings: &Settings,
     journal: &mut Journal,
@@ -396,7 +443,15 @@ pub async fn messages(
     let request = parse_messages_request(&body, true)?;
     drop(body);
     let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
-    let admitted = admit(env, namespace, settings, &accepted).await?;
+    let admitted = admit(
+        env,
+        namespace,
+        settings,
+        &accepted,
+        &req.inner().signal(),
+        ctx,
+    )
+    .await?;
     if accepted.stream {
         return stream(
             env.clone(),
@@ -432,6 +487,7 @@ pub async fn count_tokens(
 pub async fn chat_completions(
     mut req: Request,
     env: &Env,
+    ctx: &Context,
     namespace: &Namespace,
     settings: &Settings,
     journal: &mut Journal,
@@ -442,7 +498,15 @@ pub async fn chat_completions(
     let include_usage = chat.wants_stream_usage();
     let request = openai::to_messages_request(chat)?;
     let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
-    let admitted = admit(env, namespace, settings, &accepted).await?;
+    let admitted = admit(
+        env,
+        namespace,
+        settings,
+        &accepted,
+        &req.inner().signal(),
+        ctx,
+    )
+    .await?;
     let created = (worker::js_sys::Date::now() / 1000.0) as u64;
     if stream_wanted {
         return stream(

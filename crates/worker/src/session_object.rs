@@ -16,13 +16,14 @@
 //! its stream stays closed for `SESSION_IDLE_SECS`.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
-use futures::future::Fuse;
+use futures::future::{Fuse, LocalBoxFuture};
 use futures::{FutureExt, SinkExt, Stream};
 use sampling2api_core::ApiError;
 use sampling2api_core::admission::{self, Admission, Decision};
@@ -38,7 +39,7 @@ use crate::config::Settings;
 use crate::http::call;
 use crate::mcp_endpoint::{LIVENESS_PING, registry_stub};
 use crate::tenancy::Namespace;
-use crate::wire::{SampleOutcome, SampleRequest, SessionLoad, SessionStatus};
+use crate::wire::{CancelRequest, SampleOutcome, SampleRequest, SessionLoad, SessionStatus};
 
 /// How often a waiting request writes to the client's stream to learn it is still there.
 const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
@@ -46,8 +47,9 @@ const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
 type Waiter = oneshot::Sender<std::result::Result<CreateMessageResult, ApiError>>;
 /// Wakes a queued request when a slot passes to it; keyed by the request's ticket.
 type SlotQueue = Admission<String, oneshot::Sender<()>>;
-/// Completes (with `Canceled`) when the caller of `/sample` is gone.
-type CallerGone = Fuse<oneshot::Receiver<()>>;
+/// Completes when the caller of `/sample` is gone: its call ended (the body was dropped) or the
+/// Worker said so (`/cancel`).
+type CallerGone = Fuse<LocalBoxFuture<'static, ()>>;
 
 const FACTS: &str = "facts";
 
@@ -85,6 +87,8 @@ struct Inner {
     /// The in-flight limit and its queue; made with the first request's limits. Memory only:
     /// requests never outlive the object, so neither do their slots.
     admission: RefCell<Option<SlotQueue>>,
+    /// `/cancel` by ticket: ends that request's wait as its caller leaving does.
+    cancels: RefCell<HashMap<String, oneshot::Sender<()>>>,
 }
 
 impl DurableObject for McpSessionObject {
@@ -96,6 +100,7 @@ impl DurableObject for McpSessionObject {
                 session: RefCell::new(None),
                 identity: RefCell::new(None),
                 admission: RefCell::new(None),
+                cancels: RefCell::new(HashMap::new()),
             }),
         }
     }
@@ -194,12 +199,21 @@ impl DurableObject for McpSessionObject {
                     }
                 };
                 let (mut outcome_out, outcome) = mpsc::channel::<Result<Vec<u8>>>(1);
-                let (watch, gone) = oneshot::channel();
+                let (watch, body_dropped) = oneshot::channel::<()>();
+                let (cancel, cancelled) = oneshot::channel::<()>();
+                inner
+                    .cancels
+                    .borrow_mut()
+                    .insert(request.ticket.clone(), cancel);
+                let gone = futures::future::select(body_dropped, cancelled)
+                    .map(|_| ())
+                    .boxed_local()
+                    .fuse();
                 let inner = inner.clone();
                 worker::wasm_bindgen_futures::spawn_local(async move {
-                    let outcome = inner
-                        .sample(place, request, size_hint, arrived, gone.fuse())
-                        .await;
+                    let ticket = request.ticket.clone();
+                    let outcome = inner.sample(place, request, size_hint, arrived, gone).await;
+                    inner.cancels.borrow_mut().remove(&ticket);
                     let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
                     let _ = outcome_out.send(Ok(bytes)).await;
                 });
@@ -207,6 +221,14 @@ impl DurableObject for McpSessionObject {
                     body: outcome,
                     _watch: watch,
                 })
+            }
+            (Method::Post, "/cancel") => {
+                let request: CancelRequest = req.json().await?;
+                let cancel = inner.cancels.borrow_mut().remove(&request.ticket);
+                if let Some(cancel) = cancel {
+                    let _ = cancel.send(());
+                }
+                Response::empty()
             }
             (Method::Get, "/load") => {
                 let mut load = inner

@@ -91,3 +91,9 @@ pub struct ReportedModel {
     pub model: String,
     pub unix: u64,
 }
+
+/// The API caller of the request `ticket` left (sent from the Worker's `wait_until`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CancelRequest {
+    pub ticket: String,
+}
