@@ -75,6 +75,7 @@ WORKER_VARS = {
     "--max-queued-per-session": "MAX_QUEUED_PER_SESSION",
     "--max-reported-models": "MAX_REPORTED_MODELS",
     "--tools": "TOOLS",
+    "--session-idle-secs": "SESSION_IDLE_SECS",
 }
 # Native switches (no value) and the worker vars that mean the same.
 WORKER_SWITCHES = {"--log-prompts": "LOG_PROMPTS"}
@@ -236,7 +237,12 @@ class Deployment:
             self.mcp_url, ScriptedModel(spec.name), sampling=spec.sampling, tools=spec.tools, headers=headers
         ).start()
         self.clients[spec.name] = client
-        wait_until(lambda: any(s["client_name"] == spec.name for s in self.sessions()), what=f"{spec.name} listed")
+        # Listed with its event stream open: routing without a header prefers sessions whose
+        # stream is open, so a test must not race the client's GET.
+        wait_until(
+            lambda: any(s["client_name"] == spec.name and s["event_stream_open"] for s in self.sessions()),
+            what=f"{spec.name} listed with its stream open",
+        )
         return client
 
     def auth_headers(self) -> dict[str, str]:

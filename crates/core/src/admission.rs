@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use crate::api_error::{ApiError, ErrorKind};
+use crate::api_error::{ApiError, ErrorKind, shown_millis};
 
 /// The 429 a caller gets when the session's in-flight and queue limits are both reached.
 pub fn too_busy() -> ApiError {
@@ -30,10 +30,20 @@ pub fn client_not_reading(queued_bytes: usize, limit: usize) -> ApiError {
     err
 }
 
-/// The deadline passed while the request was still waiting for a slot.
-pub fn queue_timeout(waited: &str) -> ApiError {
+/// The deadline (`timeout_ms`, the request's whole deadline) passed while the request was still
+/// waiting for a slot.
+pub fn queue_timeout(timeout_ms: u64) -> ApiError {
     ApiError::timeout(format!(
-        "the request waited {waited} for the MCP session's in-flight limit"
+        "the request waited {} for the MCP session's in-flight limit",
+        shown_millis(timeout_ms)
+    ))
+}
+
+/// The 503 when a client over Streamable HTTP has had no event stream open (`GET mcp_path`)
+/// for the whole stream wait.
+pub fn no_event_stream(mcp_path: &str, waited_ms: u64) -> ApiError {
+    ApiError::unavailable(format!(
+        "the MCP client has no open event stream (GET {mcp_path}) to receive sampling requests; waited {waited_ms} ms"
     ))
 }
 
@@ -156,6 +166,15 @@ mod tests {
         // The queued request left; the slot is free again and the next one goes at once.
         assert_eq!(admission.in_flight(), 0);
         assert!(matches!(admission.request(3, ()), Decision::Go));
+    }
+
+    #[test]
+    fn error_texts_name_real_values() {
+        assert!(queue_timeout(600_000).message.contains("waited 600 s for"));
+        assert!(queue_timeout(1_500).message.contains("waited 1500 ms for"));
+        let err = no_event_stream("/custom", 300);
+        assert_eq!(err.status(), 503);
+        assert!(err.message.contains("(GET /custom)") && err.message.contains("waited 300 ms"));
     }
 
     #[test]

@@ -138,12 +138,10 @@ impl ApiError {
 
     /// The deadline passed before the client answered; both runtimes say it the same way.
     pub fn deadline_passed(timeout_ms: u64) -> Self {
-        let shown = if timeout_ms.is_multiple_of(1000) {
-            format!("{} s", timeout_ms / 1000)
-        } else {
-            format!("{timeout_ms} ms")
-        };
-        Self::timeout(format!("the MCP client did not answer within {shown}"))
+        Self::timeout(format!(
+            "the MCP client did not answer within {}",
+            shown_millis(timeout_ms)
+        ))
     }
 
     pub fn not_retryable(mut self) -> Self {
@@ -224,6 +222,16 @@ struct ErrorDetail<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     message: &'a str,
+}
+
+/// A duration in error texts, the same on both runtimes: whole seconds as "600 s", anything
+/// finer as "1500 ms".
+pub fn shown_millis(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
 }
 
 #[cfg(test)]

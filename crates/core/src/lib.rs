@@ -11,6 +11,7 @@ pub mod base64_check;
 pub mod browser_guard;
 pub mod flavor;
 pub mod from_sampling;
+pub mod health;
 pub mod ids;
 pub mod image_url;
 pub mod mcp_session;

@@ -1,7 +1,17 @@
 //! Which MCP session an API request goes to.
 //!
-//! With the `x-mcp-session-id` header: that session, or 404. Without it: the only session
-//! that can sample; 503 if there is none, 400 naming the header if there are several.
+//! With the `x-mcp-session-id` header: that session, or 404. Without it: the session that can
+//! take the request now. A session that can sample and has its event stream open (stdio: always)
+//! is *live*; one that can sample but has no stream open (a client between reconnects, or one
+//! that vanished without `DELETE`) is *waiting*.
+//! - One live session: it is chosen, whatever the waiting ones.
+//! - Several live sessions: 400 naming the header.
+//! - No live session: the waiting ones count instead (one: chosen, and the request waits for its
+//!   stream as long as the stream wait allows; several: 400).
+//! - None that can sample: 503.
+//!
+//! So a client that vanished never captures or blocks requests while another client is ready,
+//! and a lone client that is reconnecting still gets them.
 
 use crate::api_error::ApiError;
 
@@ -13,6 +23,8 @@ pub struct Candidate<'a, T> {
     pub id: &'a str,
     /// Why API requests cannot go to this session now; `None` when it can sample.
     pub unavailable: Option<ApiError>,
+    /// Its event stream to the client is open (stdio: always).
+    pub stream_open: bool,
     pub item: T,
 }
 
@@ -33,15 +45,18 @@ pub fn choose_session<'a, T>(
             });
     }
     let mut connected = 0usize;
-    let mut able = Vec::new();
+    let mut live = Vec::new();
+    let mut waiting = Vec::new();
     let mut last_reason = None;
     for candidate in candidates {
         connected += 1;
-        match candidate.unavailable {
-            None => able.push(candidate.item),
-            Some(reason) => last_reason = Some(reason),
+        match (candidate.unavailable, candidate.stream_open) {
+            (None, true) => live.push(candidate.item),
+            (None, false) => waiting.push(candidate.item),
+            (Some(reason), _) => last_reason = Some(reason),
         }
     }
+    let mut able = if live.is_empty() { waiting } else { live };
     match (able.len(), last_reason) {
         (1, _) => Ok(able.swap_remove(0)),
         (0, _) if connected == 0 => Err(ApiError::unavailable(
@@ -80,7 +95,15 @@ mod tests {
         Candidate {
             id,
             unavailable,
+            stream_open: true,
             item,
+        }
+    }
+
+    fn streamless(id: &'static str, item: u32) -> Candidate<'static, u32> {
+        Candidate {
+            stream_open: false,
+            ..candidate(id, None, item)
         }
     }
 
@@ -122,5 +145,51 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.status(), 400);
         assert!(err.message.contains(SESSION_HEADER));
+    }
+
+    #[test]
+    fn a_session_without_a_stream_neither_wins_nor_blocks_when_another_is_live() {
+        // A client that vanished without DELETE next to a ready one: the ready one, both ways.
+        assert_eq!(
+            choose_session(None, vec![streamless("gone", 1), candidate("b", None, 2)]).unwrap(),
+            2
+        );
+        assert_eq!(
+            choose_session(None, vec![candidate("b", None, 2), streamless("gone", 1)]).unwrap(),
+            2
+        );
+        // Several live ones stay ambiguous, whatever the stream-less ones.
+        let err = choose_session(
+            None,
+            vec![
+                candidate("a", None, 1),
+                streamless("gone", 3),
+                candidate("b", None, 2),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(err.message.starts_with("2 MCP clients"), "{}", err.message);
+    }
+
+    #[test]
+    fn without_a_live_session_the_stream_less_ones_count() {
+        // A lone client between reconnects still gets the request (it waits for the stream).
+        assert_eq!(choose_session(None, vec![streamless("a", 1)]).unwrap(), 1);
+        assert_eq!(
+            choose_session(None, vec![streamless("a", 1), candidate("b", unable(), 2)]).unwrap(),
+            1
+        );
+        let err = choose_session(None, vec![streamless("a", 1), streamless("b", 2)]).unwrap_err();
+        assert_eq!(err.status(), 400);
+        // The header reaches a stream-less session too.
+        assert_eq!(
+            choose_session(
+                Some("gone"),
+                vec![streamless("gone", 1), candidate("b", None, 2)]
+            )
+            .unwrap(),
+            1
+        );
     }
 }

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use sampling2api_core::health::{Health, SessionInfo, health_body, sessions_body};
 use sampling2api_core::{ApiError, ErrorKind, browser_guard, ids};
 use serde_json::json;
 
@@ -287,17 +288,17 @@ async fn method_not_allowed(request: Request) -> Response {
 
 async fn health(State(bridge): State<Arc<Bridge>>) -> Response {
     let sessions = bridge.sessions();
-    let ready = sessions.iter().filter(|s| s.can_sample()).count();
-    let body = json!({
-        "status": "ok",
-        "mode": bridge.mode,
-        "version": env!("CARGO_PKG_VERSION"),
-        "sessions": sessions.len(),
-        "sampling_sessions": ready,
-        "in_flight": bridge.in_flight(),
-        "pending": sessions.iter().map(|s| s.state().pending_count()).sum::<usize>(),
-    });
-    json_response(StatusCode::OK, body.to_string())
+    let health = Health::with_sessions(
+        bridge.mode,
+        sessions.len() as u64,
+        sessions.iter().filter(|s| s.can_sample()).count() as u64,
+        bridge.in_flight(),
+        sessions
+            .iter()
+            .map(|s| s.state().pending_count() as u64)
+            .sum(),
+    );
+    json_response(StatusCode::OK, health_body(&health))
 }
 
 async fn metrics(State(bridge): State<Arc<Bridge>>) -> Response {
@@ -311,30 +312,28 @@ async fn metrics(State(bridge): State<Arc<Bridge>>) -> Response {
 
 /// The connected MCP clients, so a caller can pick one with `x-mcp-session-id`.
 async fn list_sessions(State(bridge): State<Arc<Bridge>>) -> Response {
-    let mut sessions: Vec<serde_json::Value> = bridge
+    let sessions = bridge
         .sessions()
         .iter()
         .map(|session| {
             let state = session.state();
             let client = state.client();
-            json!({
-                "id": session.handle,
-                "client_name": client.and_then(|c| c.client_name.clone()),
-                "client_version": client.and_then(|c| c.client_version.clone()),
-                "protocol_version": client.map(|c| c.protocol_version.clone()),
-                "sampling": client.is_some_and(|c| c.sampling.is_some()),
-                "sampling_tools": client.and_then(|c| c.sampling).is_some_and(|s| s.tools),
-                "tools": client
-                    .and_then(|c| c.sampling)
-                    .map(|support| bridge.settings.tool_mode.delivery(support).as_str()),
-                "ready": state.can_sample(),
-                "event_stream_open": session.has_stream(),
-                "pending": state.pending_count(),
-            })
+            let support = client.and_then(|c| c.sampling);
+            SessionInfo {
+                id: session.handle.clone(),
+                client_name: client.and_then(|c| c.client_name.clone()),
+                client_version: client.and_then(|c| c.client_version.clone()),
+                protocol_version: client.map(|c| c.protocol_version.clone()),
+                sampling: support.is_some(),
+                sampling_tools: support.is_some_and(|s| s.tools),
+                tools: support.map(|s| bridge.settings.tool_mode.delivery(s).as_str()),
+                ready: state.can_sample(),
+                event_stream_open: session.has_stream(),
+                pending: Some(state.pending_count() as u64),
+            }
         })
         .collect();
-    sessions.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    json_response(StatusCode::OK, json!({"data": sessions}).to_string())
+    json_response(StatusCode::OK, sessions_body(sessions))
 }
 
 /// `GET`/`HEAD /api/hello`: 200, no key needed (axum answers `HEAD` without the body).

@@ -35,6 +35,8 @@ pub struct Bridge {
     pub mode: &'static str,
     /// http mode: how long a sampling request waits for a client's event stream to open.
     pub stream_wait: Duration,
+    /// http mode: the MCP endpoint's path (`--mcp-path`), named in errors.
+    pub mcp_path: Arc<str>,
     /// http mode: MCP sessions open at once (stdio mode has exactly one).
     pub max_sessions: usize,
     pub images: ImageFetcher,
@@ -77,6 +79,7 @@ impl Bridge {
             settings,
             mode,
             stream_wait: Duration::ZERO,
+            mcp_path: Arc::from("/mcp"),
             max_sessions: usize::MAX,
             images,
             metrics: Metrics::new(),
@@ -158,6 +161,7 @@ impl Bridge {
             sessions.values().map(|session| Candidate {
                 id: session.handle.as_str(),
                 unavailable: session.unavailable_reason(),
+                stream_open: session.has_stream(),
                 item: session,
             }),
         )
@@ -198,7 +202,7 @@ impl Bridge {
         let deadline = tokio::time::Instant::now() + timeout;
         let _permit = match tokio::time::timeout_at(deadline, admission.permit()).await {
             Ok(permit) => permit?,
-            Err(_) => return Err(admission::queue_timeout(&describe(timeout))),
+            Err(_) => return Err(admission::queue_timeout(timeout.as_millis() as u64)),
         };
         ticket.set_stage(Stage::WaitingForClient);
         let started = std::time::Instant::now();
@@ -267,14 +271,6 @@ impl Bridge {
         self.sessions
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-fn describe(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{} s", duration.as_secs())
-    } else {
-        format!("{} ms", duration.as_millis())
     }
 }
 

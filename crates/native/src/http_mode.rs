@@ -45,6 +45,7 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     let address = listener.local_addr().unwrap_or(args.common.listen);
     let mut bridge = Bridge::new(ApiSettings::from(&args.common), "http");
     bridge.stream_wait = Duration::from_millis(args.stream_wait_ms);
+    bridge.mcp_path = Arc::from(args.mcp_path.as_str());
     bridge.host_policy.port = address.port();
     bridge.max_sessions = args.max_sessions as usize;
     let bridge = Arc::new(bridge);
@@ -160,6 +161,7 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
         id.clone(),
         state,
         bridge.stream_wait,
+        bridge.mcp_path.clone(),
         bridge.session_limits(),
     );
     if !bridge.add_session_within(session.clone(), bridge.max_sessions) {

@@ -48,6 +48,8 @@ enum Outbound {
         current: Mutex<Option<StreamSlot>>,
         opened: Notify,
         wait: Duration,
+        /// Where the client opens its stream, for the error when it has none.
+        mcp_path: Arc<str>,
     },
 }
 
@@ -135,6 +137,7 @@ impl Session {
         id: String,
         state: McpSession<Waiter>,
         wait: Duration,
+        mcp_path: Arc<str>,
         limits: SessionLimits,
     ) -> Arc<Self> {
         Self::build(
@@ -144,6 +147,7 @@ impl Session {
                 current: Mutex::new(None),
                 opened: Notify::new(),
                 wait,
+                mcp_path,
             },
             limits,
         )
@@ -281,6 +285,7 @@ impl Session {
                 current,
                 opened,
                 wait,
+                mcp_path,
             } => {
                 let deadline = tokio::time::Instant::now() + *wait;
                 let mut message = message;
@@ -297,10 +302,10 @@ impl Session {
                         }
                     }
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(ApiError::unavailable(format!(
-                            "the MCP client has no open event stream (GET {{mcp-path}}) to receive sampling requests; waited {} ms",
-                            wait.as_millis()
-                        )));
+                        return Err(sampling2api_core::admission::no_event_stream(
+                            mcp_path,
+                            wait.as_millis() as u64,
+                        ));
                     }
                 }
             }

@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
+use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt};
@@ -10,6 +11,7 @@ use sampling2api_core::anthropic::{
     ImageSource, MessagesRequest, MessagesResponse, parse_messages_request,
 };
 use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
+use sampling2api_core::health::{Health, SessionInfo, health_body, sessions_body};
 use sampling2api_core::image_url::{refused, url_image_sources};
 use sampling2api_core::metrics::{Gauges, MetricTotals, SamplingOutcome, SamplingRecord};
 use sampling2api_core::models::{self, ModelCatalog, PageQuery};
@@ -24,10 +26,11 @@ use sampling2api_core::stream_framing::StreamFraming;
 use sampling2api_core::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::{ApiError, ids, openai, tokens};
 use serde_json::json;
-use worker::{Delay, Env, Method, Request, Response};
+use worker::worker_sys::web_sys;
+use worker::{Context, Delay, Env, Method, Request, Response};
 
 use crate::config::Settings;
-use crate::http::{self, call, internal};
+use crate::http::{self, call, call_abortable, internal};
 use crate::journal::{Journal, Usage};
 use crate::mcp_endpoint::{registry_stub, session_stub};
 use crate::random::random_u128;
@@ -117,17 +120,15 @@ async fn accept(
     };
     let entry = choose_session(
         wanted.as_deref(),
-        listed.iter().zip(&handles).map(|(entry, handle)| Candidate {
-            id: handle.as_str(),
-            unavailable: entry.sampling.is_none().then(|| {
-                ApiError::unavailable(format!(
-                    "the connected MCP client{} did not declare the `sampling` capability, so it cannot answer API requests",
-                    entry.client_name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
-                ))
-                .not_retryable()
+        listed
+            .iter()
+            .zip(&handles)
+            .map(|(entry, handle)| Candidate {
+                id: handle.as_str(),
+                unavailable: unavailable_reason(entry),
+                stream_open: entry.stream_open,
+                item: entry,
             }),
-            item: entry,
-        }),
     )?;
     let support = entry.sampling.ok_or_else(|| {
         ApiError::unavailable("the MCP client did not declare the `sampling` capability")
@@ -154,35 +155,6 @@ async fn accept(
     })
 }
 
-/// Tells the session object to cancel at the client if the caller goes away first.
-struct CancelOnDrop {
-    env: Env,
-    namespace: String,
-    session_id: String,
-    ticket: String,
-    armed: bool,
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let env = self.env.clone();
-        let namespace = Namespace(self.namespace.clone());
-        let session_id = self.session_id.clone();
-        let body = serde_json::to_vec(&CancelRequest {
-            ticket: self.ticket.clone(),
-        })
-        .unwrap_or_default();
-        worker::wasm_bindgen_futures::spawn_local(async move {
-            if let Ok(stub) = session_stub(&env, &namespace, &session_id) {
-                let _ = call(&stub, Method::Post, "/cancel", Some(&body)).await;
-            }
-        });
-    }
-}
-
 /// A sampling round trip's response and what it adds to the metrics.
 struct Completion {
     response: Result<MessagesResponse, ApiError>,
@@ -192,10 +164,10 @@ struct Completion {
 async fn complete(
     env: &Env,
     namespace: &Namespace,
-    settings: &Settings,
     accepted: Accepted,
+    admitted: Admitted,
 ) -> Completion {
-    let outcome = match sample(env, namespace, settings, &accepted).await {
+    let outcome = match admitted.outcome().await {
         Ok(outcome) => outcome,
         Err(error) => {
             return Completion {
@@ -221,24 +193,49 @@ async fn complete(
     Completion { response, usage }
 }
 
-/// The round trip through the session object; the caller leaving meanwhile cancels it there.
-async fn sample(
+/// A request the session object admitted (it holds a slot or waits in its queue); its
+/// response's body is the outcome. Dropping it (the caller went away) ends the call, and the
+/// session object then cancels the request at the client.
+struct Admitted {
+    response: Response,
+    /// Aborts the call to the session object when this is dropped before the outcome is read.
+    abort: web_sys::AbortController,
+    done: bool,
+    /// Dropped with this: ends the `wait_until` task that watches for the caller leaving.
+    _finished: oneshot::Sender<()>,
+}
+
+impl Admitted {
+    async fn outcome(mut self) -> Result<SampleOutcome, ApiError> {
+        let outcome = self.response.json().await.map_err(internal);
+        self.done = true;
+        outcome
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if !self.done {
+            self.abort.abort();
+        }
+    }
+}
+
+/// Asks the session object to admit the request and start it; a refusal (429 over the
+/// in-flight and queue limits, 404 for a session gone) comes back before any byte is sent
+/// to the caller, streamed or not.
+async fn admit(
     env: &Env,
     namespace: &Namespace,
     settings: &Settings,
     accepted: &Accepted,
-) -> Result<SampleOutcome, ApiError> {
+    caller: &web_sys::AbortSignal,
+    ctx: &Context,
+) -> Result<Admitted, ApiError> {
     let ticket = format!("{:032x}", random_u128());
-    let mut guard = CancelOnDrop {
-        env: env.clone(),
-        namespace: namespace.0.clone(),
-        session_id: accepted.session_id.clone(),
-        ticket: ticket.clone(),
-        armed: true,
-    };
     let request = SampleRequest {
         params: &accepted.params,
-        ticket,
+        ticket: ticket.clone(),
         timeout_ms: settings.request_timeout.as_millis() as u64,
         stream_wait_ms: settings.stream_wait.as_millis() as u64,
         max_in_flight: settings.max_in_flight_per_session,
@@ -246,15 +243,40 @@ async fn sample(
         status: accepted.status.clone(),
     };
     let body = serde_json::to_vec(&request).map_err(|err| ApiError::api(err.to_string()))?;
-    let mut response = call(
-        &session_stub(env, namespace, &accepted.session_id)?,
-        Method::Post,
-        "/sample",
-        Some(&body),
-    )
-    .await?;
-    guard.armed = false;
-    response.json().await.map_err(internal)
+    let abort = web_sys::AbortController::new().map_err(|err| internal(err.into()))?;
+
+    // Ends the call when the caller disconnects (workerd aborts its request's signal) or when
+    // this side lets go of it (`Admitted` dropped): either way the session object cancels.
+    let signal = web_sys::AbortSignal::any(&worker::js_sys::Array::of2(caller, &abort.signal()));
+    let stub = session_stub(env, namespace, &accepted.session_id)?;
+    let mut response =
+        call_abortable(&stub, Method::Post, "/sample", Some(&body), Some(&signal)).await?;
+    if response.status_code() != 200 {
+        let refused: SampleOutcome = response.json().await.map_err(internal)?;
+        return Err(refused
+            .error
+            .unwrap_or_else(|| ApiError::api("the session object refused without a reason")));
+    }
+    // The caller's disconnect aborts its request's signal and then ends this request's
+    // context, and with it any task it started: only `wait_until` work still runs, so the
+    // cancel is sent from there. It ends when the request does (`finished`).
+    let (done, finished) = oneshot::channel::<()>();
+    let gone = http::aborted(caller);
+    let cancel = serde_json::to_vec(&CancelRequest { ticket }).unwrap_or_default();
+    ctx.wait_until(async move {
+        futures::select! {
+            _ = gone.fuse() => {
+                let _ = call(&stub, Method::Post, "/cancel", Some(&cancel)).await;
+            }
+            _ = finished.fuse() => {}
+        }
+    });
+    Ok(Admitted {
+        response,
+        abort,
+        done: false,
+        _finished: done,
+    })
 }
 
 /// The Anthropic response for the session object's outcome.
@@ -317,13 +339,21 @@ async fn report_model(env: &Env, namespace: &Namespace, model: String) {
     }
 }
 
+/// How often a streamed answer writes to its caller while it waits. workerd learns that a
+/// caller left only when a write to it fails, and the ping interval (10 s by default) is too
+/// rare for the cancel to reach the MCP client within a second or two.
+const CALLER_CHECK: Duration = Duration::from_millis(250);
+/// What those writes carry between pings: an SSE comment, which every SSE reader skips.
+const LIVENESS_COMMENT: &[u8] = b":\n\n";
+
 /// The opening at once, keep-alives while the client works, then the ending. A caller that
-/// leaves drops the body; the next keep-alive fails, the task ends, and the sampling future's
-/// guard cancels at the client.
+/// leaves makes a write fail within `CALLER_CHECK`: the task ends, which ends the call to the
+/// session object, and that cancels at the client.
 fn stream(
     env: Env,
     namespace: Namespace,
     accepted: Accepted,
+    admitted: Admitted,
     framing: StreamFraming,
     journal: &mut Journal,
 ) -> Result<Response, ApiError> {
@@ -342,14 +372,24 @@ fn stream(
             return;
         }
         let model = accepted.model.clone();
-        let completion = complete(&env, &namespace, &settings, accepted).fuse();
+        let completion = complete(&env, &namespace, accepted, admitted).fuse();
         futures::pin_mut!(completion);
+        let mut since_ping = Duration::ZERO;
         let completion = loop {
-            let mut ping = Delay::from(settings.ping_interval).fuse();
+            let tick = CALLER_CHECK.min(settings.ping_interval);
+            let mut check = Delay::from(tick).fuse();
             futures::select! {
                 completion = completion => break completion,
-                () = ping => {
-                    if frames.send(Ok(framing.keepalive().as_bytes().to_vec())).await.is_err() {
+                () = check => {
+                    since_ping += tick;
+                    let frame = if since_ping >= settings.ping_interval {
+                        since_ping = Duration::ZERO;
+                        framing.keepalive().as_bytes().to_vec()
+                    } else {
+                        LIVENESS_COMMENT.to_vec()
+                    };
+                    // A full buffer (a slow reader) skips this one; a closed one means gone.
+                    if frames.try_send(Ok(frame)).is_err_and(|err| err.is_disconnected()) {
                         return;
                     }
                 }
@@ -405,11 +445,11 @@ async fn accept_into(
 async fn complete_into(
     env: &Env,
     namespace: &Namespace,
-    settings: &Settings,
     accepted: Accepted,
+    admitted: Admitted,
     journal: &mut Journal,
 ) -> Result<MessagesResponse, ApiError> {
-    let completion = complete(env, namespace, settings, accepted).await;
+    let completion = complete(env, namespace, accepted, admitted).await;
     journal.usage = completion.usage;
     completion.response
 }
@@ -417,6 +457,7 @@ async fn complete_into(
 pub async fn messages(
     mut req: Request,
     env: &Env,
+    ctx: &Context,
     namespace: &Namespace,
     settings: &Settings,
     journal: &mut Journal,
@@ -425,16 +466,26 @@ pub async fn messages(
     let request = parse_messages_request(&body, true)?;
     drop(body);
     let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
+    let admitted = admit(
+        env,
+        namespace,
+        settings,
+        &accepted,
+        &req.inner().signal(),
+        ctx,
+    )
+    .await?;
     if accepted.stream {
         return stream(
             env.clone(),
             Namespace(namespace.0.clone()),
             accepted,
+            admitted,
             StreamFraming::Anthropic,
             journal,
         );
     }
-    let response = complete_into(env, namespace, settings, accepted, journal).await?;
+    let response = complete_into(env, namespace, accepted, admitted, journal).await?;
     http::json(
         200,
         serde_json::to_string(&response).map_err(|err| ApiError::api(err.to_string()))?,
@@ -459,6 +510,7 @@ pub async fn count_tokens(
 pub async fn chat_completions(
     mut req: Request,
     env: &Env,
+    ctx: &Context,
     namespace: &Namespace,
     settings: &Settings,
     journal: &mut Journal,
@@ -469,12 +521,22 @@ pub async fn chat_completions(
     let include_usage = chat.wants_stream_usage();
     let request = openai::to_messages_request(chat)?;
     let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
+    let admitted = admit(
+        env,
+        namespace,
+        settings,
+        &accepted,
+        &req.inner().signal(),
+        ctx,
+    )
+    .await?;
     let created = (worker::js_sys::Date::now() / 1000.0) as u64;
     if stream_wanted {
         return stream(
             env.clone(),
             Namespace(namespace.0.clone()),
             accepted,
+            admitted,
             StreamFraming::OpenAi {
                 created,
                 include_usage,
@@ -482,7 +544,7 @@ pub async fn chat_completions(
             journal,
         );
     }
-    let response = complete_into(env, namespace, settings, accepted, journal).await?;
+    let response = complete_into(env, namespace, accepted, admitted, journal).await?;
     http::json(
         200,
         openai::to_chat_completion(&response, created).to_string(),
@@ -533,40 +595,81 @@ pub async fn get_model(
     http::json(200, body.to_string())
 }
 
-/// `/health` with a token: liveness plus that namespace's sessions.
-pub async fn namespace_health(env: &Env, namespace: &Namespace) -> Result<Response, ApiError> {
-    let listed = sessions(env, namespace).await?;
-    let body = json!({
-        "status": "ok",
-        "mode": "worker",
-        "sessions": listed.len(),
-        "sampling_sessions": listed.iter().filter(|entry| entry.sampling.is_some()).count(),
-    });
-    http::json(200, body.to_string())
+/// Why API requests cannot go to a listed session, as natively (`Session::unavailable_reason`).
+fn unavailable_reason(entry: &SessionEntry) -> Option<ApiError> {
+    if entry.sampling.is_none() {
+        return Some(
+            ApiError::unavailable(format!(
+                "the connected MCP client{} did not declare the `sampling` capability, so it cannot answer API requests",
+                entry.client_name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+            ))
+            .not_retryable(),
+        );
+    }
+    (!entry.ready).then(|| {
+        ApiError::unavailable(
+            "the MCP client has not finished initializing (notifications/initialized)",
+        )
+    })
 }
 
+/// Each session object's admission and pending counts, asked at call time.
+async fn loads(env: &Env, namespace: &Namespace, listed: &[SessionEntry]) -> Vec<SessionLoad> {
+    futures::future::join_all(listed.iter().map(|entry| async move {
+        let stub = session_stub(env, namespace, &entry.id).ok()?;
+        let mut response = call(&stub, Method::Get, "/load", None).await.ok()?;
+        response.json::<SessionLoad>().await.ok()
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// `/health` with a token: liveness plus that namespace's sessions (without one, the same
+/// fields with the session figures `null`: see `lib.rs`).
+pub async fn namespace_health(env: &Env, namespace: &Namespace) -> Result<Response, ApiError> {
+    let listed = sessions(env, namespace).await?;
+    let loads = loads(env, namespace, &listed).await;
+    let health = Health::with_sessions(
+        "worker",
+        listed.len() as u64,
+        listed
+            .iter()
+            .filter(|entry| unavailable_reason(entry).is_none())
+            .count() as u64,
+        loads.iter().map(|load| load.in_flight).sum(),
+        loads.iter().map(|load| load.pending).sum(),
+    );
+    http::json(200, health_body(&health))
+}
+
+/// `/sessions`: the same fields as natively; `pending` is `null` (it would cost a call to
+/// every session object per listing).
 pub async fn list_sessions(
     env: &Env,
     namespace: &Namespace,
     settings: &Settings,
 ) -> Result<Response, ApiError> {
     let listed = sessions(env, namespace).await?;
-    let data: Vec<_> = listed
+    let data = listed
         .iter()
-        .map(|entry| {
-            json!({
-                "id": ids::session_handle(&entry.id),
-                "client_name": entry.client_name,
-                "protocol_version": entry.protocol_version,
-                "sampling": entry.sampling.is_some(),
-                "sampling_tools": entry.sampling.is_some_and(|s| s.tools),
-                "tools": entry
-                    .sampling
-                    .map(|support| settings.tool_mode.delivery(support).as_str()),
-            })
+        .map(|entry| SessionInfo {
+            id: ids::session_handle(&entry.id),
+            client_name: entry.client_name.clone(),
+            client_version: entry.client_version.clone(),
+            protocol_version: Some(entry.protocol_version.clone()),
+            sampling: entry.sampling.is_some(),
+            sampling_tools: entry.sampling.is_some_and(|s| s.tools),
+            tools: entry
+                .sampling
+                .map(|support| settings.tool_mode.delivery(support).as_str()),
+            ready: unavailable_reason(entry).is_none(),
+            event_stream_open: entry.stream_open,
+            pending: None,
         })
         .collect();
-    http::json(200, json!({"data": data}).to_string())
+    http::json(200, sessions_body(data))
 }
 
 /// `/metrics` for the caller's namespace: the registry's totals, plus in-flight and queued
@@ -574,19 +677,14 @@ pub async fn list_sessions(
 pub async fn metrics(env: &Env, namespace: &Namespace) -> Result<Response, ApiError> {
     let totals: MetricTotals = registry_get(env, namespace, "/metrics").await?;
     let listed = sessions(env, namespace).await?;
-    let loads = futures::future::join_all(listed.iter().map(|entry| async move {
-        let stub = session_stub(env, namespace, &entry.id).ok()?;
-        let mut response = call(&stub, Method::Get, "/load", None).await.ok()?;
-        response.json::<SessionLoad>().await.ok()
-    }))
-    .await;
+    let loads = loads(env, namespace, &listed).await;
     let gauges = Gauges {
-        in_flight: loads.iter().flatten().map(|load| load.in_flight).sum(),
-        queued: loads.iter().flatten().map(|load| load.queued).sum(),
+        in_flight: loads.iter().map(|load| load.in_flight).sum(),
+        queued: loads.iter().map(|load| load.queued).sum(),
         sessions: listed.len() as u64,
         sampling_sessions: listed
             .iter()
-            .filter(|entry| entry.sampling.is_some())
+            .filter(|entry| unavailable_reason(entry).is_none())
             .count() as u64,
     };
     let headers = worker::Headers::new();

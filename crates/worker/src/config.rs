@@ -21,6 +21,9 @@ pub struct Settings {
     pub log_prompts: bool,
     /// `TOOLS`: auto (default), native or emulate, like the native `--tools`.
     pub tool_mode: ToolMode,
+    /// `SESSION_IDLE_SECS`: a session whose event stream stays closed this long is dropped
+    /// (its object's alarm), like the native `--session-idle-secs`.
+    pub session_idle: Duration,
 }
 
 impl Settings {
@@ -63,6 +66,7 @@ impl Settings {
             tool_mode: text("TOOLS")
                 .and_then(|value| ToolMode::parse(&value).ok())
                 .unwrap_or_default(),
+            session_idle: Duration::from_secs(number("SESSION_IDLE_SECS", 120).max(1)),
         }
     }
 }

@@ -4,7 +4,9 @@ use sampling2api_core::ApiError;
 use sampling2api_core::flavor::Flavor;
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen::JsValue;
-use worker::{Headers, Method, Request, RequestInit, Response, Stub};
+use worker::wasm_bindgen_futures;
+use worker::worker_sys::web_sys;
+use worker::{Headers, Method, Request, Response, Stub};
 
 pub fn internal(err: worker::Error) -> ApiError {
     ApiError::api(format!("worker runtime error: {err}"))
@@ -67,13 +69,31 @@ pub async fn call(
     path: &str,
     body: Option<&[u8]>,
 ) -> Result<Response, ApiError> {
-    let mut init = RequestInit::new();
-    init.with_method(method);
+    call_abortable(stub, method, path, body, None).await
+}
+
+/// `call`, ended by `signal`: aborting it cancels the call at the object too (dropping the
+/// Rust future alone would leave the JavaScript fetch running).
+pub async fn call_abortable(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    body: Option<&[u8]>,
+    signal: Option<&web_sys::AbortSignal>,
+) -> Result<Response, ApiError> {
+    let init = web_sys::RequestInit::new();
+    init.set_method(method.as_ref());
     if let Some(body) = body {
-        init.with_body(Some(JsValue::from(Uint8Array::from(body))));
+        init.set_body(&JsValue::from(Uint8Array::from(body)));
     }
-    let request = Request::new_with_init(&format!("https://do{path}"), &init).map_err(internal)?;
-    stub.fetch_with_request(request).await.map_err(internal)
+    if let Some(signal) = signal {
+        init.set_signal(Some(signal));
+    }
+    let request = web_sys::Request::new_with_str_and_init(&format!("https://do{path}"), &init)
+        .map_err(|err| internal(err.into()))?;
+    stub.fetch_with_request(Request::from(request))
+        .await
+        .map_err(internal)
 }
 
 pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
@@ -94,4 +114,19 @@ pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, Ap
         return Err(too_large());
     }
     Ok(body)
+}
+
+/// Completes when `signal` aborts. An incoming request's signal aborts when its caller
+/// disconnects (the `enable_request_signal` compatibility flag): the one notice workerd gives,
+/// as a dropped client neither fails the next write at once (the body is buffered) nor drops
+/// the tasks the request started.
+pub fn aborted(signal: &web_sys::AbortSignal) -> wasm_bindgen_futures::JsFuture {
+    let promise = worker::js_sys::Promise::new(&mut |resolve, _reject| {
+        if signal.aborted() {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
+        } else {
+            signal.set_onabort(Some(&resolve));
+        }
+    });
+    wasm_bindgen_futures::JsFuture::from(promise)
 }

@@ -29,7 +29,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let flavor = Flavor::of(&path, api::speaks_anthropic(&req));
     let mut journal = Journal::start(request_id.clone(), &req.method(), &path);
-    let mut response = match route(req, &env, &mut journal).await {
+    let mut response = match route(req, &env, &ctx, &mut journal).await {
         Ok(response) => response,
         Err(err) => http::error(flavor, &err, &request_id)?,
     };
@@ -41,6 +41,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 async fn route(
     req: Request,
     env: &Env,
+    ctx: &Context,
     journal: &mut Journal,
 ) -> std::result::Result<Response, ApiError> {
     let request_id = journal.request_id.clone();
@@ -51,7 +52,8 @@ async fn route(
     match (req.method(), path.as_str()) {
         // Liveness needs no token; with one, it also reports that namespace's sessions.
         (Method::Get, "/health") if !has_token => {
-            return http::json(200, r#"{"status":"ok","mode":"worker"}"#.into());
+            let alive = sampling2api_core::health::Health::alive("worker");
+            return http::json(200, sampling2api_core::health::health_body(&alive));
         }
         // Claude Code's preconnect probe: no token.
         (Method::Get | Method::Head, "/api/hello") => {
@@ -93,13 +95,13 @@ async fn route(
     match (req.method(), path.as_str()) {
         (_, "/mcp") => mcp_endpoint::handle(req, env, &namespace, &settings).await,
         (Method::Post, "/v1/messages") => {
-            api::messages(req, env, &namespace, &settings, journal).await
+            api::messages(req, env, ctx, &namespace, &settings, journal).await
         }
         (Method::Post, "/v1/messages/count_tokens") => {
             api::count_tokens(req, &settings, journal).await
         }
         (Method::Post, "/v1/chat/completions") => {
-            api::chat_completions(req, env, &namespace, &settings, journal).await
+            api::chat_completions(req, env, ctx, &namespace, &settings, journal).await
         }
         (Method::Get, "/v1/models") => api::list_models(req, env, &namespace, &settings).await,
         (Method::Get, path) if path.starts_with("/v1/models/") => {

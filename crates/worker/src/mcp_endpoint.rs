@@ -8,6 +8,7 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use sampling2api_core::ApiError;
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use serde_json::json;
+use worker::worker_sys::web_sys;
 use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Stub, WebsocketEvent};
 
 use crate::config::Settings;
@@ -16,11 +17,9 @@ use crate::random::session_id;
 use crate::tenancy::Namespace;
 use crate::wire::SessionEntry;
 
-/// An SSE comment this often keeps Cloudflare's edge from cutting an idle stream.
-const KEEPALIVE: Duration = Duration::from_secs(25);
 /// What the session object sends while requests wait, to be written as an SSE comment.
 pub const LIVENESS_PING: &str = ":ping";
-/// How often the stream checks whether its client is still there.
+/// How often the stream writes to its client to learn whether it is still there.
 const LIVENESS_CHECK: Duration = Duration::from_secs(1);
 
 /// A session's object is named by namespace and id together, so a session id used with
@@ -88,7 +87,7 @@ pub async fn handle(
                 status => http::json(status, response.text().await.map_err(internal)?),
             }
         }
-        (Method::Get, Some(id)) => open_stream(env, namespace, &id).await,
+        (Method::Get, Some(id)) => open_stream(env, namespace, &id, &req.inner().signal()).await,
         (Method::Delete, Some(id)) => {
             let response = call(
                 &session_stub(env, namespace, &id)?,
@@ -137,7 +136,8 @@ async fn start_session(
     let mut response = call(
         &session_stub(env, namespace, &id)?,
         Method::Post,
-        "/init",
+        // The object reports to its registry itself (readiness, stream, idle drop).
+        &format!("/init?namespace={}&id={id}", namespace.0),
         Some(body),
     )
     .await?;
@@ -161,11 +161,14 @@ async fn start_session(
     let entry = SessionEntry {
         id: id.clone(),
         client_name: client.as_ref().and_then(|c| c.client_name.clone()),
+        client_version: client.as_ref().and_then(|c| c.client_version.clone()),
         protocol_version: client
             .as_ref()
             .map(|c| c.protocol_version.clone())
             .unwrap_or_default(),
         sampling: client.and_then(|c| c.sampling),
+        ready: false,
+        stream_open: false,
     };
     let entry = serde_json::to_vec(&entry).map_err(|err| ApiError::api(err.to_string()))?;
     call(
@@ -183,7 +186,12 @@ async fn start_session(
     Ok(response)
 }
 
-async fn open_stream(env: &Env, namespace: &Namespace, id: &str) -> Result<Response, ApiError> {
+async fn open_stream(
+    env: &Env,
+    namespace: &Namespace,
+    id: &str,
+    caller: &web_sys::AbortSignal,
+) -> Result<Response, ApiError> {
     let headers = Headers::new();
     headers.set("upgrade", "websocket").map_err(internal)?;
     let mut init = RequestInit::new();
@@ -201,25 +209,23 @@ async fn open_stream(env: &Env, namespace: &Namespace, id: &str) -> Result<Respo
         .ok_or_else(|| ApiError::api("the session object did not open its stream"))?;
     socket.accept().map_err(internal)?;
     let (mut frames, body) = mpsc::channel::<Result<Vec<u8>, worker::Error>>(16);
+    // The client's disconnect, as workerd signals it; its writes alone would not fail soon.
+    let mut gone = http::aborted(caller).fuse();
     worker::wasm_bindgen_futures::spawn_local(async move {
         let Ok(mut events) = socket.events() else {
             return;
         };
-        let mut since_keepalive = Duration::ZERO;
         loop {
             let mut tick = Delay::from(LIVENESS_CHECK).fuse();
             let event = futures::select! {
                 event = events.next().fuse() => event,
+                _ = gone => break,
                 () = tick => {
-                    if frames.is_closed() {
+                    // A comment the client ignores: workerd notices a client that vanished only
+                    // when a write to it fails (then the request's signal aborts). It also keeps
+                    // Cloudflare's edge from cutting an idle stream.
+                    if frames.try_send(Ok(b":\n\n".to_vec())).is_err_and(|err| err.is_disconnected()) {
                         break;
-                    }
-                    since_keepalive += LIVENESS_CHECK;
-                    if since_keepalive >= KEEPALIVE {
-                        since_keepalive = Duration::ZERO;
-                        if frames.send(Ok(b": keepalive\n\n".to_vec())).await.is_err() {
-                            break;
-                        }
                     }
                     continue;
                 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
 
 use crate::config::Settings;
-use crate::wire::{ReportedModel, SessionEntry};
+use crate::wire::{ReportedModel, SessionEntry, SessionStatus};
 
 const SESSIONS: &str = "sessions";
 const MODELS: &str = "models";
@@ -46,6 +46,17 @@ impl DurableObject for NamespaceRegistry {
                 sessions.retain(|known| known.id != entry.id);
                 sessions.push(entry);
                 storage.put(SESSIONS, &sessions).await?;
+                Response::empty()
+            }
+            (Method::Post, "/sessions/status") => {
+                let status: SessionStatus = req.json().await?;
+                let mut sessions: Vec<SessionEntry> =
+                    storage.get(SESSIONS).await?.unwrap_or_default();
+                if let Some(entry) = sessions.iter_mut().find(|known| known.id == status.id) {
+                    entry.ready = status.ready;
+                    entry.stream_open = status.stream_open;
+                    storage.put(SESSIONS, &sessions).await?;
+                }
                 Response::empty()
             }
             (Method::Delete, path) if path.starts_with("/sessions/") => {

@@ -4,13 +4,27 @@
 //! hibernatable WebSocket from the Worker (which holds the client's SSE connection), so an idle
 //! session costs nothing: the object sleeps, and its facts (negotiated version, capabilities,
 //! next request id) wait in storage until a message wakes it.
+//!
+//! `/sample` decides admission before it answers: a refusal is the response itself (its status
+//! is the error's), anything else is a 200 whose body, the outcome, follows when the client
+//! answers. So the Worker learns of a 429 before it sends a streaming caller any byte, and a
+//! caller who leaves cancels the request here: the Worker's call ends, this body is dropped, and
+//! the client is sent `notifications/cancelled`, whatever became of the Worker's own context.
+//!
+//! The object tells its namespace's registry when the session becomes ready and when its stream
+//! opens or closes (routing prefers sessions with a stream), and an alarm drops the session when
+//! its stream stays closed for `SESSION_IDLE_SECS`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::channel::oneshot;
+use futures::channel::{mpsc, oneshot};
+use futures::future::{Fuse, LocalBoxFuture};
+use futures::{FutureExt, SinkExt, Stream};
 use sampling2api_core::ApiError;
 use sampling2api_core::admission::{self, Admission, Decision};
 use sampling2api_core::mcp_session::{ClientFacts, McpSession, ServerInfo};
@@ -21,8 +35,11 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair, durable_object,
 };
 
-use crate::mcp_endpoint::LIVENESS_PING;
-use crate::wire::{CancelRequest, SampleOutcome, SampleRequest, SessionLoad};
+use crate::config::Settings;
+use crate::http::call;
+use crate::mcp_endpoint::{LIVENESS_PING, registry_stub};
+use crate::tenancy::Namespace;
+use crate::wire::{CancelRequest, SampleOutcome, SampleRequest, SessionLoad, SessionStatus};
 use sampling2api_core::status::{InFlightRequest, Stage};
 
 /// How often a waiting request writes to the client's stream to learn it is still there.
@@ -31,6 +48,9 @@ const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
 type Waiter = oneshot::Sender<std::result::Result<CreateMessageResult, ApiError>>;
 /// Wakes a queued request when a slot passes to it; keyed by the request's ticket.
 type SlotQueue = Admission<String, oneshot::Sender<()>>;
+/// Completes when the caller of `/sample` is gone: its call ended (the body was dropped) or the
+/// Worker said so (`/cancel`).
+type CallerGone = Fuse<LocalBoxFuture<'static, ()>>;
 
 const FACTS: &str = "facts";
 
@@ -38,40 +58,69 @@ fn storage_error(err: worker::Error) -> ApiError {
     ApiError::api(format!("session storage failed: {err}"))
 }
 
+fn caller_left() -> ApiError {
+    ApiError::unavailable("the API caller disconnected")
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredFacts {
     client: ClientFacts,
     ready: bool,
     next_request_id: u64,
+    /// Who this object is, to report to its registry (`/init?namespace=..&id=..`).
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    id: String,
 }
 
 #[durable_object]
 pub struct McpSessionObject {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
     state: State,
+    env: Env,
     session: RefCell<Option<McpSession<Waiter>>>,
-    /// Caller tickets of requests in flight → their JSON-RPC ids, for `/cancel`.
-    tickets: RefCell<HashMap<String, u64>>,
+    /// Namespace and session id, from storage.
+    identity: RefCell<Option<(String, String)>>,
     /// The in-flight limit and its queue; made with the first request's limits. Memory only:
     /// requests never outlive the object, so neither do their slots.
     admission: RefCell<Option<SlotQueue>>,
+    /// `/cancel` by ticket: ends that request's wait as its caller leaving does.
+    cancels: RefCell<HashMap<String, oneshot::Sender<()>>>,
     /// Requests held now, by ticket, as the status page lists them.
     waiting: RefCell<HashMap<String, InFlightRequest>>,
 }
 
 impl DurableObject for McpSessionObject {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         McpSessionObject {
-            state,
-            session: RefCell::new(None),
-            tickets: RefCell::new(HashMap::new()),
-            admission: RefCell::new(None),
-            waiting: RefCell::new(HashMap::new()),
+            inner: Rc::new(Inner {
+                state,
+                env,
+                session: RefCell::new(None),
+                identity: RefCell::new(None),
+                admission: RefCell::new(None),
+                cancels: RefCell::new(HashMap::new()),
+                waiting: RefCell::new(HashMap::new()),
+            }),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let inner = &self.inner;
         match (req.method(), req.path().as_str()) {
             (Method::Post, "/init") => {
+                let url = req.url()?;
+                let query = |name: &str| {
+                    url.query_pairs()
+                        .find(|(key, _)| key == name)
+                        .map(|(_, value)| value.into_owned())
+                        .unwrap_or_default()
+                };
+                let (namespace, id) = (query("namespace"), query("id"));
                 let body = req.bytes().await?;
                 let mut session = McpSession::new(ServerInfo::sampling2api());
                 let handled = session.handle_incoming(&body);
@@ -79,22 +128,28 @@ impl DurableObject for McpSessionObject {
                 let Some(client) = session.client().cloned().filter(|_| handled.initialized) else {
                     return Ok(Response::ok(reply)?.with_status(400));
                 };
-                self.persist(&StoredFacts {
-                    client,
-                    ready: false,
-                    next_request_id: 1,
-                })
-                .await?;
-                *self.session.borrow_mut() = Some(session);
+                inner
+                    .persist(&StoredFacts {
+                        client,
+                        ready: false,
+                        next_request_id: 1,
+                        namespace: namespace.clone(),
+                        id: id.clone(),
+                    })
+                    .await?;
+                *inner.identity.borrow_mut() = Some((namespace, id));
+                *inner.session.borrow_mut() = Some(session);
+                // No stream yet: the session is dropped unless one opens in time.
+                inner.arm_idle_alarm().await?;
                 Response::ok(reply)
             }
             (Method::Post, "/message") => {
                 let body = req.bytes().await?;
-                if !self.load().await? {
+                if !inner.load().await? {
                     return Response::error("unknown session", 404);
                 }
                 let (reply, became_ready) = {
-                    let mut slot = self.session.borrow_mut();
+                    let mut slot = inner.session.borrow_mut();
                     let Some(session) = slot.as_mut() else {
                         return Response::error("unknown session", 404);
                     };
@@ -107,7 +162,12 @@ impl DurableObject for McpSessionObject {
                     (reply, !was_ready && session.is_ready())
                 };
                 if became_ready {
-                    self.save().await?;
+                    inner.save().await?;
+                    inner.report().await;
+                }
+                // A client without a stream that still talks is not idle.
+                if inner.state.get_websockets().is_empty() {
+                    inner.arm_idle_alarm().await?;
                 }
                 match reply {
                     Some(reply) => Response::ok(reply),
@@ -115,15 +175,17 @@ impl DurableObject for McpSessionObject {
                 }
             }
             (Method::Get, "/connect") => {
-                if !self.load().await? {
+                if !inner.load().await? {
                     return Response::error("unknown session", 404);
                 }
                 // A reconnecting client's new stream replaces the old one.
-                for old in self.state.get_websockets() {
+                for old in inner.state.get_websockets() {
                     let _ = old.close(Some(1000), Some("replaced by a newer stream"));
                 }
                 let pair = WebSocketPair::new()?;
-                self.state.accept_web_socket(&pair.server);
+                inner.state.accept_web_socket(&pair.server);
+                inner.state.storage().delete_alarm().await?;
+                inner.report().await;
                 Response::from_websocket(pair.client)
             }
             (Method::Post, "/sample") => {
@@ -131,34 +193,78 @@ impl DurableObject for McpSessionObject {
                 let size_hint = body.len();
                 let request: SampleRequest = serde_json::from_slice(&body)?;
                 drop(body);
-                Response::from_json(&self.sample(request, size_hint).await)
+                let arrived = now_ms();
+                let place = match inner.admit(&request).await {
+                    Ok(place) => place,
+                    Err(error) => {
+                        let status = error.status();
+                        return Ok(Response::from_json(&SampleOutcome::new(Err(error), None))?
+                            .with_status(status));
+                    }
+                };
+                let (mut outcome_out, outcome) = mpsc::channel::<Result<Vec<u8>>>(1);
+                let (watch, body_dropped) = oneshot::channel::<()>();
+                let (cancel, cancelled) = oneshot::channel::<()>();
+                inner
+                    .cancels
+                    .borrow_mut()
+                    .insert(request.ticket.clone(), cancel);
+                let gone = futures::future::select(body_dropped, cancelled)
+                    .map(|_| ())
+                    .boxed_local()
+                    .fuse();
+                if let Some(status) = &request.status {
+                    inner
+                        .waiting
+                        .borrow_mut()
+                        .insert(request.ticket.clone(), status.clone());
+                }
+                let inner = inner.clone();
+                worker::wasm_bindgen_futures::spawn_local(async move {
+                    let ticket = request.ticket.clone();
+                    let outcome = inner.sample(place, request, size_hint, arrived, gone).await;
+                    inner.cancels.borrow_mut().remove(&ticket);
+                    inner.waiting.borrow_mut().remove(&ticket);
+                    let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
+                    let _ = outcome_out.send(Ok(bytes)).await;
+                });
+                Response::from_stream(WatchedBody {
+                    body: outcome,
+                    _watch: watch,
+                })
             }
             (Method::Post, "/cancel") => {
                 let request: CancelRequest = req.json().await?;
-                self.cancel(&request.ticket, "sampling2api: the API caller disconnected");
+                let cancel = inner.cancels.borrow_mut().remove(&request.ticket);
+                if let Some(cancel) = cancel {
+                    let _ = cancel.send(());
+                }
                 Response::empty()
             }
             (Method::Get, "/load") => {
-                let load = self
+                let mut load = inner
                     .admission
                     .borrow()
                     .as_ref()
                     .map(|admission| SessionLoad {
                         in_flight: admission.in_flight() as u64,
                         queued: admission.queued() as u64,
+                        pending: 0,
                         requests: Vec::new(),
                     })
                     .unwrap_or_default();
-                let load = SessionLoad {
-                    requests: self.waiting.borrow().values().cloned().collect(),
-                    ..load
-                };
+                load.requests = inner.waiting.borrow().values().cloned().collect();
+                load.pending = inner
+                    .session
+                    .borrow()
+                    .as_ref()
+                    .map_or(0, |session| session.pending_count() as u64);
                 Response::from_json(&load)
             }
             (Method::Delete, "/session") => {
-                let existed = self.load().await?;
-                self.close("the MCP client ended its session");
-                self.state.storage().delete_all().await?;
+                let existed = inner.load().await?;
+                inner.close("the MCP client ended its session");
+                inner.state.storage().delete_all().await?;
                 if existed {
                     Response::empty()
                 } else {
@@ -167,6 +273,26 @@ impl DurableObject for McpSessionObject {
             }
             _ => Response::error("not found", 404),
         }
+    }
+
+    /// The stream stayed closed for the idle period: the session is dropped, from the registry
+    /// too, so it neither lists nor routes any more.
+    async fn alarm(&self) -> Result<Response> {
+        let inner = &self.inner;
+        if !inner.load().await? || !inner.state.get_websockets().is_empty() {
+            return Response::empty();
+        }
+        let identity = inner.identity.borrow().clone();
+        if let Some((namespace, id)) = identity
+            && let Ok(registry) = registry_stub(&inner.env, &Namespace(namespace))
+        {
+            let _ = call(&registry, Method::Delete, &format!("/sessions/{id}"), None).await;
+        }
+        worker::console_log!("MCP session idle without a stream; dropped");
+        inner.close("the MCP session timed out (no stream, no requests)");
+        inner.state.storage().delete_all().await?;
+        *inner.identity.borrow_mut() = None;
+        Response::empty()
     }
 
     async fn websocket_message(
@@ -185,17 +311,40 @@ impl DurableObject for McpSessionObject {
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        self.stream_closed();
-        Ok(())
+        self.inner.stream_closed().await
     }
 
     async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
-        self.stream_closed();
-        Ok(())
+        self.inner.stream_closed().await
     }
 }
 
-impl McpSessionObject {
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
+/// `/sample`'s response body; dropped (the caller's call ended) before the outcome is taken,
+/// it drops `_watch`, which tells the waiting request that its caller left.
+struct WatchedBody {
+    body: mpsc::Receiver<Result<Vec<u8>>>,
+    _watch: oneshot::Sender<()>,
+}
+
+impl Stream for WatchedBody {
+    type Item = Result<Vec<u8>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.body).poll_next(cx)
+    }
+}
+
+/// Where an admitted request stands.
+enum Place {
+    Go(Slot),
+    Wait(oneshot::Receiver<()>),
+}
+
+impl Inner {
     /// Makes sure the state machine is in memory, rebuilding it from storage after hibernation
     /// or eviction. False: no such session.
     async fn load(&self) -> Result<bool> {
@@ -205,6 +354,9 @@ impl McpSessionObject {
         let Some(stored) = self.state.storage().get::<StoredFacts>(FACTS).await? else {
             return Ok(false);
         };
+        if !stored.id.is_empty() {
+            *self.identity.borrow_mut() = Some((stored.namespace, stored.id));
+        }
         let mut slot = self.session.borrow_mut();
         if slot.is_none() {
             *slot = Some(McpSession::resume(
@@ -223,6 +375,7 @@ impl McpSessionObject {
 
     /// Saves the current facts (readiness and the next request id).
     async fn save(&self) -> Result<()> {
+        let identity = self.identity.borrow().clone().unwrap_or_default();
         let facts = {
             let slot = self.session.borrow();
             slot.as_ref().and_then(|session| {
@@ -230,6 +383,8 @@ impl McpSessionObject {
                     client: session.client()?.clone(),
                     ready: session.is_ready(),
                     next_request_id: session.next_request_id(),
+                    namespace: identity.0,
+                    id: identity.1,
                 })
             })
         };
@@ -239,30 +394,79 @@ impl McpSessionObject {
         }
     }
 
-    /// Admits the request, then sends it to the client and waits for the outcome, timed from
-    /// the moment it holds a slot.
-    async fn sample(&self, request: SampleRequest, size_hint: usize) -> SampleOutcome {
-        let ticket = request.ticket.clone();
-        if let Some(status) = &request.status {
-            self.waiting
-                .borrow_mut()
-                .insert(ticket.clone(), status.clone());
+    /// Tells the registry whether the session is ready and its stream open, for routing and
+    /// `/sessions`. Best effort: a failed report leaves the registry as it was.
+    async fn report(&self) {
+        let identity = self.identity.borrow().clone();
+        let Some((namespace, id)) = identity else {
+            return;
+        };
+        let status = SessionStatus {
+            id,
+            ready: self
+                .session
+                .borrow()
+                .as_ref()
+                .is_some_and(McpSession::is_ready),
+            stream_open: !self.state.get_websockets().is_empty(),
+        };
+        let Ok(body) = serde_json::to_vec(&status) else {
+            return;
+        };
+        if let Ok(registry) = registry_stub(&self.env, &Namespace(namespace)) {
+            let _ = call(&registry, Method::Post, "/sessions/status", Some(&body)).await;
         }
-        let outcome = self.sample_tracked(request, size_hint).await;
-        self.waiting.borrow_mut().remove(&ticket);
-        outcome
     }
 
-    async fn sample_tracked(&self, request: SampleRequest, size_hint: usize) -> SampleOutcome {
-        let arrived = worker::Date::now().as_millis();
-        let slot = match self.admit(&request).await {
-            Ok(slot) => slot,
-            Err(error) => return SampleOutcome::new(Err(error), None),
+    async fn arm_idle_alarm(&self) -> Result<()> {
+        let idle = Settings::from_env(&self.env).session_idle;
+        self.state.storage().set_alarm(idle).await
+    }
+
+    /// The session must exist; then the request gets a slot now, a place in the queue, or 429.
+    async fn admit(
+        self: &Rc<Self>,
+        request: &SampleRequest,
+    ) -> std::result::Result<Place, ApiError> {
+        if !self.load().await.map_err(storage_error)? {
+            return Err(ApiError::not_found("the MCP session no longer exists"));
+        }
+        let (wake, woken) = oneshot::channel();
+        let decision = self
+            .admission
+            .borrow_mut()
+            .get_or_insert_with(|| Admission::new(request.max_in_flight, request.max_queued))
+            .request(request.ticket.clone(), wake);
+        match decision {
+            Decision::Go => Ok(Place::Go(Slot {
+                object: self.clone(),
+            })),
+            Decision::Refuse(err) => Err(err),
+            Decision::Wait => Ok(Place::Wait(woken)),
+        }
+    }
+
+    /// Waits for a slot if queued, then sends the request to the client and waits for the
+    /// outcome, timed from the moment it holds a slot.
+    async fn sample(
+        self: &Rc<Self>,
+        place: Place,
+        request: SampleRequest,
+        size_hint: usize,
+        arrived: u64,
+        mut gone: CallerGone,
+    ) -> SampleOutcome {
+        let slot = match place {
+            Place::Go(slot) => slot,
+            Place::Wait(woken) => match self.wait_for_slot(&request, woken, &mut gone).await {
+                Ok(slot) => slot,
+                Err(error) => return SampleOutcome::new(Err(error), None),
+            },
         };
         if let Some(status) = self.waiting.borrow_mut().get_mut(&request.ticket) {
             status.stage = Stage::WaitingForClient;
         }
-        let started = worker::Date::now().as_millis();
+        let started = now_ms();
         let request = SampleRequest {
             timeout_ms: request
                 .timeout_ms
@@ -270,25 +474,45 @@ impl McpSessionObject {
                 .max(1),
             ..request
         };
-        let outcome = self.sample_in_slot(request, size_hint).await;
+        let outcome = self.sample_in_slot(request, size_hint, &mut gone).await;
         drop(slot);
-        let sampling_seconds =
-            worker::Date::now().as_millis().saturating_sub(started) as f64 / 1000.0;
+        let sampling_seconds = now_ms().saturating_sub(started) as f64 / 1000.0;
         SampleOutcome::new(outcome, Some(sampling_seconds))
     }
 
-    /// The session must exist; then the request waits for a slot under its in-flight limit.
-    async fn admit(&self, request: &SampleRequest) -> std::result::Result<Slot<'_>, ApiError> {
-        if !self.load().await.map_err(storage_error)? {
-            return Err(ApiError::not_found("the MCP session no longer exists"));
+    /// A queued request waits for its slot, its deadline, or its caller leaving.
+    async fn wait_for_slot(
+        self: &Rc<Self>,
+        request: &SampleRequest,
+        woken: oneshot::Receiver<()>,
+        mut gone: &mut CallerGone,
+    ) -> std::result::Result<Slot, ApiError> {
+        let mut woken = woken.fuse();
+        let mut deadline = Delay::from(Duration::from_millis(request.timeout_ms)).fuse();
+        let failure = futures::select! {
+            granted = woken => return match granted {
+                Ok(()) => Ok(Slot { object: self.clone() }),
+                Err(_) => Err(ApiError::unavailable(
+                    "the session ended while the request waited for the in-flight limit",
+                )),
+            },
+            () = deadline => admission::queue_timeout(request.timeout_ms),
+            _ = gone => caller_left(),
+        };
+        if !self.withdraw_queued(&request.ticket) {
+            // The slot passed to this request just as it gave up: give it on.
+            drop(Slot {
+                object: self.clone(),
+            });
         }
-        self.take_slot(request).await
+        Err(failure)
     }
 
     async fn sample_in_slot(
         &self,
         request: SampleRequest,
         size_hint: usize,
+        gone: &mut CallerGone,
     ) -> std::result::Result<CreateMessageResult, ApiError> {
         let (waiter, answer) = oneshot::channel();
         let outgoing = {
@@ -298,49 +522,10 @@ impl McpSessionObject {
                 .ok_or_else(|| ApiError::not_found("the MCP session no longer exists"))?;
             session.begin_sampling(&request.params, size_hint, waiter)?
         };
-        self.tickets
-            .borrow_mut()
-            .insert(request.ticket.clone(), outgoing.id);
         // The id counter must survive eviction, so a late answer never matches a new request.
         self.save().await.map_err(storage_error)?;
-        let outcome = self
-            .deliver_and_wait(&request, outgoing.id, &outgoing.json, answer)
-            .await;
-        self.tickets.borrow_mut().remove(&request.ticket);
-        outcome
-    }
-
-    /// Waits for a slot under the session's in-flight limit, or refuses with 429 when the
-    /// queue is full too. The slot is given back when the returned guard drops.
-    async fn take_slot(&self, request: &SampleRequest) -> std::result::Result<Slot<'_>, ApiError> {
-        let (wake, woken) = oneshot::channel();
-        let decision = self
-            .admission
-            .borrow_mut()
-            .get_or_insert_with(|| Admission::new(request.max_in_flight, request.max_queued))
-            .request(request.ticket.clone(), wake);
-        match decision {
-            Decision::Go => return Ok(Slot { object: self }),
-            Decision::Refuse(err) => return Err(err),
-            Decision::Wait => {}
-        }
-        let mut woken = woken.fuse();
-        let mut deadline = Delay::from(Duration::from_millis(request.timeout_ms)).fuse();
-        futures::select! {
-            granted = woken => match granted {
-                Ok(()) => Ok(Slot { object: self }),
-                Err(_) => Err(ApiError::unavailable(
-                    "the request was cancelled or the session ended while it waited for the in-flight limit",
-                )),
-            },
-            () = deadline => {
-                if !self.withdraw_queued(&request.ticket) {
-                    // The slot passed to this request just as its deadline fired: give it on.
-                    drop(Slot { object: self });
-                }
-                Err(admission::queue_timeout(&format!("{} ms", request.timeout_ms)))
-            }
-        }
+        self.deliver_and_wait(&request, outgoing.id, &outgoing.json, answer, gone)
+            .await
     }
 
     /// Takes the request out of the queue, if it waits there; its waker is dropped.
@@ -364,6 +549,7 @@ impl McpSessionObject {
         id: u64,
         json: &str,
         answer: oneshot::Receiver<std::result::Result<CreateMessageResult, ApiError>>,
+        mut gone: &mut CallerGone,
     ) -> std::result::Result<CreateMessageResult, ApiError> {
         let mut waited = 0u64;
         loop {
@@ -374,13 +560,16 @@ impl McpSessionObject {
             }
             if waited >= request.stream_wait_ms {
                 self.forget(id);
-                return Err(ApiError::unavailable(format!(
-                    "the MCP client has no open event stream (GET /mcp) to receive sampling requests; waited {} ms",
-                    request.stream_wait_ms
-                )));
+                return Err(admission::no_event_stream("/mcp", request.stream_wait_ms));
             }
-            Delay::from(Duration::from_millis(50)).await;
-            waited += 50;
+            let mut pause = Delay::from(Duration::from_millis(50)).fuse();
+            futures::select! {
+                () = pause => waited += 50,
+                _ = gone => {
+                    self.forget(id);
+                    return Err(caller_left());
+                }
+            }
         }
         let mut answer = answer.fuse();
         let mut deadline = Delay::from(Duration::from_millis(request.timeout_ms)).fuse();
@@ -394,6 +583,11 @@ impl McpSessionObject {
                 () = deadline => {
                     self.cancel_id(id, "sampling2api: the API request's deadline passed");
                     return Err(ApiError::deadline_passed(request.timeout_ms));
+                }
+                _ = gone => {
+                    worker::console_log!("caller went away; cancelled at the client request={id}");
+                    self.cancel_id(id, "sampling2api: the API caller disconnected");
+                    return Err(caller_left());
                 }
                 () = liveness => {
                     // While a request waits, the client's stream is written to, so a client that
@@ -412,17 +606,6 @@ impl McpSessionObject {
         }
     }
 
-    fn cancel(&self, ticket: &str, reason: &str) {
-        // Still queued: dropping its waker ends it without ever reaching the client.
-        if self.withdraw_queued(&ticket.to_string()) {
-            return;
-        }
-        let id = self.tickets.borrow_mut().remove(ticket);
-        if let Some(id) = id {
-            self.cancel_id(id, reason);
-        }
-    }
-
     fn cancel_id(&self, id: u64, reason: &str) {
         let notice = self
             .session
@@ -436,12 +619,13 @@ impl McpSessionObject {
         }
     }
 
-    /// The client's stream ended: requests it carried cannot be trusted to be answered.
-    fn stream_closed(&self) {
+    /// The client's stream ended: requests it carried cannot be trusted to be answered; the
+    /// registry learns the stream is closed, and the idle alarm starts.
+    async fn stream_closed(&self) -> Result<()> {
         // The closing socket is still listed while its close handler runs; more than one means
         // a newer stream replaced it and carries on.
         if self.state.get_websockets().len() > 1 {
-            return;
+            return Ok(());
         }
         let waiters = self
             .session
@@ -454,6 +638,28 @@ impl McpSessionObject {
                 "the MCP client's event stream closed before it answered",
             )));
         }
+        if !self.load().await? {
+            return Ok(());
+        }
+        let identity = self.identity.borrow().clone();
+        if let Some((namespace, id)) = identity {
+            let status = SessionStatus {
+                id,
+                ready: self
+                    .session
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(McpSession::is_ready),
+                stream_open: false,
+            };
+            if let (Ok(body), Ok(registry)) = (
+                serde_json::to_vec(&status),
+                registry_stub(&self.env, &Namespace(namespace)),
+            ) {
+                let _ = call(&registry, Method::Post, "/sessions/status", Some(&body)).await;
+            }
+        }
+        self.arm_idle_alarm().await
     }
 
     fn close(&self, why: &str) {
@@ -481,11 +687,11 @@ impl McpSessionObject {
 }
 
 /// A request's place under the in-flight limit; dropping it passes the place on.
-struct Slot<'a> {
-    object: &'a McpSessionObject,
+struct Slot {
+    object: Rc<Inner>,
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
         self.object.release_slot();
     }

@@ -12,9 +12,26 @@ use serde_json::Value;
 pub struct SessionEntry {
     pub id: String,
     pub client_name: Option<String>,
+    #[serde(default)]
+    pub client_version: Option<String>,
     pub protocol_version: String,
     /// `None`: the client did not declare `sampling`.
     pub sampling: Option<ClientSupport>,
+    /// The client sent `notifications/initialized` (reported by its session object).
+    #[serde(default)]
+    pub ready: bool,
+    /// Its event stream is open (reported by its session object). Entries stored before this
+    /// field existed read as closed: their streams dropped with that deployment anyway.
+    #[serde(default)]
+    pub stream_open: bool,
+}
+
+/// What a session object reports to its registry when readiness or its stream changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionStatus {
+    pub id: String,
+    pub ready: bool,
+    pub stream_open: bool,
 }
 
 /// The Worker sends its `CreateMessageParams` by reference (no JSON tree of a large request);
@@ -22,7 +39,7 @@ pub struct SessionEntry {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SampleRequest<P = Value> {
     pub params: P,
-    /// Names this request for a later `/cancel` (the caller went away).
+    /// Names this request in the session's admission queue.
     pub ticket: String,
     pub timeout_ms: u64,
     pub stream_wait_ms: u64,
@@ -42,6 +59,9 @@ pub struct SessionLoad {
     /// The requests it holds now, for the status page.
     #[serde(default)]
     pub requests: Vec<InFlightRequest>,
+    /// Sampling requests sent to the client and not answered yet.
+    #[serde(default)]
+    pub pending: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -74,12 +94,13 @@ impl SampleOutcome {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct CancelRequest {
-    pub ticket: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
 pub struct ReportedModel {
     pub model: String,
     pub unix: u64,
+}
+
+/// The API caller of the request `ticket` left (sent from the Worker's `wait_until`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CancelRequest {
+    pub ticket: String,
 }
