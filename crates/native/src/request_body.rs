@@ -96,7 +96,14 @@ pub async fn read_body(
         return Err(ApiError::body_too_large(limits.max_bytes));
     }
     let timeout = limits.timeout;
-    match tokio::time::timeout(timeout, collect(body, limits, declared)).await {
+    let collecting = collect(body, limits, declared);
+    tokio::pin!(collecting);
+    // A small body has usually arrived with its headers: read it without arming a timer,
+    // which would cost every request a timer-wheel insert and removal.
+    if let std::task::Poll::Ready(result) = futures::poll!(collecting.as_mut()) {
+        return result;
+    }
+    match tokio::time::timeout(timeout, collecting).await {
         Ok(result) => result,
         Err(_) => Err(ApiError::body_too_slow(timeout.as_secs())),
     }

@@ -7,9 +7,8 @@
 //!   as it is accepted, so the listen backlog never fills with dead peers. The process's file
 //!   limit is raised at start as far as the hard limit allows.
 //! - A connection with no request open for `--header-read-timeout-secs` is closed (one that
-//!   never sends a byte, an idle keep-alive, an idle HTTP/2 connection); hyper's own header
-//!   read timeout bounds a request whose headers trickle in. Body reads have their own
-//!   deadline (`request_body`).
+//!   never sends a byte, headers that trickle in or never finish, an idle keep-alive, an idle
+//!   HTTP/2 connection). Body reads have their own deadline (`request_body`).
 //! - HTTP/2 multiplexes up to `--h2-max-streams` requests per connection, with h2's rapid- and
 //!   provoked-reset protections set explicitly.
 
@@ -107,10 +106,10 @@ pub async fn serve(
     // Turns every route into its final service once, not per connection or per request.
     let app: Router = app.with_state(());
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout);
+    // No hyper header-read timer for HTTP/1.1: the per-connection idle watchdog below already
+    // closes a connection that has no request open (headers that never finish included) after
+    // `idle_timeout`, and hyper's timer would cost every request a timer reset.
+    builder.http1().header_read_timeout(None);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -176,9 +175,10 @@ pub async fn serve(
                         break;
                     }
                     () = activity.idle_for(idle_timeout), if !closing => {
+                        // No request is open, so nothing is lost by closing now; a graceful
+                        // shutdown would wait for headers that may never finish.
                         tracing::debug!("closing a connection idle for {idle_timeout:?}");
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
+                        break;
                     }
                     _ = stopping.changed(), if !closing => {
                         connection.as_mut().graceful_shutdown();
