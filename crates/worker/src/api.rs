@@ -415,6 +415,30 @@ async fn read_body(
 }
 
 /// Routes and converts the request, noting its model hint and session in the journal.
+/// Accepts a parsed request and has its session admit it, before any byte of the answer goes
+/// out (so a refusal is the response's status, streamed or not).
+async fn accept_and_admit(
+    req: &Request,
+    env: &Env,
+    ctx: &Context,
+    namespace: &Namespace,
+    settings: &Settings,
+    request: MessagesRequest,
+    journal: &mut Journal,
+) -> Result<(Accepted, Admitted), ApiError> {
+    let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
+    let admitted = admit(
+        env,
+        namespace,
+        settings,
+        &accepted,
+        &req.inner().signal(),
+        ctx,
+    )
+    .await?;
+    Ok((accepted, admitted))
+}
+
 async fn accept_into(
     headers: &worker::Headers,
     env: &Env,
@@ -465,16 +489,8 @@ pub async fn messages(
     let body = read_body(&mut req, settings, journal).await?;
     let request = parse_messages_request(&body, true)?;
     drop(body);
-    let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
-    let admitted = admit(
-        env,
-        namespace,
-        settings,
-        &accepted,
-        &req.inner().signal(),
-        ctx,
-    )
-    .await?;
+    let (accepted, admitted) =
+        accept_and_admit(&req, env, ctx, namespace, settings, request, journal).await?;
     if accepted.stream {
         return stream(
             env.clone(),
@@ -520,16 +536,8 @@ pub async fn chat_completions(
     let stream_wanted = chat.wants_stream();
     let include_usage = chat.wants_stream_usage();
     let request = openai::to_messages_request(chat)?;
-    let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
-    let admitted = admit(
-        env,
-        namespace,
-        settings,
-        &accepted,
-        &req.inner().signal(),
-        ctx,
-    )
-    .await?;
+    let (accepted, admitted) =
+        accept_and_admit(&req, env, ctx, namespace, settings, request, journal).await?;
     let created = (worker::js_sys::Date::now() / 1000.0) as u64;
     if stream_wanted {
         return stream(

@@ -397,6 +397,13 @@ impl Inner {
     /// Tells the registry whether the session is ready and its stream open, for routing and
     /// `/sessions`. Best effort: a failed report leaves the registry as it was.
     async fn report(&self) {
+        self.report_stream(!self.state.get_websockets().is_empty())
+            .await;
+    }
+
+    /// `report` with the stream's state given (a closing socket is still listed while its
+    /// close is handled).
+    async fn report_stream(&self, stream_open: bool) {
         let identity = self.identity.borrow().clone();
         let Some((namespace, id)) = identity else {
             return;
@@ -408,7 +415,7 @@ impl Inner {
                 .borrow()
                 .as_ref()
                 .is_some_and(McpSession::is_ready),
-            stream_open: !self.state.get_websockets().is_empty(),
+            stream_open,
         };
         let Ok(body) = serde_json::to_vec(&status) else {
             return;
@@ -641,24 +648,7 @@ impl Inner {
         if !self.load().await? {
             return Ok(());
         }
-        let identity = self.identity.borrow().clone();
-        if let Some((namespace, id)) = identity {
-            let status = SessionStatus {
-                id,
-                ready: self
-                    .session
-                    .borrow()
-                    .as_ref()
-                    .is_some_and(McpSession::is_ready),
-                stream_open: false,
-            };
-            if let (Ok(body), Ok(registry)) = (
-                serde_json::to_vec(&status),
-                registry_stub(&self.env, &Namespace(namespace)),
-            ) {
-                let _ = call(&registry, Method::Post, "/sessions/status", Some(&body)).await;
-            }
-        }
+        self.report_stream(false).await;
         self.arm_idle_alarm().await
     }
 
