@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Permission,
     /// Unknown route or unknown MCP session: 404.
     NotFound,
+    /// A known route asked with a method it does not answer: 405.
+    MethodNotAllowed,
     /// The request's body did not arrive in time: 408.
     RequestTimeout,
     /// Body over the size cap: 413.
@@ -39,6 +41,7 @@ impl ErrorKind {
             ErrorKind::Authentication => 401,
             ErrorKind::Permission => 403,
             ErrorKind::NotFound => 404,
+            ErrorKind::MethodNotAllowed => 405,
             ErrorKind::RequestTimeout => 408,
             ErrorKind::RequestTooLarge => 413,
             ErrorKind::RateLimit => 429,
@@ -52,7 +55,7 @@ impl ErrorKind {
     /// The Anthropic `error.type` string.
     pub fn type_name(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
             ErrorKind::Permission => "permission_error",
             ErrorKind::NotFound => "not_found_error",
@@ -256,6 +259,12 @@ mod tests {
             ),
             (ErrorKind::Permission, 403, "permission_error", false),
             (ErrorKind::NotFound, 404, "not_found_error", false),
+            (
+                ErrorKind::MethodNotAllowed,
+                405,
+                "invalid_request_error",
+                false,
+            ),
             (ErrorKind::RequestTooLarge, 413, "request_too_large", false),
             (ErrorKind::RateLimit, 429, "rate_limit_error", true),
             (ErrorKind::Api, 500, "api_error", true),

@@ -46,6 +46,12 @@ pub fn session_id(random: u128) -> String {
     format!("{random:032x}")
 }
 
+/// Whether `id` has the form [`session_id`] gives (32 lowercase hex digits): anything else
+/// names no session, so both runtimes refuse it before looking it up.
+pub fn is_session_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The public name of a session, derived from its secret `Mcp-Session-Id`: what `/sessions`
 /// lists and `x-mcp-session-id` routes by. Knowing it gives no hold on the session, and both
 /// runtimes derive it the same way without storing it (`mcps_` + 96 bits of SHA-256).
@@ -81,6 +87,17 @@ mod tests {
         assert!(request_id(5).starts_with("req_01"));
         assert!(tool_use_id(5).starts_with("toolu_01"));
         assert_eq!(session_id(0xab).len(), 32);
+        assert!(is_session_id(&session_id(0xab)) && is_session_id(&session_id(u128::MAX)));
+        for other in [
+            "",
+            "0",
+            &"A".repeat(32),
+            &"g".repeat(32),
+            &"a".repeat(33),
+            "é",
+        ] {
+            assert!(!is_session_id(other), "{other}");
+        }
         assert!(b[6..].bytes().all(|c| c.is_ascii_alphanumeric()));
     }
 }

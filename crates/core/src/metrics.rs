@@ -52,20 +52,7 @@ impl SamplingOutcome {
 
 /// The route label of a request path: the route's pattern, so ids never become labels.
 pub fn route_label(path: &str) -> &'static str {
-    match path {
-        "/v1/messages" => "/v1/messages",
-        "/v1/messages/count_tokens" => "/v1/messages/count_tokens",
-        "/v1/chat/completions" => "/v1/chat/completions",
-        "/v1/models" => "/v1/models",
-        path if path.starts_with("/v1/models/") => "/v1/models/{id}",
-        "/mcp" => "/mcp",
-        "/sessions" => "/sessions",
-        "/health" => "/health",
-        "/metrics" => "/metrics",
-        "/status" => "/status",
-        "/" => "/",
-        _ => "unmatched",
-    }
+    crate::routes::label(path, crate::routes::DEFAULT_MCP_PATH)
 }
 
 /// One sampling round trip's contribution.
