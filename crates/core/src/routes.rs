@@ -206,7 +206,16 @@ impl Route {
     }
 }
 
-/// The route whose pattern matches `path`, whatever the method, with its `{id}` segment.
+/// The path pattern of `endpoint` (the MCP endpoint's default), as the status page names it.
+pub fn path_of(endpoint: Endpoint) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|route| route.endpoint == endpoint)
+        .map_or("", |route| route.path)
+}
+
+/// The route whose pattern matches `path`, whatever the method, with its `{id}` segment. An
+/// empty `mcp_path` means there is no MCP endpoint (native stdio mode).
 pub fn find<'p>(path: &'p str, mcp_path: &str) -> Option<(&'static Route, Option<&'p str>)> {
     ROUTES
         .iter()
@@ -319,6 +328,7 @@ mod tests {
 
     #[test]
     fn each_endpoint_has_one_route() {
+        assert_eq!(path_of(Endpoint::ChatCompletions), "/v1/chat/completions");
         for (i, a) in ROUTES.iter().enumerate() {
             for b in &ROUTES[i + 1..] {
                 assert_ne!(a.endpoint, b.endpoint);

@@ -12,7 +12,8 @@ pub fn random_u128() -> u128 {
     rand::rng().random()
 }
 
-fn os_random_u128() -> u128 {
+/// For secrets (session ids): straight from the OS.
+pub fn os_random_u128() -> u128 {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_ok() {
         return u128::from_le_bytes(bytes);
@@ -24,9 +25,4 @@ fn os_random_u128() -> u128 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     nanos ^ ((COUNTER.fetch_add(1, Ordering::Relaxed) as u128) << 64)
-}
-
-/// A session id for `Mcp-Session-Id` (see `sampling2api_core::ids::session_id`).
-pub fn session_id() -> String {
-    sampling2api_core::ids::session_id(os_random_u128())
 }

@@ -1,29 +1,16 @@
-//! The live status page natively: `GET /` for browsers, `GET /status` (the core's snapshot),
-//! and the board the request flow writes to (requests in flight, the last ones, totals).
+//! The status board the request flow writes to: requests in flight and the last ones, which
+//! `GET /status` (`api::status`) shows.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use sampling2api_core::status::{
-    self, ClientStatus, InFlightRequest, RecentRequest, RequestHistory, Stage, StatusSnapshot,
-};
-
-use crate::api::json_response;
-use crate::bridge::Bridge;
+use sampling2api_core::status::{InFlightRequest, RecentRequest, RequestHistory, Stage};
 
 pub fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
-
-/// The routes whose requests the page lists (the ones that sample).
-pub fn is_sampling_route(path: &str) -> bool {
-    matches!(path, "/v1/messages" | "/v1/chat/completions")
 }
 
 #[derive(Default)]
@@ -33,7 +20,8 @@ pub struct StatusBoard {
 }
 
 impl StatusBoard {
-    fn history(&self) -> MutexGuard<'_, RequestHistory> {
+    /// The last requests and the totals.
+    pub fn history(&self) -> MutexGuard<'_, RequestHistory> {
         // Recording cannot leave the history half-updated; a poisoned lock is still usable.
         self.history
             .lock()
@@ -46,9 +34,23 @@ impl StatusBoard {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A request that ended before it was accepted (bad input, no client, no key…).
-    pub fn record(&self, request: RecentRequest) {
-        self.history().record(request);
+    /// A sampling request answered before it was accepted (bad input, no client, no key…),
+    /// listed with its status.
+    pub fn record_refused(&self, request_id: String, route: &str, status: u16, started: Instant) {
+        let latency = started.elapsed();
+        self.history().record(RecentRequest {
+            request_id,
+            unix_ms: unix_ms().saturating_sub(latency.as_millis() as u64),
+            route: route.to_string(),
+            status,
+            latency_ms: latency.as_millis() as u64,
+            ..RecentRequest::default()
+        });
+    }
+
+    /// The requests in flight, as the status page lists them.
+    pub fn in_flight_requests(&self) -> Vec<InFlightRequest> {
+        self.in_flight().values().cloned().collect()
     }
 
     /// Tracks an accepted request until the returned ticket is finished or dropped.
@@ -116,76 +118,6 @@ impl Drop for StatusTicket<'_> {
             self.board.end(self, 499, (0, 0));
         }
     }
-}
-
-/// `GET /status`: the snapshot the page polls (needs a key when keys are configured).
-pub async fn status(State(bridge): State<Arc<Bridge>>) -> Response {
-    let clients = bridge
-        .sessions()
-        .iter()
-        .map(|session| {
-            let state = session.state();
-            let client = state.client();
-            ClientStatus {
-                session: session.handle.clone(),
-                client_name: client.and_then(|c| c.client_name.clone()),
-                client_version: client.and_then(|c| c.client_version.clone()),
-                protocol_version: client.map(|c| c.protocol_version.clone()),
-                sampling: client.is_some_and(|c| c.sampling.is_some()),
-                tools: client
-                    .and_then(|c| c.sampling)
-                    .map(|support| bridge.settings.tool_mode.delivery(support).as_str().into()),
-                event_stream_open: Some(session.has_stream()),
-                in_flight: state.pending_count() as u64,
-                queued: session.queued() as u64,
-            }
-        })
-        .collect();
-    let in_flight: Vec<InFlightRequest> = bridge.status.in_flight().values().cloned().collect();
-    let snapshot = StatusSnapshot::new(
-        bridge.mode,
-        unix_ms(),
-        bridge.settings.log_prompts,
-        clients,
-        &in_flight,
-        &bridge.status.history(),
-    );
-    let mut response = json_response(StatusCode::OK, snapshot.to_json());
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-/// The page, with its Content-Security-Policy and friends.
-pub fn page() -> Response {
-    let mut response = (StatusCode::OK, status::PAGE).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in status::page_headers() {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.insert(name, value);
-        }
-    }
-    response
-}
-
-/// A sampling request answered before it was accepted, listed with its status.
-pub fn record_refused(
-    bridge: &Bridge,
-    request_id: String,
-    path: &str,
-    status: u16,
-    started: Instant,
-) {
-    let latency = started.elapsed();
-    bridge.status.record(RecentRequest {
-        request_id,
-        unix_ms: unix_ms().saturating_sub(latency.as_millis() as u64),
-        route: path.to_string(),
-        status,
-        latency_ms: latency.as_millis() as u64,
-        ..RecentRequest::default()
-    });
 }
 
 #[cfg(test)]

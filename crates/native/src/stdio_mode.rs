@@ -54,7 +54,7 @@ pub async fn run(args: StdioArgs) -> ExitCode {
     bridge.add_session(session.clone());
     let writer_task = tokio::spawn(write_lines(writer, outgoing));
 
-    let app = api::app(bridge.clone(), None);
+    let app = api::app(bridge.clone(), false);
     let front = args.common.front.clone();
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {

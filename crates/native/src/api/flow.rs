@@ -1,31 +1,29 @@
-//! `POST /v1/messages` and `POST /v1/messages/count_tokens`, and the request flow that the
-//! OpenAI endpoint shares: accept (route, admit, convert), sample, answer as JSON or a stream.
+//! The flow of a sampling request that `/v1/messages` and `/v1/chat/completions` share: accept
+//! (route to a session, admit, convert), sample, answer as JSON or as a stream.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use sampling2api_core::anthropic::{MessagesRequest, MessagesResponse, parse_messages_request};
+use sampling2api_core::anthropic::{MessagesRequest, MessagesResponse};
 use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::routing::SESSION_HEADER;
 use sampling2api_core::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
+use sampling2api_core::status::{self, InFlightRequest, Stage};
 use sampling2api_core::stream_framing::StreamFraming;
 use sampling2api_core::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::{ApiError, ids, tokens};
-use serde_json::json;
 
+use super::context::RequestLog;
 use crate::answer_stream::AnswerStream;
-use crate::api::{RequestId, RequestLog, error_response, json_response};
 use crate::bridge::Bridge;
 use crate::cpu_work;
 use crate::ids::random_u128;
 use crate::request_body::read_body;
 use crate::session::{Admission, Session};
 use crate::status::unix_ms;
-use sampling2api_core::status::{self, InFlightRequest, Stage};
 
 /// A request that passed every check before sampling starts.
 pub struct Accepted {
@@ -52,69 +50,6 @@ impl Accepted {
             session: Some(self.session.handle.clone()),
             model: Some(self.model.clone()),
         }
-    }
-}
-
-pub fn request_id_of(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.0.clone())
-        .unwrap_or_default()
-}
-
-pub async fn create_message(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
-    let request_id = request_id_of(&request);
-    let (parts, body) = request.into_parts();
-    let parsed = read_json(&bridge, &parts.headers, body, |body| {
-        parse_messages_request(body, true)
-    })
-    .await;
-    let accepted = match parsed {
-        Ok((parsed, body_bytes)) => {
-            let tag = (request_id.as_str(), "/v1/messages");
-            accept(&bridge, &parts.headers, parsed, body_bytes, tag).await
-        }
-        Err(err) => Err(err),
-    };
-    let accepted = match accepted {
-        Ok(accepted) => accepted,
-        Err(err) => return error_response(&err, &request_id),
-    };
-    let log = accepted.log();
-    let mut response = if accepted.stream {
-        stream_response(bridge, accepted, StreamFraming::Anthropic)
-    } else {
-        match complete(&bridge, accepted).await {
-            Ok(response) => match serde_json::to_string(&response) {
-                Ok(body) => json_response(StatusCode::OK, body),
-                Err(err) => error_response(
-                    &ApiError::api(format!("could not encode the response: {err}")),
-                    &request_id,
-                ),
-            },
-            Err(err) => error_response(&err, &request_id),
-        }
-    };
-    response.extensions_mut().insert(log);
-    response
-}
-
-/// `count_tokens`: the same estimator as `usage`, no client involved (tools count as the
-/// prompt that emulation renders for them).
-pub async fn count_tokens(State(bridge): State<Arc<Bridge>>, request: Request) -> Response {
-    let request_id = request_id_of(&request);
-    let (parts, body) = request.into_parts();
-    let counted = read_json(&bridge, &parts.headers, body, |body| {
-        parse_messages_request(body, false).map(|request| tokens::estimate_request(&request).max(1))
-    })
-    .await;
-    match counted {
-        Ok((input_tokens, _)) => json_response(
-            StatusCode::OK,
-            json!({"input_tokens": input_tokens}).to_string(),
-        ),
-        Err(err) => error_response(&err, &request_id),
     }
 }
 

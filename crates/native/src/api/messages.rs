@@ -1,0 +1,70 @@
+//! `POST /v1/messages` and `POST /v1/messages/count_tokens`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sampling2api_core::anthropic::parse_messages_request;
+use sampling2api_core::routes::{self, Endpoint};
+use sampling2api_core::stream_framing::StreamFraming;
+use sampling2api_core::{ApiError, tokens};
+use serde_json::json;
+
+use super::context::RequestId;
+use super::error::{HttpError, json_response};
+use super::flow::{accept, complete, read_json, stream_response};
+use crate::bridge::Bridge;
+
+pub async fn create_message(
+    State(bridge): State<Arc<Bridge>>,
+    request_id: RequestId,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let fail = |err| request_id.error(err);
+    let (parsed, body_bytes) = read_json(&bridge, &headers, body, |body| {
+        parse_messages_request(body, true)
+    })
+    .await
+    .map_err(fail)?;
+    let tag = (request_id.as_str(), routes::path_of(Endpoint::Messages));
+    let accepted = accept(&bridge, &headers, parsed, body_bytes, tag)
+        .await
+        .map_err(fail)?;
+    let log = accepted.log();
+    let mut response = if accepted.stream {
+        stream_response(bridge, accepted, StreamFraming::Anthropic)
+    } else {
+        let body = complete(&bridge, accepted).await.and_then(|response| {
+            serde_json::to_string(&response)
+                .map_err(|err| ApiError::api(format!("could not encode the response: {err}")))
+        });
+        match body {
+            Ok(body) => json_response(StatusCode::OK, body),
+            Err(err) => fail(err).into_response(),
+        }
+    };
+    response.extensions_mut().insert(log);
+    Ok(response)
+}
+
+/// `count_tokens`: the same estimator as `usage`, no client involved (tools count as the
+/// prompt that emulation renders for them).
+pub async fn count_tokens(
+    State(bridge): State<Arc<Bridge>>,
+    request_id: RequestId,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let (input_tokens, _) = read_json(&bridge, &headers, body, |body| {
+        parse_messages_request(body, false).map(|request| tokens::estimate_request(&request).max(1))
+    })
+    .await
+    .map_err(|err| request_id.error(err))?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"input_tokens": input_tokens}).to_string(),
+    ))
+}
