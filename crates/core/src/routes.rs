@@ -223,7 +223,7 @@ pub fn find<'p>(path: &'p str, mcp_path: &str) -> Option<(&'static Route, Option
 }
 
 /// How a request's method and path resolve.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolved<'p> {
     /// The route, and its `{id}` segment if its pattern has one (still percent-encoded).
     Route(&'static Route, Option<&'p str>),

@@ -52,10 +52,8 @@ pub fn event_stream(
 pub fn error(flavor: Flavor, err: &ApiError, request_id: &str) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
-    if flavor != Flavor::Mcp {
-        for (name, value) in err.extra_headers() {
-            headers.set(name, &value)?;
-        }
+    for (name, value) in flavor.error_headers(err) {
+        headers.set(name, &value)?;
     }
     Ok(Response::ok(flavor.error_body(err, request_id))?
         .with_status(err.status())

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use futures::channel::oneshot;
 use sampling2api_core::metrics::{MetricTotals, RequestRecord, SamplingRecord, route_label};
+use sampling2api_core::routes::{self, DEFAULT_MCP_PATH};
 use sampling2api_core::status::RecentRequest;
 use serde_json::json;
 use worker::{Context, Env, Method};
@@ -152,7 +153,9 @@ impl Journal {
         };
         let env = env.clone();
         let route = route_label(&self.path).to_string();
-        let listed = is_sampling_route(&self.path).then(|| RecentRequest {
+        let samples =
+            routes::find(&self.path, DEFAULT_MCP_PATH).is_some_and(|(route, _)| route.samples);
+        let listed = samples.then(|| RecentRequest {
             request_id: self.request_id.clone(),
             unix_ms: self.started_ms as u64,
             route: route.clone(),
@@ -206,9 +209,4 @@ impl Journal {
             flush(&env).await;
         });
     }
-}
-
-/// The routes whose requests the status page lists (the ones that sample).
-fn is_sampling_route(path: &str) -> bool {
-    matches!(path, "/v1/messages" | "/v1/chat/completions")
 }

@@ -19,7 +19,7 @@ pub use registry_object::NamespaceRegistry;
 pub use session_object::McpSessionObject;
 
 use journal::Journal;
-use sampling2api_core::flavor::Flavor;
+use sampling2api_core::routes::{self, DEFAULT_MCP_PATH, Endpoint, Resolved};
 use sampling2api_core::{ApiError, browser_guard, ids};
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
@@ -27,7 +27,7 @@ use worker::{Context, Env, Method, Request, Response, Result, event};
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let request_id = ids::request_id(random::random_u128());
     let path = req.path();
-    let flavor = Flavor::of(&path, api::speaks_anthropic(&req));
+    let flavor = routes::flavor_of(&path, DEFAULT_MCP_PATH, api::speaks_anthropic(&req));
     let mut journal = Journal::start(request_id.clone(), &req.method(), &path);
     let mut response = match route(req, &env, &ctx, &mut journal).await {
         Ok(response) => response,
@@ -38,52 +38,39 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     Ok(response)
 }
 
+/// Dispatches by the core's route table (`sampling2api_core::routes`), as the native router
+/// does: keyless routes first, then the token, the JSON body check, and the route's handler.
 async fn route(
     req: Request,
     env: &Env,
     ctx: &Context,
     journal: &mut Journal,
 ) -> std::result::Result<Response, ApiError> {
-    let request_id = journal.request_id.clone();
-    let request_id = request_id.as_str();
     let path = req.path();
+    let method = req.method();
+    let resolved = routes::resolve(method.as_ref(), &path, DEFAULT_MCP_PATH);
     let has_token = req.headers().has("authorization").unwrap_or(false)
         || req.headers().has("x-api-key").unwrap_or(false);
-    match (req.method(), path.as_str()) {
-        // Liveness needs no token; with one, it also reports that namespace's sessions.
-        (Method::Get, "/health") if !has_token => {
-            let alive = sampling2api_core::health::Health::alive("worker");
-            return http::json(200, sampling2api_core::health::health_body(&alive));
-        }
-        // Claude Code's preconnect probe: no token.
-        (Method::Get | Method::Head, "/api/hello") => {
-            return http::json(200, r#"{"status":"ok"}"#.into());
-        }
-        // A browser gets the status page; it holds no data, so it needs no token (`/status` does).
-        (Method::Get, "/")
-            if sampling2api_core::status::wants_html(
-                req.headers().get("accept").ok().flatten().as_deref(),
-            ) =>
-        {
-            return http::status_page();
-        }
-        (Method::Get | Method::Head, "/") => {
-            return http::json(
-                200,
-                r#"{"name":"sampling2api","runtime":"worker","api":"/v1/messages"}"#.into(),
-            );
+    match resolved {
+        // With a token, liveness also reports that namespace's sessions (below).
+        Resolved::Route(route, _) if route.endpoint == Endpoint::Health && has_token => {}
+        Resolved::Route(route, _) if !route.needs_key => return keyless(route.endpoint, &req),
+        Resolved::MethodNotAllowed(route) if !route.needs_key => {
+            return Err(routes::method_not_allowed(method.as_ref(), &path));
         }
         _ => {}
     }
     let namespace = tenancy::namespace_of(&req, env)?;
+    let (route, id) = match resolved {
+        Resolved::Route(route, id) => (route, id),
+        Resolved::MethodNotAllowed(_) => {
+            return Err(routes::method_not_allowed(method.as_ref(), &path));
+        }
+        Resolved::NotFound => return Err(routes::not_found(method.as_ref(), &path)),
+    };
     // A cross-site POST with a form or text body needs no preflight: JSON routes take JSON
     // only, checked after the token as natively.
-    if req.method() == Method::Post
-        && matches!(
-            path.as_str(),
-            "/mcp" | "/v1/messages" | "/v1/messages/count_tokens" | "/v1/chat/completions"
-        )
-    {
+    if route.json_body && method == Method::Post {
         let content_type = req.headers().get("content-type").ok().flatten();
         if !browser_guard::is_json_content_type(content_type.as_deref()) {
             return Err(browser_guard::not_json_error(content_type.as_deref()));
@@ -92,56 +79,46 @@ async fn route(
     let settings = config::Settings::from_env(env);
     journal.namespace = Some(namespace.0.clone());
     journal.set_log_prompts(settings.log_prompts);
-    match (req.method(), path.as_str()) {
-        (_, "/mcp") => mcp_endpoint::handle(req, env, &namespace, &settings).await,
-        (Method::Post, "/v1/messages") => {
-            api::messages(req, env, ctx, &namespace, &settings, journal).await
-        }
-        (Method::Post, "/v1/messages/count_tokens") => {
-            api::count_tokens(req, &settings, journal).await
-        }
-        (Method::Post, "/v1/chat/completions") => {
+    match route.endpoint {
+        Endpoint::Mcp => mcp_endpoint::handle(req, env, &namespace, &settings).await,
+        Endpoint::Messages => api::messages(req, env, ctx, &namespace, &settings, journal).await,
+        Endpoint::CountTokens => api::count_tokens(req, &settings, journal).await,
+        Endpoint::ChatCompletions => {
             api::chat_completions(req, env, ctx, &namespace, &settings, journal).await
         }
-        (Method::Get, "/v1/models") => api::list_models(req, env, &namespace, &settings).await,
-        (Method::Get, path) if path.starts_with("/v1/models/") => {
-            api::get_model(
-                &req,
-                env,
-                &namespace,
-                &settings,
-                &path["/v1/models/".len()..],
-            )
-            .await
+        Endpoint::ListModels => api::list_models(req, env, &namespace, &settings).await,
+        Endpoint::GetModel => {
+            let id = id.unwrap_or_default().to_string();
+            api::get_model(&req, env, &namespace, &settings, &id).await
         }
-        (Method::Get, "/sessions") => api::list_sessions(env, &namespace, &settings).await,
-        (Method::Get, "/health") => api::namespace_health(env, &namespace).await,
-        (Method::Get, "/metrics") => api::metrics(env, &namespace).await,
-        (Method::Get, "/status") => api::status(env, &namespace, &settings).await,
-        (method, path) => {
-            let known = [
-                "/v1/messages",
-                "/v1/messages/count_tokens",
-                "/v1/chat/completions",
-                "/v1/models",
-                "/sessions",
-                "/metrics",
-                "/status",
-            ];
-            let shown: String = path.chars().take(200).collect();
-            if known.contains(&path) || path.starts_with("/v1/models/") {
-                let err = ApiError::invalid_request(format!(
-                    "method {method:?} is not allowed on {shown}"
-                ));
-                let flavor = Flavor::of(path, true);
-                Ok(http::error(flavor, &err, request_id)
-                    .map_err(http::internal)?
-                    .with_status(405))
-            } else {
-                Err(ApiError::not_found(format!(
-                    "no route for {method:?} {shown}"
-                )))
-            }
+        Endpoint::Sessions => api::list_sessions(env, &namespace, &settings).await,
+        Endpoint::Health => api::namespace_health(env, &namespace).await,
+        Endpoint::Metrics => api::metrics(env, &namespace).await,
+        Endpoint::Status => api::status(env, &namespace, &settings).await,
+        Endpoint::Hello | Endpoint::Root => keyless(route.endpoint, &req),
+    }
+}
+
+/// The routes that need no token: liveness, Claude Code's preconnect probe, and what this is
+/// (a browser gets the status page; it holds no data, `/status` does).
+fn keyless(endpoint: Endpoint, req: &Request) -> std::result::Result<Response, ApiError> {
+    match endpoint {
+        Endpoint::Health => {
+            let alive = sampling2api_core::health::Health::alive("worker");
+            http::json(200, sampling2api_core::health::health_body(&alive))
         }
+        Endpoint::Hello => http::json(200, r#"{"status":"ok"}"#.into()),
+        Endpoint::Root
+            if req.method() == Method::Get
+                && sampling2api_core::status::wants_html(
+                    req.headers().get("accept").ok().flatten().as_deref(),
+                ) =>
+        {
+            http::status_page()
+        }
+        _ => http::json(
+            200,
+            r#"{"name":"sampling2api","runtime":"worker","api":"/v1/messages"}"#.into(),
+        ),
     }
 }

@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
-use sampling2api_core::ApiError;
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
-use serde_json::json;
+use sampling2api_core::streamable_http::{
+    self, McpAction, McpAnswer, McpHeaders, McpMethod, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER,
+};
+use sampling2api_core::{ApiError, ids, routes};
 use worker::worker_sys::web_sys;
 use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Stub, WebsocketEvent};
 
 use crate::config::Settings;
 use crate::http::{self, call, internal};
-use crate::random::session_id;
+use crate::random::random_u128;
 use crate::tenancy::Namespace;
 use crate::wire::SessionEntry;
 
@@ -38,59 +40,69 @@ fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
     id.get_stub().map_err(internal)
 }
 
-/// Session ids are 32 hex digits; anything else cannot name a session.
-fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+fn answered(answer: McpAnswer) -> Result<Response, ApiError> {
+    http::json(answer.status, answer.body)
 }
 
-fn rpc_error(status: u16, message: &str) -> Result<Response, ApiError> {
-    http::json(
-        status,
-        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32600, "message": message}})
-            .to_string(),
-    )
-}
-
-fn unknown_session() -> Result<Response, ApiError> {
-    http::json(
-        404,
-        json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32001, "message": "session not found; send initialize to start a new one"}})
-            .to_string(),
-    )
-}
-
+/// What the core's `streamable_http` decides for the request, carried out with the session's
+/// object.
 pub async fn handle(
     mut req: Request,
     env: &Env,
     namespace: &Namespace,
     settings: &Settings,
 ) -> Result<Response, ApiError> {
-    let session = req.headers().get("mcp-session-id").ok().flatten();
-    match (req.method(), session) {
-        (Method::Post, None) => {
+    let method = match req.method() {
+        Method::Post => McpMethod::Post,
+        Method::Get => McpMethod::Get,
+        Method::Delete => McpMethod::Delete,
+        // The route table sends no other method here.
+        method => {
+            return Err(routes::method_not_allowed(
+                method.as_ref(),
+                routes::DEFAULT_MCP_PATH,
+            ));
+        }
+    };
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let (session_id, accept, protocol_version) = (
+        header(SESSION_ID_HEADER),
+        header("accept"),
+        header(PROTOCOL_VERSION_HEADER),
+    );
+    let decided = streamable_http::decide(
+        method,
+        &McpHeaders {
+            session_id: session_id.as_deref(),
+            accept: accept.as_deref(),
+            protocol_version: protocol_version.as_deref(),
+        },
+    );
+    match decided {
+        McpAction::Refuse(answer) => answered(answer),
+        McpAction::Start => {
             let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
             start_session(env, namespace, settings, &body).await
         }
-        (_, Some(id)) if !valid_id(&id) => unknown_session(),
-        (Method::Post, Some(id)) => {
+        McpAction::Deliver(id) => {
             let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
             let mut response = call(
-                &session_stub(env, namespace, &id)?,
+                &session_stub(env, namespace, id)?,
                 Method::Post,
                 "/message",
                 Some(&body),
             )
             .await?;
             match response.status_code() {
-                404 => unknown_session(),
+                404 => answered(streamable_http::unknown_session()),
                 202 => Ok(Response::empty().map_err(internal)?.with_status(202)),
                 status => http::json(status, response.text().await.map_err(internal)?),
             }
         }
-        (Method::Get, Some(id)) => open_stream(env, namespace, &id, &req.inner().signal()).await,
-        (Method::Delete, Some(id)) => {
+        McpAction::OpenStream(id) => open_stream(env, namespace, id, &req.inner().signal()).await,
+        McpAction::End(id) => {
             let response = call(
-                &session_stub(env, namespace, &id)?,
+                &session_stub(env, namespace, id)?,
                 Method::Delete,
                 "/session",
                 None,
@@ -104,15 +116,11 @@ pub async fn handle(
             )
             .await?;
             if response.status_code() == 404 {
-                unknown_session()
+                answered(streamable_http::unknown_session())
             } else {
                 Ok(Response::empty().map_err(internal)?)
             }
         }
-        (Method::Get | Method::Delete, None) => {
-            rpc_error(400, "this request needs the Mcp-Session-Id header")
-        }
-        _ => rpc_error(405, "method not allowed on /mcp"),
     }
 }
 
@@ -127,12 +135,9 @@ async fn start_session(
     let mut probe = McpSession::<()>::new(ServerInfo::sampling2api());
     let handled = probe.handle_incoming(body);
     if !handled.initialized {
-        return match handled.reply_body() {
-            Some(reply) => http::json(400, reply),
-            None => rpc_error(400, "no Mcp-Session-Id header: send initialize first"),
-        };
+        return answered(streamable_http::refused_start(handled.reply_body()));
     }
-    let id = session_id();
+    let id = ids::session_id(random_u128());
     let mut response = call(
         &session_stub(env, namespace, &id)?,
         Method::Post,
@@ -181,7 +186,7 @@ async fn start_session(
     let response = http::json(200, reply)?;
     response
         .headers()
-        .set("mcp-session-id", &id)
+        .set(SESSION_ID_HEADER, &id)
         .map_err(internal)?;
     Ok(response)
 }
@@ -202,7 +207,7 @@ async fn open_stream(
         .await
         .map_err(internal)?;
     if response.status_code() == 404 {
-        return unknown_session();
+        return answered(streamable_http::unknown_session());
     }
     let socket = response
         .websocket()

@@ -23,7 +23,3 @@ fn fill(bytes: &mut [u8]) -> Result<(), JsValue> {
     array.copy_to(bytes);
     Ok(())
 }
-
-pub fn session_id() -> String {
-    sampling2api_core::ids::session_id(random_u128())
-}
