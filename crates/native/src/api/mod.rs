@@ -84,3 +84,96 @@ fn method_filter(methods: Methods) -> MethodFilter {
             .or(MethodFilter::DELETE),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use sampling2api_core::routes::Convention;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::{ApiSettings, Invocation, Mode};
+
+    fn bridge() -> Arc<Bridge> {
+        let argv = ["sampling2api", "http", "--allow-host", "*"];
+        let Ok(Invocation::Bridge(cli)) = Invocation::try_parse_from(argv) else {
+            panic!("the test's command line parses");
+        };
+        let Mode::Http(args) = cli.mode else {
+            panic!("http mode");
+        };
+        Arc::new(Bridge::new(ApiSettings::from(&args.common), "http"))
+    }
+
+    async fn call(app: &Router, method: &str, path: &str) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        assert!(
+            response.headers()["request-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("req_")
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn the_router_serves_every_route_of_the_table_and_only_its_methods() {
+        let app = app(bridge(), true);
+        for route in &ROUTES {
+            let path = route.path.replace("{id}", "claude-x");
+            for method in ["GET", "POST", "DELETE", "PUT"] {
+                let (status, body) = call(&app, method, &path).await;
+                if route.methods.allows(method) {
+                    assert!(
+                        status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                        "{method} {path}: {status}"
+                    );
+                    continue;
+                }
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+                let message = match route.convention {
+                    Convention::Mcp => {
+                        assert_eq!(body["error"]["code"], -32600);
+                        &body["error"]["message"]
+                    }
+                    Convention::OpenAi | Convention::EitherByCaller => {
+                        assert_eq!(body["error"]["type"], "invalid_request_error");
+                        &body["error"]["message"]
+                    }
+                    Convention::Anthropic => {
+                        assert_eq!(body["type"], "error", "{method} {path}");
+                        &body["error"]["message"]
+                    }
+                };
+                assert_eq!(
+                    message.as_str(),
+                    Some(format!("method {method} is not allowed on {path}").as_str())
+                );
+            }
+        }
+        let (status, body) = call(&app, "GET", "/nothing").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["type"], "not_found_error");
+    }
+
+    #[tokio::test]
+    async fn without_mcp_the_mcp_path_is_no_route() {
+        let app = app(bridge(), false);
+        let (status, body) = call(&app, "POST", "/mcp").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"]["type"], "not_found_error");
+    }
+}
