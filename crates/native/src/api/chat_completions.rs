@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use sampling2api_core::openai::{self, parse_chat_request, to_messages_request};
 use sampling2api_core::routes::{self, Endpoint};
@@ -18,9 +18,10 @@ use crate::bridge::{Bridge, unix_now};
 pub async fn chat_completions(
     State(bridge): State<Arc<Bridge>>,
     request_id: RequestId,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, HttpError> {
+    // Taken apart rather than extracted piecewise: a `HeaderMap` extractor copies the map.
+    let (Parts { headers, .. }, body) = request.into_parts();
     let fail = |err| request_id.error(err);
     let ((stream, include_usage, request), body_bytes) =
         read_json(&bridge, &headers, body, |body| {

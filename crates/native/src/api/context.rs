@@ -90,9 +90,13 @@ pub async fn request_context(
     let headers = request.headers();
     let speaks_anthropic =
         headers.contains_key("anthropic-version") || headers.contains_key("x-api-key");
+    let flavor = match route {
+        Some(route) => route.flavor(speaks_anthropic),
+        None => routes::flavor_of(&path, &front.mcp_path, speaks_anthropic),
+    };
     let request_id = RequestId {
         id: Arc::from(ids::request_id(random_u128())),
-        flavor: routes::flavor_of(&path, &front.mcp_path, speaks_anthropic),
+        flavor,
     };
     let refusal = browser_refusal(bridge, &request)
         .or_else(|| check_key(bridge, route, request.headers()).err())
@@ -109,9 +113,8 @@ pub async fn request_context(
         response.headers_mut().insert("request-id", value);
     }
     let status = response.status().as_u16();
-    bridge
-        .metrics
-        .record_request(routes::label(&path, &front.mcp_path), status);
+    let label = route.map_or("unmatched", |route| route.path_at(&front.mcp_path));
+    bridge.metrics.record_request(label, status);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     // Accepted requests are on the status board already (their handlers add a RequestLog).
     if route.is_some_and(|route| route.samples)

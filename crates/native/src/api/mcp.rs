@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -34,10 +35,15 @@ const KEEPALIVE: Duration = Duration::from_secs(25);
 pub async fn endpoint(
     State(bridge): State<Arc<Bridge>>,
     request_id: RequestId,
-    method: Method,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, HttpError> {
+    // Taken apart rather than extracted piecewise: a `HeaderMap` extractor copies the map.
+    let (
+        Parts {
+            method, headers, ..
+        },
+        body,
+    ) = request.into_parts();
     let mcp_method = match method {
         Method::POST => McpMethod::Post,
         Method::GET => McpMethod::Get,

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use sampling2api_core::anthropic::parse_messages_request;
 use sampling2api_core::routes::{self, Endpoint};
@@ -20,9 +20,10 @@ use crate::bridge::Bridge;
 pub async fn create_message(
     State(bridge): State<Arc<Bridge>>,
     request_id: RequestId,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, HttpError> {
+    // Taken apart rather than extracted piecewise: a `HeaderMap` extractor copies the map.
+    let (Parts { headers, .. }, body) = request.into_parts();
     let fail = |err| request_id.error(err);
     let (parsed, body_bytes) = read_json(&bridge, &headers, body, |body| {
         parse_messages_request(body, true)
@@ -55,9 +56,10 @@ pub async fn create_message(
 pub async fn count_tokens(
     State(bridge): State<Arc<Bridge>>,
     request_id: RequestId,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, HttpError> {
+    // Taken apart rather than extracted piecewise: a `HeaderMap` extractor copies the map.
+    let (Parts { headers, .. }, body) = request.into_parts();
     let (input_tokens, _) = read_json(&bridge, &headers, body, |body| {
         parse_messages_request(body, false).map(|request| tokens::estimate_request(&request).max(1))
     })
