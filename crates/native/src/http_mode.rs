@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
+use sampling2api_core::lifecycle::StreamGeneration;
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -48,16 +49,13 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     bridge.mcp_path = Arc::from(args.mcp_path.as_str());
     bridge.host_policy.port = address.port();
     bridge.max_sessions = args.max_sessions as usize;
+    bridge.session_idle = Duration::from_secs(args.session_idle_secs.max(1));
     let bridge = Arc::new(bridge);
     let mcp_routes = Router::new().route(
         &args.mcp_path,
         post(mcp_post).get(mcp_get).delete(mcp_delete),
     );
     let app = api::app(bridge.clone(), Some(mcp_routes));
-    tokio::spawn(reap_idle_sessions(
-        bridge.clone(),
-        Duration::from_secs(args.session_idle_secs.max(1)),
-    ));
     tracing::info!(
         "sampling2api {} listening on http://{address} (http mode: MCP at http://{address}{}; tools: {})",
         env!("CARGO_PKG_VERSION"),
@@ -69,23 +67,6 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     };
     crate::server::serve(listener, app, &args.common.front, shutdown).await;
     ExitCode::SUCCESS
-}
-
-/// Drops sessions whose client has no open stream and has sent nothing for `idle`.
-async fn reap_idle_sessions(bridge: Arc<Bridge>, idle: Duration) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(1).min(idle));
-    loop {
-        ticks.tick().await;
-        for session in bridge.sessions() {
-            if !session.has_stream() && session.idle_for() >= idle {
-                tracing::info!(session = %session.handle, "MCP session idle without a stream; dropped");
-                bridge.end_session(
-                    &session.id,
-                    "the MCP session timed out (no stream, no requests)",
-                );
-            }
-        }
-    }
 }
 
 fn session_header(headers: &HeaderMap) -> Option<&str> {
@@ -142,7 +123,7 @@ async fn mcp_post(State(bridge): State<Arc<Bridge>>, request: Request) -> Respon
 
 /// A POST without a session: `initialize` opens one; anything else (a dual-era client's
 /// `server/discover` probe, say) gets the JSON-RPC error that sends it to `initialize`.
-fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
+fn start_session(bridge: &Arc<Bridge>, body: &Bytes) -> Response {
     let mut state = McpSession::new(ServerInfo::sampling2api());
     let handled = state.handle_incoming(body);
     let reply = handled.reply_body();
@@ -157,13 +138,7 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
         };
     }
     let id = session_id();
-    let session = Session::over_event_stream(
-        id.clone(),
-        state,
-        bridge.stream_wait,
-        bridge.mcp_path.clone(),
-        bridge.session_limits(),
-    );
+    let session = Session::over_event_stream(id.clone(), state, bridge.session_limits());
     if !bridge.add_session_within(session.clone(), bridge.max_sessions) {
         tracing::warn!(
             limit = bridge.max_sessions,
@@ -181,6 +156,18 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
     if let Some(client) = session.state().client() {
         bridge.log_client_connected(&session.handle, client);
     }
+    // No open stream and no requests for --session-idle-secs: the session is dropped.
+    let owner = Arc::downgrade(bridge);
+    let expiring = session.clone();
+    session.start_timer(move || {
+        if let Some(bridge) = owner.upgrade() {
+            tracing::info!(session = %expiring.handle, "MCP session idle without a stream; dropped");
+            bridge.end_session(
+                &expiring.id,
+                "the MCP session timed out (no stream, no requests)",
+            );
+        }
+    });
     let mut response = json_response(StatusCode::OK, reply.unwrap_or_default());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(SESSION_ID_HEADER, value);
@@ -250,7 +237,7 @@ async fn mcp_delete(State(bridge): State<Arc<Bridge>>, headers: HeaderMap) -> Re
 /// learns of it and fails the requests it carried.
 struct EventStream {
     session: Arc<Session>,
-    generation: u64,
+    generation: StreamGeneration,
     messages: tokio::sync::mpsc::UnboundedReceiver<crate::session::Outgoing>,
     keepalive: tokio::time::Interval,
     step_back: StepBack,
