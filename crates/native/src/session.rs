@@ -4,7 +4,6 @@
 //! (bounded in bytes), hands events to the waiting API requests, and runs one timer task per
 //! session at the machine's `poll_timeout`.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -12,7 +11,8 @@ use std::time::{Duration, Instant};
 use sampling2api_core::ApiError;
 use sampling2api_core::admission::client_not_reading;
 use sampling2api_core::lifecycle::{
-    Event, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration, Transmit,
+    Event, KeyMap, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration,
+    Transmit,
 };
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use sampling2api_core::sampling::CreateMessageResult;
@@ -77,7 +77,7 @@ struct Waiter {
 
 struct Inner {
     machine: SessionLifecycle,
-    waiters: HashMap<RequestKey, Waiter>,
+    waiters: KeyMap<Waiter>,
     /// The client's current stream: the pipe, or the open `GET` stream.
     stream: Option<(StreamGeneration, mpsc::UnboundedSender<Outgoing>)>,
     /// The machine said `Expired`; the timer task ends the session.
@@ -219,7 +219,7 @@ impl Session {
             id,
             inner: Mutex::new(Inner {
                 machine: SessionLifecycle::new(state, limits.lifecycle, now()),
-                waiters: HashMap::new(),
+                waiters: KeyMap::default(),
                 stream: None,
                 expired: false,
             }),
