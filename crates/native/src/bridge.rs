@@ -6,20 +6,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sampling2api_core::ApiError;
+use sampling2api_core::lifecycle::LifecycleLimits;
 use sampling2api_core::mcp_session::{ClientFacts, encode_sampling_request};
 use sampling2api_core::metrics::{Gauges, SamplingOutcome};
 use sampling2api_core::models::ModelCatalog;
 use sampling2api_core::routing::{Candidate, choose_session};
 use sampling2api_core::sampling::{CreateMessageParams, CreateMessageResult};
-use sampling2api_core::{ApiError, admission};
-use tokio::sync::oneshot;
 
 use crate::config::ApiSettings;
 use crate::cpu_work;
 use crate::image_fetch::ImageFetcher;
 use crate::metrics::Metrics;
 use crate::request_body::{BodyLimits, ReceivingBudget};
-use crate::session::{Admission, Session, SessionLimits};
+use crate::session::{Session, SessionLimits, Submitted};
 use crate::status::{StatusBoard, StatusTicket};
 use sampling2api_core::browser_guard::HostPolicy;
 use sampling2api_core::status::Stage;
@@ -37,6 +37,8 @@ pub struct Bridge {
     pub stream_wait: Duration,
     /// http mode: the MCP endpoint's path (`--mcp-path`), named in errors.
     pub mcp_path: Arc<str>,
+    /// http mode: a session with no open stream and no requests for this long ends.
+    pub session_idle: Duration,
     /// http mode: MCP sessions open at once (stdio mode has exactly one).
     pub max_sessions: usize,
     pub images: ImageFetcher,
@@ -80,6 +82,7 @@ impl Bridge {
             mode,
             stream_wait: Duration::ZERO,
             mcp_path: Arc::from("/mcp"),
+            session_idle: Duration::MAX,
             max_sessions: usize::MAX,
             images,
             metrics: Metrics::new(),
@@ -93,7 +96,15 @@ impl Bridge {
     /// What each MCP session may hold, from the settings.
     pub fn session_limits(&self) -> SessionLimits {
         SessionLimits {
-            max_in_flight: self.settings.max_in_flight_per_session,
+            lifecycle: LifecycleLimits {
+                max_in_flight: self.settings.max_in_flight_per_session,
+                max_queued: self.settings.max_queued_per_session,
+                stream_wait: self.stream_wait,
+                session_idle: self.session_idle,
+                // The native event stream keeps itself alive with SSE comments.
+                liveness_interval: None,
+                mcp_path: self.mcp_path.to_string(),
+            },
             max_queued_bytes: self.settings.max_client_queue_bytes,
         }
     }
@@ -188,25 +199,32 @@ impl Bridge {
         })
     }
 
-    /// Waits for the session's permit, sends `params` to the client and waits for its result;
-    /// queueing and sampling together get at most the request deadline. Dropping the returned
-    /// future (the API caller went away) cancels the request at the client.
+    /// Waits for a slot at the session, sends `params` to the client and waits for its
+    /// result; queueing and sampling together get at most the request deadline (set when the
+    /// request was submitted). Dropping the returned future (the API caller went away) cancels
+    /// the request at the client.
     pub async fn sample(
         &self,
-        session: &Arc<Session>,
         params: CreateMessageParams,
-        admission: Admission,
+        mut submitted: Submitted,
         ticket: &StatusTicket<'_>,
     ) -> Result<CreateMessageResult, ApiError> {
-        let timeout = self.settings.request_timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let _permit = match tokio::time::timeout_at(deadline, admission.permit()).await {
-            Ok(permit) => permit?,
-            Err(_) => return Err(admission::queue_timeout(timeout.as_millis() as u64)),
+        let Ok(id) = submitted.slot().await else {
+            return submitted.outcome().await;
         };
         ticket.set_stage(Stage::WaitingForClient);
         let started = std::time::Instant::now();
-        let outcome = self.sample_now(session, params, deadline).await;
+        // Encoded without holding the session, which other requests and the client's answers
+        // need meanwhile. The params are dropped there too: a large request's content need not
+        // wait for the answer in memory.
+        let size_hint = params.size_hint();
+        let json = cpu_work::run(size_hint, move || {
+            encode_sampling_request(id, &params, size_hint)
+        })
+        .await;
+        let _in_flight = InFlight::start(self);
+        submitted.encoded(json);
+        let outcome = submitted.outcome().await;
         self.metrics
             .record_sampling(started.elapsed(), SamplingOutcome::of(&outcome));
         if let Ok(result) = &outcome
@@ -215,50 +233,6 @@ impl Bridge {
             self.catalog().record_reported(model, unix_now());
         }
         outcome
-    }
-
-    async fn sample_now(
-        &self,
-        session: &Arc<Session>,
-        params: CreateMessageParams,
-        deadline: tokio::time::Instant,
-    ) -> Result<CreateMessageResult, ApiError> {
-        let timeout = self.settings.request_timeout;
-        let (waiter, answer) = oneshot::channel();
-        let id = session.state().reserve_sampling_id()?;
-        // Encoded without holding the session, which other requests and the client's answers
-        // need meanwhile. The params are dropped there too: a large request's content need not
-        // wait for the answer in memory.
-        let size_hint = params.size_hint();
-        let json = cpu_work::run(size_hint, move || {
-            encode_sampling_request(id, &params, size_hint)
-        })
-        .await?;
-        session.state().expect_answer(id, waiter)?;
-        let mut in_flight = InFlight::start(self, session, id);
-        if let Err(err) = session.deliver(json).await {
-            // Never reached the client: forget it without a cancellation notice.
-            session.state().cancel(id, "undelivered");
-            in_flight.finish();
-            return Err(err);
-        }
-        let outcome = tokio::time::timeout_at(deadline, answer).await;
-        in_flight.finish();
-        match outcome {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(ApiError::unavailable(
-                "the MCP session ended before the client answered",
-            )),
-            Err(_) => {
-                if let Some((_, notice)) = session
-                    .state()
-                    .cancel(id, "sampling2api: the API request's deadline passed")
-                {
-                    session.deliver_now(notice);
-                }
-                Err(ApiError::deadline_passed(timeout.as_millis() as u64))
-            }
-        }
     }
 
     fn read_sessions(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Session>>> {
@@ -274,47 +248,20 @@ impl Bridge {
     }
 }
 
-/// Counts a request in flight; if dropped before `finish`, the caller went away, so the
-/// client is told to stop (`notifications/cancelled`) and the request's state is freed.
+/// Counts a request in flight (encoded, until its outcome or its caller's departure).
 struct InFlight<'a> {
     bridge: &'a Bridge,
-    session: &'a Arc<Session>,
-    id: u64,
-    finished: bool,
 }
 
 impl<'a> InFlight<'a> {
-    fn start(bridge: &'a Bridge, session: &'a Arc<Session>, id: u64) -> Self {
+    fn start(bridge: &'a Bridge) -> Self {
         bridge.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight {
-            bridge,
-            session,
-            id,
-            finished: false,
-        }
-    }
-
-    fn finish(&mut self) {
-        if !self.finished {
-            self.finished = true;
-            self.bridge.in_flight.fetch_sub(1, Ordering::Relaxed);
-        }
+        InFlight { bridge }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.finish();
-        if let Some((_, notice)) = self
-            .session
-            .state()
-            .cancel(self.id, "sampling2api: the API caller disconnected")
-        {
-            tracing::info!(session = %self.session.handle, request = self.id, "caller went away; cancelled at the client");
-            self.session.deliver_now(notice);
-        }
+        self.bridge.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -30,12 +30,9 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     bridge.mcp_path = Arc::from(args.mcp_path.as_str());
     bridge.host_policy.port = address.port();
     bridge.max_sessions = args.max_sessions as usize;
+    bridge.session_idle = Duration::from_secs(args.session_idle_secs.max(1));
     let bridge = Arc::new(bridge);
     let app = api::app(bridge.clone(), true);
-    tokio::spawn(reap_idle_sessions(
-        bridge.clone(),
-        Duration::from_secs(args.session_idle_secs.max(1)),
-    ));
     tracing::info!(
         "sampling2api {} listening on http://{address} (http mode: MCP at http://{address}{}; tools: {})",
         env!("CARGO_PKG_VERSION"),
@@ -49,19 +46,3 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Drops sessions whose client has no open stream and has sent nothing for `idle`.
-async fn reap_idle_sessions(bridge: Arc<Bridge>, idle: Duration) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(1).min(idle));
-    loop {
-        ticks.tick().await;
-        for session in bridge.sessions() {
-            if !session.has_stream() && session.idle_for() >= idle {
-                tracing::info!(session = %session.handle, "MCP session idle without a stream; dropped");
-                bridge.end_session(
-                    &session.id,
-                    "the MCP session timed out (no stream, no requests)",
-                );
-            }
-        }
-    }
-}

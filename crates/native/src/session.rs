@@ -1,18 +1,25 @@
-//! A connected MCP client: the core session state machine plus the way messages reach it
-//! (a stdio pipe, or the client's open `GET /mcp` stream).
+//! A connected MCP client: the native driver of the core's [`SessionLifecycle`]. It feeds the
+//! machine its inputs (API requests, the client's messages, its stream opening and closing, a
+//! caller leaving, the timer), moves transmits to the client's pipe or current event stream
+//! (bounded in bytes), hands events to the waiting API requests, and runs one timer task per
+//! session at the machine's `poll_timeout`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use sampling2api_core::ApiError;
+use sampling2api_core::admission::client_not_reading;
+use sampling2api_core::lifecycle::{
+    Event, KeyMap, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration,
+    Transmit,
+};
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use sampling2api_core::sampling::CreateMessageResult;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// What an API request waits on: the client's result, or why there is none.
 pub type SamplingReply = Result<CreateMessageResult, ApiError>;
-pub type Waiter = oneshot::Sender<SamplingReply>;
 
 /// A message on its way to the client. Its bytes count against the session's queue bound
 /// until the writer is done with it (drops it), or the channel holding it is dropped.
@@ -39,23 +46,42 @@ impl Drop for CountedBytes {
     }
 }
 
-/// How messages travel to the client.
-enum Outbound {
-    /// Lines written to the client's stdin (or our stdout) by a writer task.
-    Pipe(mpsc::UnboundedSender<Outgoing>),
-    /// The client's current `GET /mcp` stream, if one is open.
-    EventStream {
-        current: Mutex<Option<StreamSlot>>,
-        opened: Notify,
-        wait: Duration,
-        /// Where the client opens its stream, for the error when it has none.
-        mcp_path: Arc<str>,
-    },
+/// The lifecycle's clock: milliseconds since the process's first look at it.
+pub fn now() -> Millis {
+    Millis(u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX))
 }
 
-struct StreamSlot {
-    generation: u64,
-    sender: mpsc::UnboundedSender<Outgoing>,
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn instant_of(at: Millis) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(epoch() + Duration::from_millis(at.0))
+}
+
+/// What one session may hold, and how long things may take there.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    pub lifecycle: LifecycleLimits,
+    /// Bytes of messages waiting for a client that does not read them.
+    pub max_queued_bytes: usize,
+}
+
+/// An API request waiting at its session.
+struct Waiter {
+    /// Told the JSON-RPC id once the request holds a slot (`None`: it had one at once).
+    start: Option<oneshot::Sender<u64>>,
+    done: oneshot::Sender<SamplingReply>,
+}
+
+struct Inner {
+    machine: SessionLifecycle,
+    waiters: KeyMap<Waiter>,
+    /// The client's current stream: the pipe, or the open `GET` stream.
+    stream: Option<(StreamGeneration, mpsc::UnboundedSender<Outgoing>)>,
+    /// The machine said `Expired`; the timer task ends the session.
+    expired: bool,
 }
 
 pub struct Session {
@@ -63,117 +89,176 @@ pub struct Session {
     pub id: String,
     /// The public name `/sessions` lists and logs show (see `ids::session_handle`).
     pub handle: String,
-    state: Mutex<McpSession<Waiter>>,
-    outbound: Outbound,
+    inner: Mutex<Inner>,
+    /// A pipe: one stream, open from the start; its loss is a closed connection.
+    pipe: bool,
     closed: AtomicBool,
-    stream_generation: AtomicU64,
-    last_activity: Mutex<Instant>,
-    /// One permit per sampling request this session may have in flight.
-    permits: Arc<Semaphore>,
+    /// The instant (lifecycle ms) the timer task sleeps until; `u64::MAX`: none. Lowered only
+    /// under `inner`'s lock, and the task is woken only when it moves earlier.
+    armed: AtomicU64,
+    rearm: Notify,
+    /// The machine's stream state and queue length, readable without the lock (routing, and
+    /// the status pages, which read them while holding `state()`).
+    stream_open: AtomicBool,
     queued: AtomicUsize,
     /// Bytes of messages sent to the client and not yet written out (see `Outgoing`).
     queued_bytes: Arc<AtomicUsize>,
     max_queued_bytes: usize,
 }
 
-/// What one session may hold.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionLimits {
-    /// Sampling requests in flight at the client at once.
-    pub max_in_flight: usize,
-    /// Bytes of messages waiting for a client that does not read them.
-    pub max_queued_bytes: usize,
-}
+/// Read access to the session's lifecycle (never held across an `.await`).
+pub struct StateGuard<'a>(MutexGuard<'a, Inner>);
 
-/// A request's place at a session: it may send now, or waits for a permit.
-pub enum Admission {
-    Granted(OwnedSemaphorePermit),
-    Queued(QueueTicket),
-}
-
-/// Counts a waiting request in its session's queue until dropped.
-pub struct QueueTicket {
-    session: Arc<Session>,
-}
-
-impl Drop for QueueTicket {
-    fn drop(&mut self) {
-        self.session.queued.fetch_sub(1, Ordering::AcqRel);
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = SessionLifecycle;
+    fn deref(&self) -> &SessionLifecycle {
+        &self.0.machine
     }
 }
 
-impl Admission {
-    /// Waits for the permit to send (no wait if it was granted at once).
-    pub async fn permit(self) -> Result<OwnedSemaphorePermit, ApiError> {
-        match self {
-            Admission::Granted(permit) => Ok(permit),
-            Admission::Queued(ticket) => {
-                let permit = ticket.session.permits.clone().acquire_owned().await;
-                drop(ticket);
-                permit.map_err(|_| {
-                    ApiError::unavailable("the MCP session ended while the request waited")
-                })
-            }
+/// A request the session took (it holds a slot or waits in the queue). Dropped before its
+/// outcome was read, it tells the session that the caller went away: a request already at the
+/// client is cancelled there (`notifications/cancelled`).
+pub struct Submitted {
+    session: Arc<Session>,
+    key: RequestKey,
+    start: Start,
+    done: Option<oneshot::Receiver<SamplingReply>>,
+}
+
+enum Start {
+    Now(u64),
+    Later(oneshot::Receiver<u64>),
+    Taken,
+}
+
+impl Submitted {
+    /// Waits for a slot; the request's JSON-RPC id. `Err`: the request ended meanwhile (queue
+    /// timeout, session closed); [`Submitted::outcome`] says why.
+    pub async fn slot(&mut self) -> Result<u64, ()> {
+        match std::mem::replace(&mut self.start, Start::Taken) {
+            Start::Now(id) => Ok(id),
+            Start::Later(receiver) => receiver.await.map_err(|_| ()),
+            Start::Taken => Err(()),
+        }
+    }
+
+    /// Hands the encoded request to the session (or why encoding failed).
+    pub fn encoded(&self, json: Result<String, ApiError>) {
+        self.session.feed(|machine, now| match json {
+            Ok(json) => machine.encoded(now, self.key, json),
+            Err(err) => machine.encode_failed(now, self.key, err),
+        });
+    }
+
+    /// How the request ended.
+    pub async fn outcome(&mut self) -> SamplingReply {
+        // The receiver stays in place while awaited: a caller that leaves meanwhile is still
+        // reported by `Drop`.
+        let outcome = match self.done.as_mut() {
+            Some(done) => done.await.ok(),
+            None => None,
+        };
+        self.done = None;
+        outcome.unwrap_or_else(|| {
+            Err(ApiError::unavailable(
+                "the MCP session ended before the client answered",
+            ))
+        })
+    }
+}
+
+impl Drop for Submitted {
+    fn drop(&mut self) {
+        if self.done.is_some() {
+            self.session.caller_gone(self.key);
         }
     }
 }
 
 impl Session {
+    /// A stdio session: `lines` is the pipe to the client, open from the start.
     pub fn over_pipe(
         id: String,
         lines: mpsc::UnboundedSender<Outgoing>,
         limits: SessionLimits,
     ) -> Arc<Self> {
-        Self::build(
+        let session = Self::build(
             id,
             McpSession::new(ServerInfo::sampling2api()),
-            Outbound::Pipe(lines),
+            true,
             limits,
-        )
+        );
+        {
+            let now = now();
+            let mut inner = session.lock();
+            let generation = inner.machine.stream_opened(now);
+            inner.stream = Some((generation, lines));
+            session.drain(&mut inner, now);
+        }
+        session
     }
 
     /// An HTTP session whose `initialize` was already handled by `state`.
     pub fn over_event_stream(
         id: String,
-        state: McpSession<Waiter>,
-        wait: Duration,
-        mcp_path: Arc<str>,
+        state: McpSession<RequestKey>,
         limits: SessionLimits,
     ) -> Arc<Self> {
-        Self::build(
-            id,
-            state,
-            Outbound::EventStream {
-                current: Mutex::new(None),
-                opened: Notify::new(),
-                wait,
-                mcp_path,
-            },
-            limits,
-        )
+        Self::build(id, state, false, limits)
     }
 
     fn build(
         id: String,
-        state: McpSession<Waiter>,
-        outbound: Outbound,
+        state: McpSession<RequestKey>,
+        pipe: bool,
         limits: SessionLimits,
     ) -> Arc<Self> {
         Arc::new(Session {
             handle: sampling2api_core::ids::session_handle(&id),
             id,
-            state: Mutex::new(state),
-            outbound,
+            inner: Mutex::new(Inner {
+                machine: SessionLifecycle::new(state, limits.lifecycle, now()),
+                waiters: KeyMap::default(),
+                stream: None,
+                expired: false,
+            }),
+            pipe,
             closed: AtomicBool::new(false),
-            stream_generation: AtomicU64::new(0),
-            last_activity: Mutex::new(Instant::now()),
-            permits: Arc::new(Semaphore::new(
-                limits.max_in_flight.min(Semaphore::MAX_PERMITS),
-            )),
+            armed: AtomicU64::new(u64::MAX),
+            rearm: Notify::new(),
+            stream_open: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             max_queued_bytes: limits.max_queued_bytes,
         })
+    }
+
+    /// Starts the session's timer task (deadlines, queue and stream waits, idle expiry). It
+    /// ends with the session; `on_expired` runs when the session sat idle without a stream.
+    pub fn start_timer(self: &Arc<Self>, on_expired: impl FnOnce() + Send + 'static) {
+        {
+            // Arms it for whatever is already due (an HTTP session's idle expiry).
+            let mut inner = self.lock();
+            self.drain(&mut inner, now());
+        }
+        tokio::spawn(run_timer(self.clone(), on_expired));
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock would be a bug; the state stays usable either way.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Feeds one input to the machine and carries out what it produced.
+    fn feed<T>(&self, input: impl FnOnce(&mut SessionLifecycle, Millis) -> T) -> T {
+        let now = now();
+        let mut inner = self.lock();
+        let result = input(&mut inner.machine, now);
+        self.drain(&mut inner, now);
+        result
     }
 
     /// Counts `text` as waiting for the client, unless that would pass the session's bound.
@@ -183,10 +268,7 @@ impl Session {
         let before = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         if before > 0 && before.saturating_add(bytes) > self.max_queued_bytes {
             self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-            return Err(sampling2api_core::admission::client_not_reading(
-                before,
-                self.max_queued_bytes,
-            ));
+            return Err(client_not_reading(before, self.max_queued_bytes));
         }
         Ok(Outgoing {
             text,
@@ -197,26 +279,117 @@ impl Session {
         })
     }
 
+    /// Moves everything the machine produced: transmits to the current stream, events to the
+    /// waiters; then lowers the timer if the machine now needs it earlier.
+    fn drain(&self, inner: &mut Inner, now: Millis) {
+        loop {
+            while let Some(transmit) = inner.machine.poll_transmit() {
+                let Transmit::Message { text, request } = transmit else {
+                    // Native streams keep themselves alive (SSE comments); no liveness asked.
+                    continue;
+                };
+                if let Err(err) = self.transmit(inner, text) {
+                    match request {
+                        Some(key) => inner.machine.undeliverable(now, key, err),
+                        None => {
+                            tracing::warn!(session = %self.handle, %err, "message to the MCP client dropped");
+                        }
+                    }
+                }
+            }
+            let mut any = false;
+            while let Some(event) = inner.machine.poll_event() {
+                any = true;
+                dispatch(inner, event);
+            }
+            if !any {
+                break;
+            }
+        }
+        self.stream_open
+            .store(inner.machine.has_stream(), Ordering::Release);
+        self.queued.store(inner.machine.queued(), Ordering::Release);
+        if let Some(at) = inner.machine.poll_timeout()
+            && self.armed.fetch_min(at.0, Ordering::AcqRel) > at.0
+        {
+            self.rearm.notify_one();
+        }
+    }
+
+    fn transmit(&self, inner: &Inner, text: String) -> Result<(), ApiError> {
+        let message = self.enqueue(text)?;
+        let sent = inner
+            .stream
+            .as_ref()
+            .is_some_and(|(_, sender)| sender.send(message).is_ok());
+        match (sent, self.pipe) {
+            (true, _) => Ok(()),
+            (false, true) => Err(ApiError::unavailable(
+                "the MCP client's connection is closed",
+            )),
+            (false, false) => Err(sampling2api_core::admission::stream_closed()),
+        }
+    }
+
     /// Bytes of messages waiting for the client.
     #[cfg(test)]
     pub fn queued_bytes(&self) -> usize {
         self.queued_bytes.load(Ordering::Acquire)
     }
 
-    /// Admits a request: a permit now, a place in the queue, or 429 when the queue is full.
-    pub fn admit(self: &Arc<Self>, max_queued: usize) -> Result<Admission, ApiError> {
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => Ok(Admission::Granted(permit)),
-            Err(TryAcquireError::Closed) => Err(ApiError::unavailable("the MCP session has ended")),
-            Err(TryAcquireError::NoPermits) => {
-                if self.queued.fetch_add(1, Ordering::AcqRel) >= max_queued {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
-                    return Err(sampling2api_core::admission::too_busy());
-                }
-                Ok(Admission::Queued(QueueTicket {
-                    session: self.clone(),
-                }))
+    /// Takes an API request that must end within `timeout`: it holds a slot now or waits in
+    /// the queue; refused at once (429 when the queue is full, 503 when the session cannot
+    /// sample).
+    pub fn submit(self: &Arc<Self>, timeout: Duration) -> Result<Submitted, ApiError> {
+        let (done_sender, done) = oneshot::channel();
+        let now = now();
+        let mut inner = self.lock();
+        let key = inner.machine.submit(now, now.after(timeout))?;
+        // Every drain empties the events, so an `Encode` now is this request's own slot.
+        let start = match inner.machine.poll_event() {
+            Some(Event::Encode { key: granted, id }) if granted == key => {
+                inner.waiters.insert(
+                    key,
+                    Waiter {
+                        start: None,
+                        done: done_sender,
+                    },
+                );
+                Start::Now(id)
             }
+            other => {
+                let (start_sender, start) = oneshot::channel();
+                inner.waiters.insert(
+                    key,
+                    Waiter {
+                        start: Some(start_sender),
+                        done: done_sender,
+                    },
+                );
+                if let Some(event) = other {
+                    dispatch(&mut inner, event);
+                }
+                Start::Later(start)
+            }
+        };
+        self.drain(&mut inner, now);
+        drop(inner);
+        Ok(Submitted {
+            session: self.clone(),
+            key,
+            start,
+            done: Some(done),
+        })
+    }
+
+    fn caller_gone(&self, key: RequestKey) {
+        let cancelled = self.feed(|machine, now| {
+            let sent = machine.pending_count();
+            machine.caller_gone(now, key);
+            machine.pending_count() < sent
+        });
+        if cancelled {
+            tracing::info!(session = %self.handle, "caller went away; cancelled at the client");
         }
     }
 
@@ -224,12 +397,9 @@ impl Session {
         self.queued.load(Ordering::Acquire)
     }
 
-    /// The state machine. Never held across an `.await`.
-    pub fn state(&self) -> MutexGuard<'_, McpSession<Waiter>> {
-        // A panic while holding this lock would be a bug; the state stays usable either way.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The lifecycle, to read. Never held across an `.await`.
+    pub fn state(&self) -> StateGuard<'_> {
+        StateGuard(self.lock())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -237,217 +407,302 @@ impl Session {
     }
 
     pub fn can_sample(&self) -> bool {
-        !self.is_closed() && self.state().can_sample()
+        self.lock().machine.can_sample()
     }
 
     /// Why API requests cannot be routed here now, if they cannot.
     pub fn unavailable_reason(&self) -> Option<ApiError> {
-        if self.is_closed() {
-            return Some(ApiError::unavailable("the MCP session has ended"));
-        }
-        self.state().support().err()
+        self.lock().machine.unavailable_reason()
     }
 
     /// Feeds one message from the client; answers go to their waiters. Returns the reply
     /// body, if the message held requests.
     pub fn receive(&self, raw: &[u8]) -> Option<String> {
-        self.touch();
-        let handled = self.state().handle_incoming(raw);
-        let reply = handled.reply_body();
-        for (waiter, outcome) in handled.answers {
-            let _ = waiter.send(outcome.map_err(|failure| failure.to_api_error()));
-        }
-        reply
+        self.feed(|machine, now| machine.client_message(now, raw))
     }
 
-    pub fn touch(&self) {
-        *self
-            .last_activity
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
-    }
-
-    pub fn idle_for(&self) -> Duration {
-        self.last_activity
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .elapsed()
-    }
-
-    /// Sends a message to the client, waiting briefly for an event stream if none is open.
-    pub async fn deliver(&self, message: String) -> Result<(), ApiError> {
-        let message = self.enqueue(message)?;
-        match &self.outbound {
-            Outbound::Pipe(lines) => lines
-                .send(message)
-                .map_err(|_| ApiError::unavailable("the MCP client's connection is closed")),
-            Outbound::EventStream {
-                current,
-                opened,
-                wait,
-                mcp_path,
-            } => {
-                let deadline = tokio::time::Instant::now() + *wait;
-                let mut message = message;
-                loop {
-                    // Register interest before checking, so an opening in between is not missed.
-                    let notified = opened.notified();
-                    if self.is_closed() {
-                        return Err(ApiError::unavailable("the MCP session has ended"));
-                    }
-                    if let Some(slot) = lock(current).as_ref() {
-                        match slot.sender.send(message) {
-                            Ok(()) => return Ok(()),
-                            Err(mpsc::error::SendError(returned)) => message = returned,
-                        }
-                    }
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(sampling2api_core::admission::no_event_stream(
-                            mcp_path,
-                            wait.as_millis() as u64,
-                        ));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Best effort, without waiting: used for cancellation notices and replies. Dropped when
-    /// the client is so far behind that it would pass the queue bound.
+    /// Best effort, without waiting: a reply to the client's own request on the pipe. Dropped
+    /// when the client is so far behind that it would pass the queue bound.
     pub fn deliver_now(&self, message: String) {
-        let message = match self.enqueue(message) {
-            Ok(message) => message,
-            Err(err) => {
-                tracing::warn!(session = %self.id, %err, "message to the MCP client dropped");
-                return;
-            }
-        };
-        match &self.outbound {
-            Outbound::Pipe(lines) => {
-                let _ = lines.send(message);
-            }
-            Outbound::EventStream { current, .. } => {
-                if let Some(slot) = lock(current).as_ref() {
-                    let _ = slot.sender.send(message);
-                }
-            }
+        let inner = self.lock();
+        if let Err(err) = self.transmit(&inner, message) {
+            tracing::warn!(session = %self.handle, %err, "message to the MCP client dropped");
         }
     }
 
     /// Installs a new event stream (a reconnecting client replaces its old one) and returns
-    /// its receiver and generation.
-    pub fn open_stream(&self) -> (u64, mpsc::UnboundedReceiver<Outgoing>) {
+    /// its generation and receiver; requests waiting for a stream go out on it.
+    pub fn open_stream(&self) -> (StreamGeneration, mpsc::UnboundedReceiver<Outgoing>) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let generation = self.stream_generation.fetch_add(1, Ordering::AcqRel) + 1;
-        if let Outbound::EventStream {
-            current, opened, ..
-        } = &self.outbound
-        {
-            *lock(current) = Some(StreamSlot { generation, sender });
-            opened.notify_waiters();
+        let now = now();
+        let mut inner = self.lock();
+        let generation = inner.machine.stream_opened(now);
+        if !inner.machine.is_closed() {
+            inner.stream = Some((generation, sender));
         }
-        self.touch();
+        self.drain(&mut inner, now);
         (generation, receiver)
     }
 
     /// The stream `generation` ended. If it was still the current one, requests already sent
-    /// on it can no longer be trusted to be answered: fail them now rather than at the deadline.
-    pub fn stream_closed(&self, generation: u64) {
-        let Outbound::EventStream { current, .. } = &self.outbound else {
-            return;
-        };
-        let was_current = {
-            let mut slot = lock(current);
-            if slot.as_ref().is_some_and(|s| s.generation == generation) {
-                *slot = None;
-                true
-            } else {
-                false
-            }
-        };
-        if was_current {
-            self.touch();
-            let waiters = self.state().take_pending();
-            fail_all(
-                waiters,
-                "the MCP client's event stream closed before it answered",
-            );
+    /// on it can no longer be trusted to be answered: they fail now rather than at the deadline.
+    pub fn stream_closed(&self, generation: StreamGeneration) {
+        let now = now();
+        let mut inner = self.lock();
+        inner.machine.stream_closed(now, generation);
+        if inner
+            .stream
+            .as_ref()
+            .is_some_and(|(current, _)| *current == generation)
+        {
+            inner.stream = None;
         }
+        self.drain(&mut inner, now);
     }
 
     pub fn has_stream(&self) -> bool {
-        match &self.outbound {
-            Outbound::Pipe(_) => true,
-            Outbound::EventStream { current, .. } => lock(current).is_some(),
-        }
+        self.stream_open.load(Ordering::Acquire)
     }
 
-    /// Ends the session: pending API requests fail at once, and the event stream closes.
+    /// Ends the session: its API requests fail at once with `why`, and the event stream closes.
     pub fn close(&self, why: &str) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let waiters = self.state().close();
-        fail_all(waiters, why);
-        self.permits.close();
-        if let Outbound::EventStream {
-            current, opened, ..
-        } = &self.outbound
         {
-            *lock(current) = None;
-            opened.notify_waiters();
+            let now = now();
+            let mut inner = self.lock();
+            inner.machine.close(now, why);
+            inner.stream = None;
+            self.drain(&mut inner, now);
+        }
+        self.rearm.notify_one();
+    }
+}
+
+fn dispatch(inner: &mut Inner, event: Event) {
+    match event {
+        Event::Encode { key, id } => {
+            if let Some(start) = inner
+                .waiters
+                .get_mut(&key)
+                .and_then(|waiter| waiter.start.take())
+            {
+                let _ = start.send(id);
+            }
+        }
+        Event::Done { key, outcome, .. } => {
+            if let Some(waiter) = inner.waiters.remove(&key) {
+                let _ = waiter.done.send(outcome);
+            }
+        }
+        Event::Expired => inner.expired = true,
+        Event::Sent { .. } => {}
+    }
+}
+
+/// The session's one timer: sleeps until the armed instant, or until woken because the machine
+/// needs it earlier; ends with the session.
+async fn run_timer(session: Arc<Session>, on_expired: impl FnOnce() + Send + 'static) {
+    loop {
+        let rearmed = session.rearm.notified();
+        if session.is_closed() {
+            return;
+        }
+        let armed = session.armed.load(Ordering::Acquire);
+        if armed == u64::MAX {
+            rearmed.await;
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(instant_of(Millis(armed))) => {}
+            () = rearmed => continue,
+        }
+        let expired = {
+            let now = now();
+            let mut inner = session.lock();
+            // Whatever the machine needs next is armed afresh by the drain.
+            session.armed.store(u64::MAX, Ordering::Release);
+            inner.machine.handle_timeout(now);
+            session.drain(&mut inner, now);
+            std::mem::take(&mut inner.expired)
+        };
+        if expired {
+            on_expired();
+            return;
         }
     }
-}
-
-fn fail_all(waiters: Vec<Waiter>, why: &str) {
-    for waiter in waiters {
-        let _ = waiter.send(Err(ApiError::unavailable(why.to_string())));
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+
+    fn limits(max_in_flight: usize, max_queued_bytes: usize) -> SessionLimits {
+        SessionLimits {
+            lifecycle: LifecycleLimits {
+                max_in_flight,
+                max_queued: 4,
+                stream_wait: Duration::from_millis(100),
+                session_idle: Duration::from_millis(150),
+                liveness_interval: None,
+                mcp_path: "/mcp".into(),
+            },
+            max_queued_bytes,
+        }
+    }
+
+    fn initialize(session: &Session) {
+        session.receive(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25","capabilities":{"sampling":{}}}})
+            .to_string()
+            .as_bytes(),
+        );
+        session.receive(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        assert!(session.can_sample());
+    }
+
+    async fn next_message(outgoing: &mut mpsc::UnboundedReceiver<Outgoing>) -> Value {
+        let message = outgoing.recv().await.unwrap();
+        serde_json::from_str(&message).unwrap()
+    }
 
     #[tokio::test]
     async fn messages_waiting_for_a_client_are_bounded_in_bytes() {
         let (lines, mut outgoing) = mpsc::unbounded_channel();
-        let limits = SessionLimits {
-            max_in_flight: 4,
-            max_queued_bytes: 100,
-        };
-        let session = Session::over_pipe("s".into(), lines, limits);
-        session.deliver("a".repeat(60)).await.unwrap();
+        let session = Session::over_pipe("s".into(), lines, limits(4, 100));
+        session.start_timer(|| {});
+        initialize(&session);
+        // The initialize reply went out through `deliver_now` in stdio mode; here none did.
+        assert_eq!(session.queued_bytes(), 0);
+        let mut first = session.submit(Duration::from_secs(60)).unwrap();
+        first.slot().await.unwrap();
+        first.encoded(Ok("a".repeat(60)));
         assert_eq!(session.queued_bytes(), 60);
-        // The client reads nothing: the next message would pass the bound.
-        let refused = session.deliver("b".repeat(60)).await.unwrap_err();
+        // The client reads nothing: the next request would pass the bound and fails.
+        let mut second = session.submit(Duration::from_secs(60)).unwrap();
+        second.slot().await.unwrap();
+        second.encoded(Ok("b".repeat(60)));
+        let refused = second.outcome().await.unwrap_err();
         assert_eq!(refused.status(), 503);
         assert!(
             refused.message.contains("not reading"),
             "{}",
             refused.message
         );
-        // Notices are dropped rather than queued past the bound.
+        // Replies are dropped rather than queued past the bound.
         session.deliver_now("c".repeat(60));
         assert_eq!(session.queued_bytes(), 60);
-        session.deliver("d".repeat(40)).await.unwrap();
+        session.deliver_now("d".repeat(40));
         assert_eq!(session.queued_bytes(), 100);
         // Written out (taken and dropped by the writer): the bytes are free again.
         drop(outgoing.recv().await);
         drop(outgoing.recv().await);
         assert_eq!(session.queued_bytes(), 0);
-        // An empty queue takes one message of any size.
-        session.deliver("e".repeat(1000)).await.unwrap();
-        assert_eq!(session.queued_bytes(), 1000);
         // Messages still queued when the channel goes are released with it.
+        session.deliver_now("e".repeat(1000));
+        assert_eq!(session.queued_bytes(), 1000);
         drop(outgoing);
         assert_eq!(session.queued_bytes(), 0);
+        drop(first);
+    }
+
+    #[tokio::test]
+    async fn the_timer_ends_a_request_at_its_deadline_and_cancels_it_at_the_client() {
+        let (lines, mut outgoing) = mpsc::unbounded_channel();
+        let session = Session::over_pipe("s".into(), lines, limits(1, 1 << 20));
+        session.start_timer(|| {});
+        initialize(&session);
+        let mut long = session.submit(Duration::from_secs(600)).unwrap();
+        let long_id = long.slot().await.unwrap();
+        long.encoded(Ok(json!({"id": long_id}).to_string()));
+        // Queued behind it with a short deadline: the timer is moved earlier for it.
+        let mut short = session.submit(Duration::from_millis(50)).unwrap();
+        let started = Instant::now();
+        assert!(short.slot().await.is_err());
+        let err = short.outcome().await.unwrap_err();
+        assert!(err.message.contains("waited 50 ms"), "{}", err.message);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(next_message(&mut outgoing).await["id"], long_id);
+        // The caller of the long one leaves while it waits for the answer: the client hears
+        // of it at once.
+        let waiting = tokio::spawn(async move { long.outcome().await });
+        tokio::task::yield_now().await;
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        let notice = next_message(&mut outgoing).await;
+        assert_eq!(notice["method"], "notifications/cancelled");
+        assert_eq!(notice["params"]["requestId"], long_id);
+        // A sent request whose deadline passes is cancelled with that reason.
+        let mut timed = session.submit(Duration::from_millis(80)).unwrap();
+        let id = timed.slot().await.unwrap();
+        timed.encoded(Ok(json!({"id": id}).to_string()));
+        assert_eq!(next_message(&mut outgoing).await["id"], id);
+        assert_eq!(timed.outcome().await.unwrap_err().status(), 504);
+        let notice = next_message(&mut outgoing).await;
+        assert_eq!(notice["params"]["requestId"], id);
+        assert!(
+            notice["params"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("deadline")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_idle_event_stream_session_expires_and_a_stream_holds_it_off() {
+        let session = Session::over_event_stream(
+            "s".into(),
+            McpSession::new(ServerInfo::sampling2api()),
+            limits(1, 1 << 20),
+        );
+        let (expired_sender, mut expired) = oneshot::channel();
+        session.start_timer(move || {
+            let _ = expired_sender.send(());
+        });
+        let (generation, _messages) = session.open_stream();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(expired.try_recv().is_err(), "an open stream keeps it");
+        let started = Instant::now();
+        session.stream_closed(generation);
+        tokio::time::timeout(Duration::from_secs(2), &mut expired)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn closing_fails_waiting_requests_and_ends_the_timer() {
+        let (lines, _outgoing) = mpsc::unbounded_channel();
+        let session = Session::over_pipe("s".into(), lines, limits(1, 1 << 20));
+        session.start_timer(|| {});
+        initialize(&session);
+        let mut held = session.submit(Duration::from_secs(60)).unwrap();
+        held.slot().await.unwrap();
+        let mut queued = session.submit(Duration::from_secs(60)).unwrap();
+        session.close("the MCP client disconnected");
+        assert!(queued.slot().await.is_err());
+        for submitted in [&mut held, &mut queued] {
+            let err = submitted.outcome().await.unwrap_err();
+            assert_eq!(err.message, "the MCP client disconnected");
+        }
+        assert_eq!(
+            session
+                .submit(Duration::from_secs(1))
+                .err()
+                .map(|e| e.status()),
+            Some(503)
+        );
+        // The timer task let go of the session.
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while Arc::strong_count(&session) > 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap();
     }
 }

@@ -52,6 +52,8 @@ pub async fn run(args: StdioArgs) -> ExitCode {
     let (lines, outgoing) = mpsc::unbounded_channel();
     let session = Session::over_pipe(STDIO_SESSION_ID.to_string(), lines, bridge.session_limits());
     bridge.add_session(session.clone());
+    // The pipe is always open, so the session never expires; it ends with the pipe.
+    session.start_timer(|| {});
     let writer_task = tokio::spawn(write_lines(writer, outgoing));
 
     let app = api::app(bridge.clone(), false);

@@ -22,7 +22,7 @@ use crate::bridge::Bridge;
 use crate::cpu_work;
 use crate::ids::random_u128;
 use crate::request_body::read_body;
-use crate::session::{Admission, Session};
+use crate::session::{Session, Submitted};
 use crate::status::unix_ms;
 
 /// A request that passed every check before sampling starts.
@@ -36,7 +36,7 @@ pub struct Accepted {
     pub plan: AnswerPlan,
     pub input_tokens: u64,
     pub message_id: String,
-    pub admission: Admission,
+    pub admission: Submitted,
     /// For the status page: the request's id and route, and its prompt's start
     /// (`--log-prompts` only).
     pub request_id: String,
@@ -114,7 +114,7 @@ pub async fn accept(
     params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
         hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
     });
-    let admission = session.admit(bridge.settings.max_queued_per_session)?;
+    let admission = session.submit(bridge.settings.request_timeout)?;
     Ok(Accepted {
         model,
         stream,
@@ -156,7 +156,7 @@ pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesRes
         },
         prompt,
     );
-    let result = bridge.sample(&session, params, admission, &ticket).await;
+    let result = bridge.sample(params, admission, &ticket).await;
     let response = result.and_then(|result| {
         to_messages_response(
             result,

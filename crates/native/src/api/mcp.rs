@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use sampling2api_core::lifecycle::StreamGeneration;
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use sampling2api_core::streamable_http::{
     self, McpAction, McpAnswer, McpHeaders, McpMethod, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER,
@@ -124,7 +125,7 @@ async fn read(
 }
 
 /// A POST without a session: `initialize` opens one; anything else gets the core's refusal.
-fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
+fn start_session(bridge: &Arc<Bridge>, body: &Bytes) -> Response {
     let mut state = McpSession::new(ServerInfo::sampling2api());
     let handled = state.handle_incoming(body);
     let reply = handled.reply_body();
@@ -132,13 +133,7 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
         return answered(streamable_http::refused_start(reply));
     }
     let id = ids::session_id(os_random_u128());
-    let session = Session::over_event_stream(
-        id.clone(),
-        state,
-        bridge.stream_wait,
-        bridge.mcp_path.clone(),
-        bridge.session_limits(),
-    );
+    let session = Session::over_event_stream(id.clone(), state, bridge.session_limits());
     if !bridge.add_session_within(session.clone(), bridge.max_sessions) {
         tracing::warn!(
             limit = bridge.max_sessions,
@@ -149,6 +144,18 @@ fn start_session(bridge: &Bridge, body: &Bytes) -> Response {
     if let Some(client) = session.state().client() {
         bridge.log_client_connected(&session.handle, client);
     }
+    // No open stream and no requests for --session-idle-secs: the session is dropped.
+    let owner = Arc::downgrade(bridge);
+    let expiring = session.clone();
+    session.start_timer(move || {
+        if let Some(bridge) = owner.upgrade() {
+            tracing::info!(session = %expiring.handle, "MCP session idle without a stream; dropped");
+            bridge.end_session(
+                &expiring.id,
+                "the MCP session timed out (no stream, no requests)",
+            );
+        }
+    });
     let mut response = json_response(StatusCode::OK, reply.unwrap_or_default());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(SESSION_ID_HEADER, value);
@@ -180,7 +187,7 @@ fn open_stream(session: Arc<Session>) -> Response {
 /// learns of it and fails the requests it carried.
 struct EventStream {
     session: Arc<Session>,
-    generation: u64,
+    generation: StreamGeneration,
     messages: tokio::sync::mpsc::UnboundedReceiver<crate::session::Outgoing>,
     keepalive: tokio::time::Interval,
     step_back: StepBack,
