@@ -21,6 +21,7 @@ pub mod models;
 pub mod openai;
 pub mod routing;
 pub mod sampling;
+pub mod settings;
 pub mod sse;
 pub mod status;
 pub mod stream_framing;

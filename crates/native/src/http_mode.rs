@@ -44,7 +44,7 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     };
     let address = listener.local_addr().unwrap_or(args.common.listen);
     let mut bridge = Bridge::new(ApiSettings::from(&args.common), "http");
-    bridge.stream_wait = Duration::from_millis(args.stream_wait_ms);
+    bridge.stream_wait = args.stream_wait();
     bridge.mcp_path = Arc::from(args.mcp_path.as_str());
     bridge.host_policy.port = address.port();
     bridge.max_sessions = args.max_sessions as usize;
@@ -54,10 +54,7 @@ pub async fn run(args: HttpArgs) -> ExitCode {
         post(mcp_post).get(mcp_get).delete(mcp_delete),
     );
     let app = api::app(bridge.clone(), Some(mcp_routes));
-    tokio::spawn(reap_idle_sessions(
-        bridge.clone(),
-        Duration::from_secs(args.session_idle_secs.max(1)),
-    ));
+    tokio::spawn(reap_idle_sessions(bridge.clone(), args.session_idle()));
     tracing::info!(
         "sampling2api {} listening on http://{address} (http mode: MCP at http://{address}{}; tools: {})",
         env!("CARGO_PKG_VERSION"),
