@@ -70,7 +70,8 @@ impl<'a> Incoming<'a> {
             return Ok(Incoming::Batch(
                 items
                     .into_iter()
-                    .map(|item| serde_json::from_str(item.get()))
+                    // From bytes, as a single message is: one reader type, one copy in the wasm.
+                    .map(|item| serde_json::from_slice(item.get().as_bytes()))
                     .collect(),
             ));
         }

@@ -292,7 +292,7 @@ impl CreateMessageResult {
 
     /// Reads a JSON-RPC `result` from its text, as [`CreateMessageResult::from_value`] does.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str::<WireResult>(text).map(Self::from)
+        serde_json::from_slice::<WireResult>(text.as_bytes()).map(Self::from)
     }
 }
 
