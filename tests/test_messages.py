@@ -279,6 +279,33 @@ def test_images_inside_tool_results(target: Deployment) -> None:
     assert tool_result["content"][1]["mimeType"] == "image/png"
 
 
+def test_text_beside_tool_results_follows_them_in_its_own_message(target: Deployment) -> None:
+    # MCP wants a message with tool results to hold only tool results; agents put reminders there.
+    message = target.anthropic().messages.create(
+        model="m",
+        max_tokens=50,
+        tools=TOOLS,
+        messages=[
+            {"role": "user", "content": "find"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {}}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found it"},
+                    {"type": "text", "text": "<reminder>be brief</reminder>"},
+                ],
+            },
+        ],
+    )
+    assert message.content[0].text
+    sent = target.model().received[-1]["messages"]
+    assert sent[-2] == {
+        "role": "user",
+        "content": {"type": "tool_result", "toolUseId": "toolu_1", "content": [{"type": "text", "text": "found it"}]},
+    }
+    assert sent[-1] == {"role": "user", "content": {"type": "text", "text": "<reminder>be brief</reminder>"}}
+
+
 class _PngHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         body = base64.b64decode(PNG_2X3)

@@ -12,9 +12,15 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
+use crate::jsonrpc::{
+    Envelope, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Incoming, Lenient, METHOD_NOT_FOUND,
+    PARSE_ERROR, Shape, lenient_object,
+};
 use crate::sampling::CreateMessageResult;
 use crate::to_sampling::ClientSupport;
 
@@ -23,10 +29,6 @@ pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
 pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
     ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
 /// What clients commonly answer when a person declines a sampling request.
 const USER_REJECTED: i64 = -1;
 
@@ -319,8 +321,7 @@ impl<W> McpSession<W> {
 
     /// Handles one message from the client: a JSON-RPC object or a batch array.
     pub fn handle_incoming(&mut self, raw: &[u8]) -> Handled<W> {
-        let value: Value = match serde_json::from_slice(raw) {
-            Ok(value) => value,
+        match Incoming::parse(raw) {
             Err(err) => {
                 let mut handled = Handled::new(false);
                 handled.replies.push(error_reply(
@@ -328,11 +329,9 @@ impl<W> McpSession<W> {
                     PARSE_ERROR,
                     &format!("parse error: {err}"),
                 ));
-                return handled;
+                handled
             }
-        };
-        match value {
-            Value::Array(items) => {
+            Ok(Incoming::Batch(items)) => {
                 let mut handled = Handled::new(true);
                 if items.is_empty() {
                     handled
@@ -344,16 +343,20 @@ impl<W> McpSession<W> {
                 }
                 handled
             }
-            single => {
+            Ok(Incoming::Single(item)) => {
                 let mut handled = Handled::new(false);
-                self.handle_one(single, &mut handled);
+                self.handle_one(item, &mut handled);
                 handled
             }
         }
     }
 
-    fn handle_one(&mut self, message: Value, handled: &mut Handled<W>) {
-        let Value::Object(mut object) = message else {
+    fn handle_one(
+        &mut self,
+        message: Result<Envelope<'_>, serde_json::Error>,
+        handled: &mut Handled<W>,
+    ) {
+        let Ok(message) = message else {
             handled.replies.push(error_reply(
                 Value::Null,
                 INVALID_REQUEST,
@@ -361,19 +364,13 @@ impl<W> McpSession<W> {
             ));
             return;
         };
-        let id = object.remove("id");
-        let method = object
-            .get("method")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        match (method, id) {
+        match (message.method.into_option(), message.id) {
             (Some(method), Some(id)) => {
-                let params = object.remove("params").unwrap_or(Value::Null);
-                let reply = self.handle_request(&method, id, params, handled);
+                let reply = self.handle_request(&method, id, message.params, handled);
                 handled.replies.push(reply);
             }
             (Some(method), None) => self.handle_notification(&method),
-            (None, Some(id)) => self.handle_response(id, object, handled),
+            (None, Some(id)) => self.handle_response(&id, message.result, message.error, handled),
             (None, None) => handled.replies.push(error_reply(
                 Value::Null,
                 INVALID_REQUEST,
@@ -386,7 +383,7 @@ impl<W> McpSession<W> {
         &mut self,
         method: &str,
         id: Value,
-        params: Value,
+        params: Option<&RawValue>,
         handled: &mut Handled<W>,
     ) -> Value {
         match method {
@@ -394,19 +391,24 @@ impl<W> McpSession<W> {
                 if self.phase != Phase::AwaitingInitialize {
                     return error_reply(id, INVALID_REQUEST, "the session is already initialized");
                 }
-                let Some(requested) = params.get("protocolVersion").and_then(Value::as_str) else {
+                let params = params
+                    .and_then(|raw| {
+                        serde_json::from_str::<Lenient<InitializeParams>>(raw.get()).ok()
+                    })
+                    .and_then(Lenient::into_option)
+                    .unwrap_or_default();
+                let Some(requested) = params.protocol_version.0.as_deref() else {
                     return error_reply(
                         id,
                         INVALID_PARAMS,
                         "initialize: protocolVersion is required",
                     );
                 };
-                let version = if SUPPORTED_PROTOCOL_VERSIONS.contains(&requested) {
-                    requested
-                } else {
-                    LATEST_PROTOCOL_VERSION
-                };
-                self.client = Some(client_facts(version, &params));
+                let version = SUPPORTED_PROTOCOL_VERSIONS
+                    .into_iter()
+                    .find(|supported| *supported == requested)
+                    .unwrap_or(LATEST_PROTOCOL_VERSION);
+                self.client = Some(client_facts(version, params));
                 self.phase = Phase::Initializing;
                 handled.initialized = true;
                 let mut result = json!({
@@ -450,11 +452,12 @@ impl<W> McpSession<W> {
 
     fn handle_response(
         &mut self,
-        id: Value,
-        mut object: serde_json::Map<String, Value>,
+        id: &Value,
+        result: Option<&RawValue>,
+        error: Option<Lenient<ErrorObject>>,
         handled: &mut Handled<W>,
     ) {
-        let numeric_id = match &id {
+        let numeric_id = match id {
             Value::Number(number) => number.as_u64(),
             Value::String(text) => text.parse().ok(),
             _ => None,
@@ -464,12 +467,14 @@ impl<W> McpSession<W> {
         let Some(waiter) = numeric_id.and_then(|id| self.pending.remove(&id)) else {
             return;
         };
-        let outcome = if let Some(result) = object.remove("result") {
-            CreateMessageResult::from_value(result).map_err(|err| SamplingFailure::InvalidResult {
-                detail: err.to_string(),
+        let outcome = if let Some(result) = result {
+            CreateMessageResult::from_json(result.get()).map_err(|err| {
+                SamplingFailure::InvalidResult {
+                    detail: err.to_string(),
+                }
             })
-        } else if let Some(error) = object.remove("error") {
-            Err(failure_from_error(&error))
+        } else if let Some(error) = error {
+            Err(failure_from_error(error.into_option().unwrap_or_default()))
         } else {
             Err(SamplingFailure::InvalidResult {
                 detail: "a response with neither result nor error".into(),
@@ -479,20 +484,77 @@ impl<W> McpSession<W> {
     }
 }
 
-fn client_facts(version: &str, params: &Value) -> ClientFacts {
+/// `initialize` params, each member read leniently: a client that sends a mistyped field is
+/// treated as one that left it out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InitializeParams {
+    #[serde(default)]
+    protocol_version: Lenient<String>,
+    #[serde(default)]
+    capabilities: Lenient<ClientCapabilities>,
+    #[serde(default)]
+    client_info: Lenient<Implementation>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClientCapabilities {
+    #[serde(default)]
+    sampling: Lenient<SamplingCapability>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SamplingCapability {
+    /// Declared (as an object): tools and tool choice may be sent.
+    #[serde(default)]
+    tools: Lenient<serde::de::IgnoredAny>,
+}
+
+/// `clientInfo`: who the client says it is.
+#[derive(Debug, Deserialize)]
+struct Implementation {
+    #[serde(default)]
+    name: Lenient<String>,
+    #[serde(default)]
+    version: Lenient<String>,
+}
+
+lenient_object!(
+    InitializeParams,
+    ClientCapabilities,
+    SamplingCapability,
+    Implementation
+);
+
+impl<'de> Shape<'de> for serde::de::IgnoredAny {
+    fn from_map<A: serde::de::MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Some(serde::de::IgnoredAny))
+    }
+}
+
+fn client_facts(version: &str, params: InitializeParams) -> ClientFacts {
     let sampling = params
-        .get("capabilities")
-        .and_then(|caps| caps.get("sampling"))
-        .filter(|sampling| sampling.is_object());
+        .capabilities
+        .into_option()
+        .and_then(|capabilities| capabilities.sampling.into_option());
+    let client_info = params.client_info.into_option();
+    let (client_name, client_version) = match client_info {
+        Some(info) => (info.name.into_option(), info.version.into_option()),
+        None => (None, None),
+    };
     ClientFacts {
         protocol_version: version.to_string(),
         sampling: sampling.map(|sampling| ClientSupport {
-            tools: sampling.get("tools").is_some_and(Value::is_object),
+            tools: sampling.tools.0.is_some(),
             // Versions are dates, so they order as strings.
             multi_block_messages: version >= "2025-11-25",
         }),
-        client_name: client_info_text(params, "/clientInfo/name"),
-        client_version: client_info_text(params, "/clientInfo/version"),
+        client_name: client_name.map(bounded_client_info),
+        client_version: client_version.map(bounded_client_info),
     }
 }
 
@@ -500,11 +562,10 @@ fn client_facts(version: &str, params: &Value) -> ClientFacts {
 /// client may send megabytes there, no real name or version needs more.
 pub const MAX_CLIENT_INFO_BYTES: usize = 256;
 
-fn client_info_text(params: &Value, pointer: &str) -> Option<String> {
-    params
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .map(|text| truncate_on_char_boundary(text, MAX_CLIENT_INFO_BYTES).to_string())
+fn bounded_client_info(mut text: String) -> String {
+    let kept = truncate_on_char_boundary(&text, MAX_CLIENT_INFO_BYTES).len();
+    text.truncate(kept);
+    text
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
@@ -519,13 +580,9 @@ pub fn truncate_on_char_boundary(text: &str, max: usize) -> &str {
     text.get(..end).unwrap_or_default()
 }
 
-fn failure_from_error(error: &Value) -> SamplingFailure {
-    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("no message")
-        .to_string();
+fn failure_from_error(error: ErrorObject) -> SamplingFailure {
+    let code = error.code.0.unwrap_or(0);
+    let message = error.message.0.unwrap_or_else(|| "no message".to_string());
     let lowered = message.to_ascii_lowercase();
     let sounds_declined = ["reject", "declin", "denied"]
         .iter()
@@ -849,6 +906,106 @@ mod tests {
         waiters.sort();
         assert_eq!(waiters, vec!["a", "b"]);
         assert!(!session.can_sample());
+    }
+
+    #[test]
+    fn mistyped_initialize_fields_read_as_absent() {
+        let init = |params: Value| {
+            let mut session = server();
+            let handled = session.handle_incoming(
+                json!({"jsonrpc":"2.0","id":"i","method":"initialize","params":params})
+                    .to_string()
+                    .as_bytes(),
+            );
+            (session, handled.replies[0].clone())
+        };
+        for params in [
+            json!(null),
+            json!(["2025-11-25"]),
+            json!({"protocolVersion": 20251125}),
+        ] {
+            let (session, reply) = init(params.clone());
+            assert_eq!(reply["error"]["code"], INVALID_PARAMS, "{params}");
+            assert_eq!(reply["id"], "i");
+            assert!(session.client().is_none());
+        }
+        let cases = [
+            (json!({"sampling": {"tools": {}}}), Some(true)),
+            (json!({"sampling": {"tools": true}}), Some(false)),
+            (json!({"sampling": {}}), Some(false)),
+            (json!({"sampling": []}), None),
+            (json!({"sampling": true}), None),
+            (json!(["sampling"]), None),
+            (json!("sampling"), None),
+        ];
+        for (capabilities, tools) in cases {
+            let (session, reply) = init(json!({
+                "protocolVersion": "2025-06-18", "capabilities": capabilities,
+                "clientInfo": {"name": 7, "version": "1.2"}
+            }));
+            assert_eq!(reply["result"]["protocolVersion"], "2025-06-18");
+            let client = session.client().unwrap();
+            assert_eq!(client.sampling.map(|s| s.tools), tools, "{capabilities}");
+            assert_eq!(client.client_name, None);
+            assert_eq!(client.client_version.as_deref(), Some("1.2"));
+        }
+        let (session, _) = init(json!({"protocolVersion": "2025-11-25", "clientInfo": "me"}));
+        assert_eq!(session.client().unwrap().client_name, None);
+    }
+
+    #[test]
+    fn odd_responses_are_read_as_leniently_as_before() {
+        let mut session = server();
+        initialize(&mut session, "2025-11-25", json!({}));
+        let cases = [
+            // A method that is not a string is no method: this is a response.
+            (
+                json!({"method": 5, "result": {"content": {"type":"text","text":"a"}}}),
+                200,
+            ),
+            (json!({"result": null}), 500),
+            (json!({"error": "boom"}), 500),
+            (json!({"error": {"code": "x", "message": 3}}), 500),
+            (
+                json!({"error": {"code": 1.5, "message": "user declined"}}),
+                403,
+            ),
+        ];
+        for (body, status) in cases {
+            let request = session.begin_sampling(&params(), 0, "w").unwrap();
+            let mut message = body.clone();
+            message["id"] = json!(request.id);
+            let handled = session.handle_incoming(message.to_string().as_bytes());
+            assert!(handled.replies.is_empty(), "{body}");
+            let (_, outcome) = &handled.answers[0];
+            let got = match outcome {
+                Ok(_) => 200,
+                Err(failure) => failure.to_api_error().status(),
+            };
+            assert_eq!(got, status, "{body}");
+        }
+        // A null id answers nothing; its request stays pending.
+        let request = session.begin_sampling(&params(), 0, "w").unwrap();
+        let handled = session.handle_incoming(br#"{"jsonrpc":"2.0","id":null,"result":{}}"#);
+        assert!(handled.answers.is_empty() && handled.replies.is_empty());
+        assert!(session.cancel(request.id, "done").is_some());
+        // A request with a null id is answered with that id.
+        let handled = session.handle_incoming(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#);
+        assert_eq!(
+            handled.replies[0],
+            json!({"jsonrpc":"2.0","id":null,"result":{}})
+        );
+        let neither = session.handle_incoming(br#"{"jsonrpc":"2.0"}"#);
+        assert_eq!(neither.replies[0]["error"]["code"], INVALID_REQUEST);
+        let batch = session.handle_incoming(b"[]");
+        assert_eq!(
+            batch.reply_body().unwrap(),
+            r#"[{"error":{"code":-32600,"message":"empty batch"},"id":null,"jsonrpc":"2.0"}]"#
+        );
+        let mixed = session.handle_incoming(br#"[7, {"jsonrpc":"2.0","id":2,"method":"ping"}]"#);
+        assert!(mixed.batch);
+        assert_eq!(mixed.replies[0]["error"]["code"], INVALID_REQUEST);
+        assert_eq!(mixed.replies[1]["id"], 2);
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! Hand-written rather than taken from `rmcp` because rmcp always depends on tokio, and this
 //! crate must stay sans-I/O for the wasm worker. Only the sampling subset is modelled.
 
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+use crate::jsonrpc::{Lenient, lenient_object};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -127,21 +131,15 @@ pub enum ToolChoiceMode {
     None,
 }
 
-/// What a client answers. Tolerant: content may be one block or a list, and `model` may be
-/// missing (some clients omit it).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What a client answers, read by [`CreateMessageResult::from_json`] or `from_value`. Tolerant:
+/// content may be one block or a list, and `model` may be missing (some clients omit it).
+#[derive(Debug, Clone, PartialEq)]
 pub struct CreateMessageResult {
-    #[serde(default = "assistant_role")]
     pub role: SamplingRole,
-    #[serde(deserialize_with = "one_or_many")]
     pub content: Vec<SamplingContent>,
-    #[serde(default)]
     pub model: Option<String>,
-    #[serde(default)]
     pub stop_reason: Option<String>,
     /// Token counts, where a client reports them (`_meta.usage` or a top-level `usage`).
-    #[serde(skip)]
     pub usage: Option<ReportedUsage>,
 }
 
@@ -155,19 +153,118 @@ fn assistant_role() -> SamplingRole {
     SamplingRole::Assistant
 }
 
+/// One block or a list of them, read without buffering the content first.
 fn one_or_many<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<SamplingContent>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        Many(Vec<SamplingContent>),
-        One(SamplingContent),
+    struct OneOrMany;
+
+    impl<'de> Visitor<'de> for OneOrMany {
+        type Value = Vec<SamplingContent>;
+
+        fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+            formatter.write_str("a content block or a list of content blocks")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::deserialize(SeqAccessDeserializer::new(seq))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            SamplingContent::deserialize(MapAccessDeserializer::new(map)).map(|block| vec![block])
+        }
     }
-    Ok(match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::Many(blocks) => blocks,
-        OneOrMany::One(block) => vec![block],
-    })
+
+    deserializer.deserialize_any(OneOrMany)
+}
+
+/// A `CreateMessageResult` as it arrives, with the places clients report usage in.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResult {
+    #[serde(default = "assistant_role")]
+    role: SamplingRole,
+    #[serde(deserialize_with = "one_or_many")]
+    content: Vec<SamplingContent>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(rename = "_meta", default)]
+    meta: Lenient<WireMeta>,
+    #[serde(default, deserialize_with = "present")]
+    usage: Option<Lenient<WireUsage>>,
+}
+
+#[derive(Deserialize)]
+struct WireMeta {
+    #[serde(default, deserialize_with = "present")]
+    usage: Option<Lenient<WireUsage>>,
+}
+
+/// Usage is not part of MCP; clients that know it use either naming convention.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: Lenient<u64>,
+    #[serde(default, rename = "input_tokens")]
+    input_tokens_snake: Lenient<u64>,
+    #[serde(default)]
+    prompt_tokens: Lenient<u64>,
+    #[serde(default, rename = "prompt_tokens")]
+    prompt_tokens_snake: Lenient<u64>,
+    #[serde(default)]
+    output_tokens: Lenient<u64>,
+    #[serde(default, rename = "output_tokens")]
+    output_tokens_snake: Lenient<u64>,
+    #[serde(default)]
+    completion_tokens: Lenient<u64>,
+    #[serde(default, rename = "completion_tokens")]
+    completion_tokens_snake: Lenient<u64>,
+}
+
+lenient_object!(WireMeta, WireUsage);
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+impl WireUsage {
+    fn reported(self) -> Option<ReportedUsage> {
+        let reported = ReportedUsage {
+            input_tokens: self
+                .input_tokens
+                .0
+                .or(self.input_tokens_snake.0)
+                .or(self.prompt_tokens.0)
+                .or(self.prompt_tokens_snake.0),
+            output_tokens: self
+                .output_tokens
+                .0
+                .or(self.output_tokens_snake.0)
+                .or(self.completion_tokens.0)
+                .or(self.completion_tokens_snake.0),
+        };
+        (reported.input_tokens.is_some() || reported.output_tokens.is_some()).then_some(reported)
+    }
+}
+
+impl From<WireResult> for CreateMessageResult {
+    fn from(wire: WireResult) -> Self {
+        // `_meta.usage` wins when it is there at all, even if unreadable.
+        let usage = match wire.meta.0.and_then(|meta| meta.usage) {
+            Some(usage) => usage,
+            None => wire.usage.unwrap_or_default(),
+        };
+        CreateMessageResult {
+            role: wire.role,
+            content: wire.content,
+            model: wire.model,
+            stop_reason: wire.stop_reason,
+            usage: usage.0.and_then(WireUsage::reported),
+        }
+    }
 }
 
 impl CreateMessageResult {
@@ -190,36 +287,13 @@ impl CreateMessageResult {
 
     /// Reads a JSON-RPC `result` value, picking up usage a client may have reported.
     pub fn from_value(value: Value) -> Result<Self, serde_json::Error> {
-        let usage = reported_usage(&value);
-        let mut result: CreateMessageResult = serde_json::from_value(value)?;
-        result.usage = usage;
-        Ok(result)
+        WireResult::deserialize(value).map(Self::from)
     }
-}
 
-/// Usage is not part of MCP; clients that know it put it in `_meta.usage` or `usage`, in
-/// either naming convention.
-fn reported_usage(result: &Value) -> Option<ReportedUsage> {
-    let usage = result
-        .get("_meta")
-        .and_then(|meta| meta.get("usage"))
-        .or_else(|| result.get("usage"))?;
-    let read = |names: &[&str]| names.iter().find_map(|name| usage.get(*name)?.as_u64());
-    let reported = ReportedUsage {
-        input_tokens: read(&[
-            "inputTokens",
-            "input_tokens",
-            "promptTokens",
-            "prompt_tokens",
-        ]),
-        output_tokens: read(&[
-            "outputTokens",
-            "output_tokens",
-            "completionTokens",
-            "completion_tokens",
-        ]),
-    };
-    (reported.input_tokens.is_some() || reported.output_tokens.is_some()).then_some(reported)
+    /// Reads a JSON-RPC `result` from its text, as [`CreateMessageResult::from_value`] does.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice::<WireResult>(text.as_bytes()).map(Self::from)
+    }
 }
 
 impl SamplingContent {
@@ -328,6 +402,49 @@ mod tests {
     }
 
     #[test]
+    fn usage_is_read_from_either_place_and_naming() {
+        let usage = |result: Value| {
+            let mut base = json!({"content": {"type": "text", "text": "x"}});
+            base.as_object_mut()
+                .unwrap()
+                .extend(result.as_object().unwrap().clone());
+            let from_text = CreateMessageResult::from_json(&base.to_string())
+                .unwrap()
+                .usage;
+            assert_eq!(
+                CreateMessageResult::from_value(base).unwrap().usage,
+                from_text
+            );
+            from_text.map(|usage| (usage.input_tokens, usage.output_tokens))
+        };
+        assert_eq!(
+            usage(json!({"usage": {"prompt_tokens": 5, "completion_tokens": 2}})),
+            Some((Some(5), Some(2)))
+        );
+        assert_eq!(
+            usage(json!({"_meta": {"usage": {"input_tokens": 1}}, "usage": {"outputTokens": 9}})),
+            Some((Some(1), None))
+        );
+        // `_meta` without usage falls back to the top level; an unreadable `_meta.usage` does not.
+        assert_eq!(
+            usage(json!({"_meta": {"progressToken": 1}, "usage": {"outputTokens": 9}})),
+            Some((None, Some(9)))
+        );
+        assert_eq!(
+            usage(json!({"_meta": {"usage": "n/a"}, "usage": {"outputTokens": 9}})),
+            None
+        );
+        assert_eq!(
+            usage(json!({"_meta": "x", "usage": {"inputTokens": -1, "outputTokens": 1.5}})),
+            None
+        );
+        assert_eq!(
+            usage(json!({"usage": {"inputTokens": 3, "input_tokens": 4}})),
+            Some((Some(3), None))
+        );
+    }
+
+    #[test]
     fn results_accept_one_block_or_many_and_read_usage() {
         let one = CreateMessageResult::from_value(json!({
             "role":"assistant","content":{"type":"text","text":"hi"},"model":"gpt","stopReason":"endTurn"
@@ -354,6 +471,10 @@ mod tests {
             CreateMessageResult::from_value(many.to_value()).unwrap(),
             many
         );
+        // The text and the value read alike.
+        let text = many.to_value().to_string();
+        assert_eq!(CreateMessageResult::from_json(&text).unwrap(), many);
+        assert!(CreateMessageResult::from_json(r#"{"role":"assistant","content":[]"#).is_err());
         assert!(CreateMessageResult::from_value(json!({"role":"assistant"})).is_err());
         assert!(CreateMessageResult::from_value(json!({"content":{"type":"video"}})).is_err());
     }

@@ -278,7 +278,75 @@ fn convert_messages(
             "messages: no content left to send (only thinking or server-tool blocks)",
         ));
     }
-    Ok(out)
+    Ok(tool_results_first(out, support))
+}
+
+fn is_tool_result(block: &SamplingContent) -> bool {
+    matches!(block, SamplingContent::ToolResult { .. })
+}
+
+/// MCP (2025-11-25, "Tool Result Messages") wants a user message holding tool results to hold
+/// nothing else, right after the assistant's tool uses. Anthropic lets text sit beside them (agents
+/// append reminders there) and the bridge merges system notes into user turns, so each run of
+/// user messages that carries tool results is reordered: its tool results first, in one message
+/// (one per block before 2025-11-25), then the rest of the run in order.
+fn tool_results_first(
+    messages: Vec<SamplingMessage>,
+    support: ClientSupport,
+) -> Vec<SamplingMessage> {
+    let mixes = |message: &SamplingMessage| {
+        message.role == SamplingRole::User && message.content.iter().any(is_tool_result)
+    };
+    // The common case (no tool results) leaves the messages as they are.
+    if !messages.iter().any(mixes) {
+        return messages;
+    }
+    let mut out = Vec::with_capacity(messages.len() + 1);
+    let mut run: Vec<SamplingMessage> = Vec::new();
+    for message in messages {
+        if message.role == SamplingRole::User {
+            run.push(message);
+        } else {
+            flush_user_run(&mut run, &mut out, support);
+            out.push(message);
+        }
+    }
+    flush_user_run(&mut run, &mut out, support);
+    out
+}
+
+fn flush_user_run(
+    run: &mut Vec<SamplingMessage>,
+    out: &mut Vec<SamplingMessage>,
+    support: ClientSupport,
+) {
+    if !run
+        .iter()
+        .any(|message| message.content.iter().any(is_tool_result))
+    {
+        out.append(run);
+        return;
+    }
+    let (results, rest): (Vec<SamplingContent>, Vec<SamplingContent>) = run
+        .drain(..)
+        .flat_map(|message| message.content)
+        .partition(is_tool_result);
+    for blocks in [results, rest] {
+        if blocks.is_empty() {
+            continue;
+        }
+        if support.multi_block_messages {
+            out.push(SamplingMessage {
+                role: SamplingRole::User,
+                content: blocks,
+            });
+        } else {
+            out.extend(blocks.into_iter().map(|block| SamplingMessage {
+                role: SamplingRole::User,
+                content: vec![block],
+            }));
+        }
+    }
 }
 
 fn convert_block(block: ContentBlock, path: &str) -> Result<Option<SamplingContent>, ApiError> {
@@ -485,6 +553,59 @@ mod tests {
             json!({"type":"tool_result","toolUseId":"t1","isError":true,
                    "content":[{"type":"text","text":"no"},{"type":"image","data":"R0lG","mimeType":"image/gif"}]})
         );
+    }
+
+    #[test]
+    fn tool_results_travel_alone_and_first_in_their_user_turn() {
+        let body = json!({
+            "model":"m","max_tokens":10,"tools":[{"name":"get","input_schema":{"type":"object"}}],
+            "messages":[
+                {"role":"user","content":"go"},
+                {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"get","input":{}},
+                    {"type":"tool_use","id":"t2","name":"get","input":{}}]},
+                {"role":"system","content":"note"},
+                {"role":"user","content":[{"type":"text","text":"before"},
+                    {"type":"tool_result","tool_use_id":"t1","content":"one"},
+                    {"type":"tool_result","tool_use_id":"t2","content":"two"},
+                    {"type":"text","text":"after"}]},
+                {"role":"assistant","content":"done"}
+            ]
+        });
+        let result = |id: &str, text: &str| json!({"type":"tool_result","toolUseId":id,"content":[{"type":"text","text":text}]});
+        let text = |text: &str| json!({"type":"text","text":text});
+        let note = text("<system-note>\nnote\n</system-note>");
+        let params = full(body.clone());
+        assert_eq!(
+            params["messages"],
+            json!([
+                {"role":"user","content":text("go")},
+                {"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"get","input":{}},
+                    {"type":"tool_use","id":"t2","name":"get","input":{}}]},
+                {"role":"user","content":[result("t1","one"),result("t2","two")]},
+                {"role":"user","content":[note,text("before"),text("after")]},
+                {"role":"assistant","content":text("done")}
+            ])
+        );
+        // One block per message before 2025-11-25: the same order.
+        let single = convert(
+            body,
+            ClientSupport {
+                tools: true,
+                multi_block_messages: false,
+            },
+        )
+        .unwrap();
+        let contents: Vec<&Value> = single["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|message| &message["content"])
+            .collect();
+        assert_eq!(contents[3], &result("t1", "one"));
+        assert_eq!(contents[4], &result("t2", "two"));
+        assert_eq!(contents[5], &text("<system-note>\nnote\n</system-note>"));
+        assert_eq!(contents[6], &text("before"));
+        assert_eq!(contents[7], &text("after"));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use sampling2api_core::settings;
 use sampling2api_core::tool_emulation::ToolMode;
 
 #[derive(Debug, Parser)]
@@ -57,10 +58,10 @@ pub struct HttpArgs {
     pub mcp_path: String,
     /// How long a sampling request waits for a client with no open GET stream to open one
     /// before it fails, in milliseconds.
-    #[arg(long, default_value_t = 3000, env = "SAMPLING2API_STREAM_WAIT_MS")]
+    #[arg(long, default_value_t = settings::STREAM_WAIT_MS.default, env = "SAMPLING2API_STREAM_WAIT_MS")]
     pub stream_wait_ms: u64,
     /// A session with no open GET stream and no request for this many seconds is dropped.
-    #[arg(long, default_value_t = 120, env = "SAMPLING2API_SESSION_IDLE_SECS")]
+    #[arg(long, default_value_t = settings::SESSION_IDLE_SECS.default, env = "SAMPLING2API_SESSION_IDLE_SECS")]
     pub session_idle_secs: u64,
     /// MCP sessions open at once; an `initialize` beyond gets 503 until one ends (DELETE, or
     /// --session-idle-secs without a stream).
@@ -75,13 +76,13 @@ pub struct CommonArgs {
     pub listen: SocketAddr,
     /// Deadline for one API request, in seconds; when it passes the caller gets 504 and the
     /// MCP client is told to cancel.
-    #[arg(long, default_value_t = 600, env = "SAMPLING2API_REQUEST_TIMEOUT_SECS")]
+    #[arg(long, default_value_t = settings::REQUEST_TIMEOUT_SECS.default, env = "SAMPLING2API_REQUEST_TIMEOUT_SECS")]
     pub request_timeout_secs: u64,
     /// Largest request body accepted, in bytes (413 above).
-    #[arg(long, default_value_t = 32 * 1024 * 1024, env = "SAMPLING2API_MAX_BODY_BYTES")]
-    pub max_body_bytes: usize,
+    #[arg(long, default_value_t = settings::MAX_BODY_BYTES.default, env = "SAMPLING2API_MAX_BODY_BYTES")]
+    pub max_body_bytes: u64,
     /// Interval of SSE pings while waiting for the client's LLM, in milliseconds.
-    #[arg(long, default_value_t = 10_000, env = "SAMPLING2API_PING_INTERVAL_MS")]
+    #[arg(long, default_value_t = settings::PING_INTERVAL_MS.default, env = "SAMPLING2API_PING_INTERVAL_MS")]
     pub ping_interval_ms: u64,
     /// Let image URLs point at loopback, private and link-local addresses (off: such URLs
     /// are refused, to prevent server-side request forgery).
@@ -132,17 +133,17 @@ pub struct CommonArgs {
     /// Sampling requests one MCP session may have in flight; more wait in a queue.
     #[arg(
         long,
-        default_value_t = 256,
+        default_value_t = settings::MAX_IN_FLIGHT_PER_SESSION.default,
         env = "SAMPLING2API_MAX_IN_FLIGHT_PER_SESSION"
     )]
-    pub max_in_flight_per_session: usize,
+    pub max_in_flight_per_session: u64,
     /// Requests that may wait for a session beyond its in-flight limit; more get 429.
     #[arg(
         long,
-        default_value_t = 4096,
+        default_value_t = settings::MAX_QUEUED_PER_SESSION.default,
         env = "SAMPLING2API_MAX_QUEUED_PER_SESSION"
     )]
-    pub max_queued_per_session: usize,
+    pub max_queued_per_session: u64,
     /// Bytes of messages one MCP session may have waiting for a client that does not read its
     /// stdout (stdio) or its event stream (http); requests beyond get 503. A message always
     /// fits when nothing waits, so one request of any accepted size gets through.
@@ -155,14 +156,14 @@ pub struct CommonArgs {
     /// Models clients answered with that /v1/models keeps listing; the oldest goes first.
     #[arg(
         long,
-        default_value_t = sampling2api_core::models::DEFAULT_MAX_REPORTED_MODELS,
+        default_value_t = settings::MAX_REPORTED_MODELS.default,
         env = "SAMPLING2API_MAX_REPORTED_MODELS"
     )]
-    pub max_reported_models: usize,
+    pub max_reported_models: u64,
     /// How tools reach the MCP client: `native` in the sampling request (only clients that
     /// declared `sampling.tools` can take them), `emulate` in the prompt with the answer parsed
     /// back, or `auto`: native where the client declared `sampling.tools`, emulated elsewhere.
-    #[arg(long = "tools", default_value = "auto", env = "SAMPLING2API_TOOLS", value_parser = ToolMode::parse)]
+    #[arg(long = "tools", default_value = settings::DEFAULT_TOOL_MODE.as_str(), env = "SAMPLING2API_TOOLS", value_parser = ToolMode::parse)]
     pub tool_mode: ToolMode,
     #[command(flatten)]
     pub front: FrontArgs,
@@ -339,6 +340,18 @@ pub struct ApiSettings {
     pub tool_mode: ToolMode,
 }
 
+impl HttpArgs {
+    /// How long a request waits for a client to open its event stream (clamped as the worker's).
+    pub fn stream_wait(&self) -> Duration {
+        settings::STREAM_WAIT_MS.millis(self.stream_wait_ms)
+    }
+
+    /// How long a session without a stream or a request lives (clamped as the worker's).
+    pub fn session_idle(&self) -> Duration {
+        settings::SESSION_IDLE_SECS.secs(self.session_idle_secs)
+    }
+}
+
 impl CommonArgs {
     /// Refuses to expose the bridge beyond this machine without a key, unless told to.
     pub fn check_exposure(&self) -> Result<(), String> {
@@ -357,9 +370,9 @@ impl CommonArgs {
 impl From<&CommonArgs> for ApiSettings {
     fn from(args: &CommonArgs) -> Self {
         ApiSettings {
-            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
-            max_body_bytes: args.max_body_bytes,
-            ping_interval: Duration::from_millis(args.ping_interval_ms.max(10)),
+            request_timeout: settings::REQUEST_TIMEOUT_SECS.secs(args.request_timeout_secs),
+            max_body_bytes: settings::MAX_BODY_BYTES.count(args.max_body_bytes),
+            ping_interval: settings::PING_INTERVAL_MS.millis(args.ping_interval_ms),
             allow_private_image_urls: args.allow_private_image_urls,
             url_images: args.url_images.clone(),
             allow_origins: args.allow_origins.clone(),
@@ -372,13 +385,15 @@ impl From<&CommonArgs> for ApiSettings {
                 .collect(),
             model_aliases: args.model_aliases.clone(),
             default_model_hint: args.default_model_hint.clone(),
-            max_in_flight_per_session: args.max_in_flight_per_session.max(1),
-            max_queued_per_session: args.max_queued_per_session,
+            max_in_flight_per_session: settings::MAX_IN_FLIGHT_PER_SESSION
+                .count(args.max_in_flight_per_session),
+            max_queued_per_session: settings::MAX_QUEUED_PER_SESSION
+                .count(args.max_queued_per_session),
             body_read_timeout: Duration::from_secs(args.front.body_read_timeout_secs),
             max_receiving_bytes: args.front.max_receiving_bytes,
             allow_hosts: args.front.allow_hosts.clone(),
             max_client_queue_bytes: args.max_client_queue_bytes,
-            max_reported_models: args.max_reported_models,
+            max_reported_models: settings::MAX_REPORTED_MODELS.count(args.max_reported_models),
             tool_mode: args.tool_mode,
         }
     }
@@ -525,6 +540,49 @@ mod tests {
         assert!(args.write && args.client == crate::connect::Client::ClaudeCode);
         assert!(Invocation::try_parse_from(["sampling2api"]).is_err());
         assert!(Invocation::try_parse_from(["sampling2api", "connect", "emacs"]).is_err());
+    }
+
+    #[test]
+    fn shared_settings_default_and_clamp_as_the_core_says() {
+        let Mode::Http(http) = Cli::try_parse_from(["sampling2api", "http"]).unwrap().mode else {
+            unreachable!()
+        };
+        let defaults = ApiSettings::from(&http.common);
+        assert_eq!(defaults.request_timeout, Duration::from_secs(600));
+        assert_eq!(defaults.ping_interval, Duration::from_secs(10));
+        assert_eq!(defaults.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(defaults.max_in_flight_per_session, 256);
+        assert_eq!(defaults.max_queued_per_session, 4096);
+        assert_eq!(http.stream_wait(), Duration::from_secs(3));
+        assert_eq!(http.session_idle(), Duration::from_secs(120));
+        let Mode::Http(zeros) = Cli::try_parse_from([
+            "sampling2api",
+            "http",
+            "--request-timeout-secs",
+            "0",
+            "--ping-interval-ms",
+            "0",
+            "--max-in-flight-per-session",
+            "0",
+            "--max-queued-per-session",
+            "0",
+            "--stream-wait-ms",
+            "0",
+            "--session-idle-secs",
+            "0",
+        ])
+        .unwrap()
+        .mode
+        else {
+            unreachable!()
+        };
+        let clamped = ApiSettings::from(&zeros.common);
+        assert_eq!(clamped.request_timeout, Duration::from_secs(1));
+        assert_eq!(clamped.ping_interval, Duration::from_millis(10));
+        assert_eq!(clamped.max_in_flight_per_session, 1);
+        assert_eq!(clamped.max_queued_per_session, 0);
+        assert_eq!(zeros.stream_wait(), Duration::ZERO);
+        assert_eq!(zeros.session_idle(), Duration::from_secs(1));
     }
 
     #[test]

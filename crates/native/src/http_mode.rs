@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use sampling2api_core::routes;
 use tokio::net::TcpListener;
@@ -26,11 +25,11 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     };
     let address = listener.local_addr().unwrap_or(args.common.listen);
     let mut bridge = Bridge::new(ApiSettings::from(&args.common), "http");
-    bridge.stream_wait = Duration::from_millis(args.stream_wait_ms);
+    bridge.stream_wait = args.stream_wait();
     bridge.mcp_path = Arc::from(args.mcp_path.as_str());
     bridge.host_policy.port = address.port();
     bridge.max_sessions = args.max_sessions as usize;
-    bridge.session_idle = Duration::from_secs(args.session_idle_secs.max(1));
+    bridge.session_idle = args.session_idle();
     let bridge = Arc::new(bridge);
     let app = api::app(bridge.clone(), true);
     tracing::info!(
@@ -45,4 +44,3 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     crate::server::serve(listener, app, &args.common.front, shutdown).await;
     ExitCode::SUCCESS
 }
-

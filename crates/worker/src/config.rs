@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use sampling2api_core::models::ModelCatalog;
+use sampling2api_core::settings::{self, Setting};
 use sampling2api_core::tool_emulation::ToolMode;
 use worker::Env;
 
@@ -28,11 +29,12 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Settings {
-        let number = |name: &str, default: u64| {
-            env.var(name)
+        // A shared number setting under its bare name; unset or unreadable means its default.
+        let number = |setting: Setting| {
+            env.var(setting.name)
                 .ok()
                 .and_then(|value| value.to_string().trim().parse().ok())
-                .unwrap_or(default)
+                .unwrap_or(setting.default)
         };
         let text = |name: &str| {
             env.var(name)
@@ -41,10 +43,11 @@ impl Settings {
                 .filter(|value| !value.trim().is_empty())
         };
         Settings {
-            request_timeout: Duration::from_secs(number("REQUEST_TIMEOUT_SECS", 600).max(1)),
-            ping_interval: Duration::from_millis(number("PING_INTERVAL_MS", 10_000).max(10)),
-            stream_wait: Duration::from_millis(number("STREAM_WAIT_MS", 3_000)),
-            max_body_bytes: number("MAX_BODY_BYTES", 32 * 1024 * 1024) as usize,
+            request_timeout: settings::REQUEST_TIMEOUT_SECS
+                .secs(number(settings::REQUEST_TIMEOUT_SECS)),
+            ping_interval: settings::PING_INTERVAL_MS.millis(number(settings::PING_INTERVAL_MS)),
+            stream_wait: settings::STREAM_WAIT_MS.millis(number(settings::STREAM_WAIT_MS)),
+            max_body_bytes: settings::MAX_BODY_BYTES.count(number(settings::MAX_BODY_BYTES)),
             model_aliases: text("MODEL_ALIASES")
                 .map(|aliases| {
                     aliases
@@ -54,19 +57,19 @@ impl Settings {
                 })
                 .unwrap_or_default(),
             default_model_hint: text("DEFAULT_MODEL_HINT"),
-            max_in_flight_per_session: number("MAX_IN_FLIGHT_PER_SESSION", 256).max(1) as usize,
-            max_queued_per_session: number("MAX_QUEUED_PER_SESSION", 4096) as usize,
-            max_reported_models: number(
-                "MAX_REPORTED_MODELS",
-                sampling2api_core::models::DEFAULT_MAX_REPORTED_MODELS as u64,
-            ) as usize,
+            max_in_flight_per_session: settings::MAX_IN_FLIGHT_PER_SESSION
+                .count(number(settings::MAX_IN_FLIGHT_PER_SESSION)),
+            max_queued_per_session: settings::MAX_QUEUED_PER_SESSION
+                .count(number(settings::MAX_QUEUED_PER_SESSION)),
+            max_reported_models: settings::MAX_REPORTED_MODELS
+                .count(number(settings::MAX_REPORTED_MODELS)),
             log_prompts: text("LOG_PROMPTS")
                 .is_some_and(|value| matches!(value.trim(), "1" | "true" | "yes")),
             // An unknown value falls back to the default, as the numbers above do.
-            tool_mode: text("TOOLS")
+            tool_mode: text(settings::TOOLS)
                 .and_then(|value| ToolMode::parse(&value).ok())
-                .unwrap_or_default(),
-            session_idle: Duration::from_secs(number("SESSION_IDLE_SECS", 120).max(1)),
+                .unwrap_or(settings::DEFAULT_TOOL_MODE),
+            session_idle: settings::SESSION_IDLE_SECS.secs(number(settings::SESSION_IDLE_SECS)),
         }
     }
 }
