@@ -1,8 +1,10 @@
-//! The HTTP server both modes run: hyper-util's auto (HTTP/1.1 + h2c) connection builder
-//! around the axum router, tuned for many concurrent requests and bounded against peers that
-//! hold connections open without using them.
+//! The HTTP server both modes run: hyper's HTTP/1.1 and HTTP/2 (h2c) connections around the
+//! axum router, tuned for many concurrent requests, for little memory per idle connection, and
+//! bounded against peers that hold connections open without using them.
 //!
 //! - The router is prepared once and shared (axum's own `serve` builds one per connection).
+//! - A connection's protocol is told from its first bytes, peeked, not read: see
+//!   `sniff_protocol` for what that saves per connection.
 //! - At most `--max-connections` connections are open; past that a new one is closed as soon
 //!   as it is accepted, so the listen backlog never fills with dead peers. The process's file
 //!   limit is raised at start as far as the hard limit allows.
@@ -13,6 +15,7 @@
 //!   provoked-reset protections set explicitly.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -21,10 +24,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -105,20 +108,7 @@ pub async fn serve(
     let limits = ServerLimits::for_process(front);
     // Turns every route into its final service once, not per connection or per request.
     let app: Router = app.with_state(());
-    let mut builder = Builder::new(TokioExecutor::new());
-    // No hyper header-read timer for HTTP/1.1: the per-connection idle watchdog below already
-    // closes a connection that has no request open (headers that never finish included) after
-    // `idle_timeout`, and hyper's timer would cost every request a timer reset.
-    builder.http1().header_read_timeout(None);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_streams)
-        .max_pending_accept_reset_streams(H2_PENDING_ACCEPT_RESETS)
-        .max_local_error_reset_streams(H2_LOCAL_ERROR_RESETS)
-        .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
-    let builder = Arc::new(builder);
+    let builders = Arc::new(Builders::new(&limits));
     let slots = Arc::new(Semaphore::new(
         limits.max_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -152,39 +142,39 @@ pub async fn serve(
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
         let activity = Arc::new(Activity::new());
-        let service = TowerToHyperService::new(tracked(app.clone(), activity.clone()));
-        let builder = builder.clone();
+        let service = Tracked {
+            app: app.clone(),
+            activity: activity.clone(),
+        };
+        let builders = builders.clone();
         let mut stopping = stopping.clone();
         let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
             let _slot = slot;
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            tokio::pin!(connection);
-            let mut closing = *stopping.borrow_and_update();
-            if closing {
-                connection.as_mut().graceful_shutdown();
+            if *stopping.borrow_and_update() {
+                return;
             }
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(err) = result {
-                            tracing::debug!(%err, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    () = activity.idle_for(idle_timeout), if !closing => {
-                        // No request is open, so nothing is lost by closing now; a graceful
-                        // shutdown would wait for headers that may never finish.
-                        tracing::debug!("closing a connection idle for {idle_timeout:?}");
-                        break;
-                    }
-                    _ = stopping.changed(), if !closing => {
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
+            // Nothing is allocated for the connection until its first bytes show which
+            // protocol it speaks; a peer that stays silent is closed by the idle watchdog.
+            let protocol = tokio::select! {
+                protocol = sniff_protocol(&stream) => protocol,
+                () = activity.idle_for(idle_timeout) => return,
+                _ = stopping.changed() => return,
+            };
+            let io = TokioIo::new(stream);
+            match protocol {
+                Ok(Protocol::Http1) => {
+                    let connection = builders.http1.serve_connection(io, service);
+                    tokio::pin!(connection);
+                    drive(connection, &activity, idle_timeout, stopping).await;
                 }
+                Ok(Protocol::Http2) => {
+                    // Boxed, so that the (far more common) HTTP/1.1 connection's task is not
+                    // sized for HTTP/2's larger state.
+                    let mut connection = Box::pin(builders.http2.serve_connection(io, service));
+                    drive(connection.as_mut(), &activity, idle_timeout, stopping).await;
+                }
+                Err(err) => tracing::debug!(%err, "connection ended before its first request"),
             }
         });
     }
@@ -194,6 +184,106 @@ pub async fn serve(
     let _ = slots
         .acquire_many(limits.max_connections.min(Semaphore::MAX_PERMITS) as u32)
         .await;
+}
+
+/// The two protocols a connection may speak: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// What an HTTP/2 client sends first (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// How long to wait before looking again at a connection whose bytes so far are only the
+/// start of the HTTP/2 preface (a peek returns at once while unread bytes are waiting).
+const PREFACE_RECHECK: Duration = Duration::from_millis(5);
+
+/// Which protocol `stream` speaks, from its first bytes, without reading them: hyper then
+/// reads the request from the socket itself. (hyper-util's auto builder reads them into a
+/// buffer of its own and hands them over first, which made hyper's read buffer grow from
+/// 8 KB to 16 KB on every connection, and sized every connection's task for HTTP/2.)
+async fn sniff_protocol(stream: &TcpStream) -> std::io::Result<Protocol> {
+    let mut first = [0u8; H2_PREFACE.len()];
+    loop {
+        let seen = stream.peek(&mut first).await?;
+        if let Some(protocol) = protocol_from_start(first.get(..seen).unwrap_or_default()) {
+            return Ok(protocol);
+        }
+        tokio::time::sleep(PREFACE_RECHECK).await;
+    }
+}
+
+/// The protocol that a connection's first bytes `start` show, or `None` while they are a
+/// proper beginning of the HTTP/2 preface. No bytes (the peer closed) go to HTTP/1.1, which
+/// ends the connection.
+fn protocol_from_start(start: &[u8]) -> Option<Protocol> {
+    if start.is_empty() || !H2_PREFACE.starts_with(start) {
+        Some(Protocol::Http1)
+    } else if start.len() == H2_PREFACE.len() {
+        Some(Protocol::Http2)
+    } else {
+        None
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 connection settings, built once.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &ServerLimits) -> Self {
+        let mut http1 = http1::Builder::new();
+        // No hyper header-read timer for HTTP/1.1: the per-connection idle watchdog already
+        // closes a connection that has no request open (headers that never finish included)
+        // after `idle_timeout`, and hyper's timer would cost every request a timer reset.
+        http1.header_read_timeout(None);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_streams)
+            .max_pending_accept_reset_streams(H2_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_LOCAL_ERROR_RESETS)
+            .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
+        Builders { http1, http2 }
+    }
+}
+
+/// Runs `connection` to its end, closing it once it has had no request open for
+/// `idle_timeout`, and shutting it down gracefully when the server stops.
+async fn drive<C>(
+    mut connection: Pin<&mut C>,
+    activity: &Activity,
+    idle_timeout: Duration,
+    mut stopping: watch::Receiver<bool>,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                break;
+            }
+            () = activity.idle_for(idle_timeout), if !closing => {
+                // No request is open, so nothing is lost by closing now; a graceful
+                // shutdown would wait for headers that may never finish.
+                tracing::debug!("closing a connection idle for {idle_timeout:?}");
+                break;
+            }
+            _ = stopping.changed(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
 }
 
 /// Whether a connection has requests open, and since when it has had none.
@@ -252,24 +342,27 @@ impl Drop for OpenRequest {
 }
 
 /// `app` with each request counted open on `activity` until its response body ends.
-fn tracked(
+#[derive(Clone)]
+struct Tracked {
     app: Router,
     activity: Arc<Activity>,
-) -> impl tower::Service<
-    Request<hyper::body::Incoming>,
-    Response = Response<Body>,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send,
-> + Clone
-+ Send {
-    tower::service_fn(move |request: Request<hyper::body::Incoming>| {
-        let open = activity.begin();
-        let app = app.clone();
-        async move {
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Tracked {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    /// Boxed: hyper keeps a slot for the future in every connection, idle or not, so a
+    /// pointer there instead of the router's whole future saves ~600 bytes per connection.
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Self::Error>> + Send>>;
+
+    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        let open = self.activity.begin();
+        let app = self.app.clone();
+        Box::pin(async move {
             let response = app.oneshot(request).await?;
             Ok(response.map(|body| Body::new(TrackedBody { body, _open: open })))
-        }
-    })
+        })
+    }
 }
 
 /// A response body that keeps its request counted open while it is being sent.
@@ -283,10 +376,10 @@ impl http_body::Body for TrackedBody {
     type Error = axum::Error;
 
     fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+        Pin::new(&mut self.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
