@@ -45,10 +45,11 @@ const H2_PENDING_ACCEPT_RESETS: usize = 20;
 /// (the provoked-reset attack); the h2 default.
 const H2_LOCAL_ERROR_RESETS: usize = 1024;
 /// How long an HTTP/1.1 connection waits with no request open before it is parked: long
-/// enough that a busy connection is not taken apart and rebuilt between back-to-back
-/// requests (that cost ~15% of requests/s in the bench), short next to keep-alive pools'
-/// idle times.
-const PARK_AFTER: Duration = Duration::from_secs(1);
+/// enough that a connection carrying back-to-back requests is not taken apart and rebuilt
+/// between them (parking at once cost ~15% of requests/s in the bench), short enough that
+/// connections opened in a burst do not all hold hyper's buffers at once (the allocator keeps
+/// what a peak took).
+const PARK_AFTER: Duration = Duration::from_millis(100);
 /// A silent HTTP/2 peer is pinged this often and dropped when it does not answer in time.
 const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
