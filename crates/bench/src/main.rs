@@ -105,6 +105,22 @@ struct Args {
     /// 1 MB text) back to back, unmeasured: how much large requests slow everyone else.
     #[arg(long, default_value_t = 0)]
     alongside_large: usize,
+    /// Instead of load: open this many keep-alive connections that each make one request
+    /// (`--idle-request`) and then sit idle, and report the bridge's memory per connection
+    /// (with `--http2`, h2c connections).
+    #[arg(long, default_value_t = 0)]
+    idle_connections: usize,
+    /// With `--idle-connections`: the one request each connection makes before it goes idle.
+    #[arg(long, value_enum, default_value = "health")]
+    idle_request: IdleRequest,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum IdleRequest {
+    /// `GET /health`: small request, small response.
+    Health,
+    /// `POST /v1/messages` with the small payload, answered by the instant client.
+    Message,
 }
 
 /// Where the load goes: `host:port`, and the token every request carries.
@@ -217,6 +233,14 @@ async fn run(args: Args) -> Result<(), BoxError> {
     wait_for_sampling_session(&target).await?;
     let idle_rss_kb = total_memory_kb(&measured_pids, "VmRSS:")?;
     let body = Bytes::from(request_body(args.payload, args.stream)?);
+    if args.idle_connections > 0 {
+        let report = idle_connections(&args, &target, &measured_pids, idle_rss_kb, body).await?;
+        if let Some(mut bridge) = bridge {
+            let _ = bridge.start_kill();
+        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     let floor = match args.payload {
         Payload::Large => Some(parse_serialise_floor(&body)?),
         Payload::Small => None,
@@ -319,6 +343,65 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// `--idle-connections`: opens the connections, each makes its one request, then all sit
+/// idle while the bridge's resident memory is read; the growth over the bridge's memory before
+/// they opened, divided by their number, is the cost of one idle connection.
+async fn idle_connections(
+    args: &Args,
+    target: &Target,
+    measured_pids: &[u32],
+    idle_rss_kb: u64,
+    body: Bytes,
+) -> Result<Value, BoxError> {
+    let mut open = Vec::with_capacity(args.idle_connections);
+    let mut errors = 0u64;
+    for _ in 0..args.idle_connections {
+        let mut sender = if args.http2 {
+            LoadSender::Http2(connect_http2(&target.address).await?)
+        } else {
+            LoadSender::Http1(connect(&target.address).await?)
+        };
+        let http2 = args.http2;
+        let request = match (args.idle_request, http2) {
+            (IdleRequest::Health, false) => target.request("GET", "/health"),
+            (IdleRequest::Health, true) => target.http2_request("GET", "/health"),
+            (IdleRequest::Message, false) => target.request("POST", "/v1/messages"),
+            (IdleRequest::Message, true) => target.http2_request("POST", "/v1/messages"),
+        };
+        let request_body = match args.idle_request {
+            IdleRequest::Health => Bytes::new(),
+            IdleRequest::Message => body.clone(),
+        };
+        let request = request
+            .header("content-type", "application/json")
+            .header("anthropic-version", "2023-06-01")
+            .body(Full::new(request_body))?;
+        let response = sender.send(request).await?;
+        let ok = response.status().is_success();
+        let ended = response.into_body().collect().await.is_ok();
+        if !(ok && ended) {
+            errors += 1;
+        }
+        open.push(sender);
+    }
+    // Let the bridge finish with the last responses before reading its memory.
+    tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+    let rss_kb = total_memory_kb(measured_pids, "VmRSS:")?;
+    let per_connection_kb =
+        rss_kb.saturating_sub(idle_rss_kb) as f64 / args.idle_connections as f64;
+    let report = json!({
+        "idle_connections": args.idle_connections,
+        "http2": args.http2,
+        "idle_request": format!("{:?}", args.idle_request).to_lowercase(),
+        "errors": errors,
+        "bridge_rss_before_kb": idle_rss_kb,
+        "bridge_rss_idle_connections_kb": rss_kb,
+        "bridge_rss_per_idle_connection_kb": (per_connection_kb * 10.0).round() / 10.0,
+    });
+    drop(open);
+    Ok(report)
 }
 
 /// The request the load sends.

@@ -1,8 +1,10 @@
-//! The HTTP server both modes run: hyper-util's auto (HTTP/1.1 + h2c) connection builder
-//! around the axum router, tuned for many concurrent requests and bounded against peers that
-//! hold connections open without using them.
+//! The HTTP server both modes run: hyper's HTTP/1.1 and HTTP/2 (h2c) connections around the
+//! axum router, tuned for many concurrent requests, for little memory per idle connection, and
+//! bounded against peers that hold connections open without using them.
 //!
 //! - The router is prepared once and shared (axum's own `serve` builds one per connection).
+//! - A connection's protocol is told from its first bytes, peeked, not read: see
+//!   `sniff_protocol` for what that saves per connection.
 //! - At most `--max-connections` connections are open; past that a new one is closed as soon
 //!   as it is accepted, so the listen backlog never fills with dead peers. The process's file
 //!   limit is raised at start as far as the hard limit allows.
@@ -13,18 +15,21 @@
 //!   provoked-reset protections set explicitly.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
+use bytes::Bytes;
+use http_body::Body as _;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -39,6 +44,12 @@ const H2_PENDING_ACCEPT_RESETS: usize = 20;
 /// Resets the server may send because of the peer's errors before it closes the connection
 /// (the provoked-reset attack); the h2 default.
 const H2_LOCAL_ERROR_RESETS: usize = 1024;
+/// How long an HTTP/1.1 connection waits with no request open before it is parked: long
+/// enough that a connection carrying back-to-back requests is not taken apart and rebuilt
+/// between them (parking at once cost ~15% of requests/s in the bench), short enough that
+/// connections opened in a burst do not all hold hyper's buffers at once (the allocator keeps
+/// what a peak took).
+const PARK_AFTER: Duration = Duration::from_millis(100);
 /// A silent HTTP/2 peer is pinged this often and dropped when it does not answer in time.
 const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -49,6 +60,8 @@ pub struct ServerLimits {
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub h2_max_streams: u32,
+    /// An HTTP/1.1 connection with no request open for this long is parked (`serve_http1`).
+    pub park_after: Duration,
 }
 
 impl ServerLimits {
@@ -71,6 +84,7 @@ impl ServerLimits {
             max_connections,
             idle_timeout: Duration::from_secs(front.header_read_timeout_secs),
             h2_max_streams: front.h2_max_streams,
+            park_after: PARK_AFTER,
         }
     }
 }
@@ -102,23 +116,19 @@ pub async fn serve(
     front: &FrontArgs,
     shutdown: impl Future<Output = ()>,
 ) {
-    let limits = ServerLimits::for_process(front);
+    serve_with_limits(listener, app, ServerLimits::for_process(front), shutdown).await;
+}
+
+/// `serve`, with the connection bounds given.
+async fn serve_with_limits(
+    listener: TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     // Turns every route into its final service once, not per connection or per request.
     let app: Router = app.with_state(());
-    let mut builder = Builder::new(TokioExecutor::new());
-    // No hyper header-read timer for HTTP/1.1: the per-connection idle watchdog below already
-    // closes a connection that has no request open (headers that never finish included) after
-    // `idle_timeout`, and hyper's timer would cost every request a timer reset.
-    builder.http1().header_read_timeout(None);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.h2_max_streams)
-        .max_pending_accept_reset_streams(H2_PENDING_ACCEPT_RESETS)
-        .max_local_error_reset_streams(H2_LOCAL_ERROR_RESETS)
-        .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
-    let builder = Arc::new(builder);
+    let builders = Arc::new(Builders::new(&limits));
     let slots = Arc::new(Semaphore::new(
         limits.max_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -152,39 +162,43 @@ pub async fn serve(
             tracing::debug!(%err, "could not set TCP_NODELAY");
         }
         let activity = Arc::new(Activity::new());
-        let service = TowerToHyperService::new(tracked(app.clone(), activity.clone()));
-        let builder = builder.clone();
+        let service = Tracked {
+            app: app.clone(),
+            activity: activity.clone(),
+        };
+        let builders = builders.clone();
         let mut stopping = stopping.clone();
         let idle_timeout = limits.idle_timeout;
+        let park_after = limits.park_after;
         tokio::spawn(async move {
             let _slot = slot;
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            tokio::pin!(connection);
-            let mut closing = *stopping.borrow_and_update();
-            if closing {
-                connection.as_mut().graceful_shutdown();
+            if *stopping.borrow_and_update() {
+                return;
             }
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(err) = result {
-                            tracing::debug!(%err, "connection ended with an error");
-                        }
-                        break;
-                    }
-                    () = activity.idle_for(idle_timeout), if !closing => {
-                        // No request is open, so nothing is lost by closing now; a graceful
-                        // shutdown would wait for headers that may never finish.
-                        tracing::debug!("closing a connection idle for {idle_timeout:?}");
-                        break;
-                    }
-                    _ = stopping.changed(), if !closing => {
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
+            // Nothing is allocated for the connection until its first bytes show which
+            // protocol it speaks; a peer that stays silent is closed by the idle watchdog.
+            let protocol = tokio::select! {
+                protocol = sniff_protocol(&stream) => protocol,
+                () = activity.idle_for(idle_timeout) => return,
+                _ = stopping.changed() => return,
+            };
+            match protocol {
+                Ok(Protocol::Http1) => {
+                    let http1 = &builders.http1;
+                    let times = Times {
+                        idle_timeout,
+                        park_after,
+                    };
+                    serve_http1(stream, http1, service, &activity, times, stopping).await;
                 }
+                Ok(Protocol::Http2) => {
+                    // Boxed, so that the (far more common) HTTP/1.1 connection's task is not
+                    // sized for HTTP/2's larger state.
+                    let io = TokioIo::new(stream);
+                    let mut connection = Box::pin(builders.http2.serve_connection(io, service));
+                    drive(connection.as_mut(), &activity, idle_timeout, stopping).await;
+                }
+                Err(err) => tracing::debug!(%err, "connection ended before its first request"),
             }
         });
     }
@@ -196,12 +210,322 @@ pub async fn serve(
         .await;
 }
 
+/// The two protocols a connection may speak: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// What an HTTP/2 client sends first (RFC 9113, section 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// How long to wait before looking again at a connection whose bytes so far are only the
+/// start of the HTTP/2 preface (a peek returns at once while unread bytes are waiting).
+const PREFACE_RECHECK: Duration = Duration::from_millis(5);
+
+/// Which protocol `stream` speaks, from its first bytes, without reading them: hyper then
+/// reads the request from the socket itself. (hyper-util's auto builder reads them into a
+/// buffer of its own and hands them over first, which made hyper's read buffer grow from
+/// 8 KB to 16 KB on every connection, and sized every connection's task for HTTP/2.)
+async fn sniff_protocol(stream: &TcpStream) -> std::io::Result<Protocol> {
+    let mut first = [0u8; H2_PREFACE.len()];
+    loop {
+        let seen = stream.peek(&mut first).await?;
+        if let Some(protocol) = protocol_from_start(first.get(..seen).unwrap_or_default()) {
+            return Ok(protocol);
+        }
+        tokio::time::sleep(PREFACE_RECHECK).await;
+    }
+}
+
+/// The protocol that a connection's first bytes `start` show, or `None` while they are a
+/// proper beginning of the HTTP/2 preface. No bytes (the peer closed) go to HTTP/1.1, which
+/// ends the connection.
+fn protocol_from_start(start: &[u8]) -> Option<Protocol> {
+    if start.is_empty() || !H2_PREFACE.starts_with(start) {
+        Some(Protocol::Http1)
+    } else if start.len() == H2_PREFACE.len() {
+        Some(Protocol::Http2)
+    } else {
+        None
+    }
+}
+
+/// The HTTP/1.1 and HTTP/2 connection settings, built once.
+struct Builders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(limits: &ServerLimits) -> Self {
+        let mut http1 = http1::Builder::new();
+        // No hyper header-read timer for HTTP/1.1: the per-connection idle watchdog already
+        // closes a connection that has no request open (headers that never finish included)
+        // after `idle_timeout`, and hyper's timer would cost every request a timer reset.
+        http1.header_read_timeout(None);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_streams)
+            .max_pending_accept_reset_streams(H2_PENDING_ACCEPT_RESETS)
+            .max_local_error_reset_streams(H2_LOCAL_ERROR_RESETS)
+            .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
+        Builders { http1, http2 }
+    }
+}
+
+/// The idle times of an HTTP/1.1 connection: closed after `idle_timeout` with no request open,
+/// parked after `park_after`.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    idle_timeout: Duration,
+    park_after: Duration,
+}
+
+/// Serves HTTP/1.1 on `stream`, parking the connection whenever it has had nothing to do for
+/// a while.
+///
+/// hyper keeps an 8 KB read buffer and an 8 KB write buffer (plus a cached header map and the
+/// slot for a request's future) for as long as its connection object lives, idle or not, and
+/// has no setting that shrinks them. So between requests the connection object is taken apart
+/// (`into_parts`) and dropped: a parked connection holds only its socket, its task and any
+/// bytes of a next request that had already arrived, and a new hyper connection takes over
+/// when the socket becomes readable. Parking happens only when nothing can be lost (see
+/// `Activity::parkable`).
+async fn serve_http1(
+    mut stream: TcpStream,
+    http1: &http1::Builder,
+    mut service: Tracked,
+    activity: &Arc<Activity>,
+    times: Times,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut leftover = Bytes::new();
+    loop {
+        let io = ParkingIo {
+            inner: TokioIo::new(stream),
+            leftover,
+            activity: activity.clone(),
+        };
+        let mut connection = http1.serve_connection(io, service);
+        if let Run::Ended =
+            run_until_parkable(&mut connection, activity, times, &mut stopping).await
+        {
+            return;
+        }
+        #[cfg(test)]
+        tests::PARKED.fetch_add(1, Ordering::Relaxed);
+        let parts = connection.into_parts();
+        service = parts.service;
+        stream = parts.io.inner.into_inner();
+        // The start of a next request, if any, copied: these bytes share the allocation of
+        // hyper's whole read buffer, which parking is meant to free.
+        leftover = Bytes::copy_from_slice(&parts.read_buf);
+        // Readable again: more of a request, or the peer's close (which hyper then sees).
+        tokio::select! {
+            ready = stream.readable() => if ready.is_err() { return },
+            () = activity.idle_for(times.idle_timeout) => return,
+            _ = stopping.changed() => return,
+        }
+    }
+}
+
+/// How a run of an HTTP/1.1 connection object ended.
+enum Run {
+    /// The connection is over (closed by either side, idle too long, or shut down).
+    Ended,
+    /// No request is open and everything written has been sent: the object can go.
+    Parkable,
+}
+
+/// Polls `connection` until it ends or can be parked (no request open for `park_after`),
+/// closing it once it has had no request open for `idle_timeout` and shutting it down
+/// gracefully when the server stops (a closing connection is never parked).
+async fn run_until_parkable(
+    connection: &mut http1::Connection<ParkingIo, Tracked>,
+    activity: &Activity,
+    times: Times,
+    stopping: &mut watch::Receiver<bool>,
+) -> Run {
+    let idle_timeout = times.idle_timeout;
+    let idle = activity.idle_for(idle_timeout);
+    // Quiet for `park_after` since this connection object started, too: a connection that
+    // was parked and gets busy again is not taken apart between back-to-back requests.
+    let quiet = async {
+        tokio::time::sleep(times.park_after).await;
+        activity.idle_for(times.park_after).await;
+    };
+    let stop = stopping.changed();
+    tokio::pin!(idle, quiet, stop);
+    let mut closing = false;
+    let mut quiet_long_enough = false;
+    // What an earlier connection object recorded says nothing about this one.
+    activity.io.store(0, Ordering::Relaxed);
+    std::future::poll_fn(|cx| {
+        if !closing {
+            if stop.as_mut().poll(cx).is_ready() {
+                Pin::new(&mut *connection).graceful_shutdown();
+                closing = true;
+            } else if idle.as_mut().poll(cx).is_ready() {
+                // No request is open, so nothing is lost by closing now; a graceful
+                // shutdown would wait for headers that may never finish.
+                tracing::debug!("closing a connection idle for {idle_timeout:?}");
+                return Poll::Ready(Run::Ended);
+            } else if !quiet_long_enough && quiet.as_mut().poll(cx).is_ready() {
+                quiet_long_enough = true;
+                // hyper has not been polled since it last returned `Pending`, so what that
+                // poll recorded still holds.
+                if activity.parkable() {
+                    return Poll::Ready(Run::Parkable);
+                }
+            }
+        }
+        activity.io.store(0, Ordering::Relaxed);
+        match Pin::new(&mut *connection).poll(cx) {
+            Poll::Ready(result) => {
+                if let Err(err) = result {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                Poll::Ready(Run::Ended)
+            }
+            Poll::Pending if !closing && quiet_long_enough && activity.parkable() => {
+                Poll::Ready(Run::Parkable)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// The socket under a hyper HTTP/1.1 connection: first gives back the bytes a parked
+/// connection had already read, and records on `activity` how the latest reads and writes of
+/// the current poll ended, which is what tells whether the connection can be parked.
+struct ParkingIo {
+    inner: TokioIo<TcpStream>,
+    leftover: Bytes,
+    activity: Arc<Activity>,
+}
+
+/// `Activity::io` bit: the latest read found no bytes waiting (hyper is waiting for more).
+const READ_PENDING: u8 = 1;
+/// `Activity::io` bit: the latest write or flush could not finish (bytes wait in hyper).
+const WRITE_PENDING: u8 = 2;
+
+impl ParkingIo {
+    fn record(&self, bit: u8, pending: bool) {
+        if pending {
+            self.activity.io.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.activity.io.fetch_and(!bit, Ordering::Relaxed);
+        }
+    }
+
+    fn recorded<T>(&self, bit: u8, polled: Poll<T>) -> Poll<T> {
+        self.record(bit, polled.is_pending());
+        polled
+    }
+}
+
+impl hyper::rt::Read for ParkingIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.leftover.is_empty() {
+            let n = self.leftover.len().min(buf.remaining());
+            let given = self.leftover.split_to(n);
+            buf.put_slice(&given);
+            self.record(READ_PENDING, false);
+            return Poll::Ready(Ok(()));
+        }
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.recorded(READ_PENDING, polled)
+    }
+}
+
+impl hyper::rt::Write for ParkingIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.recorded(WRITE_PENDING, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.recorded(WRITE_PENDING, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.recorded(WRITE_PENDING, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.recorded(WRITE_PENDING, polled)
+    }
+}
+
+/// Runs `connection` to its end, closing it once it has had no request open for
+/// `idle_timeout`, and shutting it down gracefully when the server stops.
+async fn drive<C>(
+    mut connection: Pin<&mut C>,
+    activity: &Activity,
+    idle_timeout: Duration,
+    mut stopping: watch::Receiver<bool>,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                break;
+            }
+            () = activity.idle_for(idle_timeout), if !closing => {
+                // No request is open, so nothing is lost by closing now; a graceful
+                // shutdown would wait for headers that may never finish.
+                tracing::debug!("closing a connection idle for {idle_timeout:?}");
+                break;
+            }
+            _ = stopping.changed(), if !closing => {
+                connection.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}
+
 /// Whether a connection has requests open, and since when it has had none.
 struct Activity {
     open: AtomicUsize,
     started: Instant,
     /// Milliseconds after `started` when the last request closed (or the connection opened).
     idle_since_ms: AtomicU64,
+    /// How the current poll's latest HTTP/1.1 reads and writes ended (`READ_PENDING`,
+    /// `WRITE_PENDING`); reset before each poll.
+    io: AtomicU8,
+    /// A request body was dropped before its end: hyper may then still be in the middle of
+    /// that message (draining it, or about to close), so the connection is never parked.
+    body_left_unread: AtomicBool,
 }
 
 impl Activity {
@@ -210,7 +534,22 @@ impl Activity {
             open: AtomicUsize::new(0),
             started: Instant::now(),
             idle_since_ms: AtomicU64::new(0),
+            io: AtomicU8::new(0),
+            body_left_unread: AtomicBool::new(false),
         }
+    }
+
+    /// Whether an HTTP/1.1 connection object that has just returned `Pending` can be dropped
+    /// without losing anything: no request is open (every response has been handed to hyper in
+    /// full and every request body read to its end, so hyper is not in the middle of a
+    /// message), no request body was ever abandoned halfway, the poll ended waiting to read
+    /// (hyper waits for the next request; any part of it it holds comes back from
+    /// `into_parts`), and its last write or flush finished (hyper flushes whatever it buffered
+    /// on every poll, so none is left).
+    fn parkable(&self) -> bool {
+        self.open.load(Ordering::Acquire) == 0
+            && !self.body_left_unread.load(Ordering::Relaxed)
+            && self.io.load(Ordering::Relaxed) == READ_PENDING
     }
 
     fn begin(self: &Arc<Self>) -> OpenRequest {
@@ -252,24 +591,72 @@ impl Drop for OpenRequest {
 }
 
 /// `app` with each request counted open on `activity` until its response body ends.
-fn tracked(
+#[derive(Clone)]
+struct Tracked {
     app: Router,
     activity: Arc<Activity>,
-) -> impl tower::Service<
-    Request<hyper::body::Incoming>,
-    Response = Response<Body>,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send,
-> + Clone
-+ Send {
-    tower::service_fn(move |request: Request<hyper::body::Incoming>| {
-        let open = activity.begin();
-        let app = app.clone();
-        async move {
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Tracked {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    /// Boxed: hyper keeps a slot for the future in every connection, idle or not, so a
+    /// pointer there instead of the router's whole future saves ~600 bytes per connection.
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Self::Error>> + Send>>;
+
+    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        let open = self.activity.begin();
+        // The request's body counts open too until it has been read to its end (or dropped):
+        // until then hyper may still be reading it, and the connection must not be parked.
+        let body_open = (!request.body().is_end_stream()).then(|| self.activity.begin());
+        let request = request.map(|body| TrackedRequestBody {
+            body,
+            open: body_open,
+        });
+        let app = self.app.clone();
+        Box::pin(async move {
             let response = app.oneshot(request).await?;
             Ok(response.map(|body| Body::new(TrackedBody { body, _open: open })))
+        })
+    }
+}
+
+/// A request body that keeps its request counted open until it has been read to its end.
+struct TrackedRequestBody {
+    body: hyper::body::Incoming,
+    open: Option<OpenRequest>,
+}
+
+impl http_body::Body for TrackedRequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.open = None;
         }
-    })
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for TrackedRequestBody {
+    fn drop(&mut self) {
+        if let Some(open) = &self.open {
+            open.0.body_left_unread.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A response body that keeps its request counted open while it is being sent.
@@ -283,10 +670,10 @@ impl http_body::Body for TrackedBody {
     type Error = axum::Error;
 
     fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+        Pin::new(&mut self.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -295,5 +682,196 @@ impl http_body::Body for TrackedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::{get, post};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Connections parked so far, by every server in this test binary.
+    pub(super) static PARKED: AtomicUsize = AtomicUsize::new(0);
+
+    const PARK: Duration = Duration::from_millis(50);
+    /// Long enough for a connection to be parked.
+    const PAUSE: Duration = Duration::from_millis(250);
+
+    fn app() -> Router {
+        Router::new()
+            .route("/health", get(|| async { "ok" }))
+            .route("/echo", post(|body: Bytes| async move { body }))
+            // Answers without reading the body.
+            .route(
+                "/refuse",
+                post(|| async { axum::http::StatusCode::FORBIDDEN }),
+            )
+    }
+
+    async fn start() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let limits = ServerLimits {
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(30),
+            h2_max_streams: 16,
+            park_after: PARK,
+        };
+        tokio::spawn(serve_with_limits(
+            listener,
+            app(),
+            limits,
+            std::future::pending(),
+        ));
+        address
+    }
+
+    /// Reads one response (with a `Content-Length`) from `stream`, keeping what follows it in
+    /// `pending`: its status and body, or `None` if the server closed the connection first.
+    async fn response(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Option<(u16, Vec<u8>)> {
+        loop {
+            if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(pending[..end].to_vec()).unwrap();
+                let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| {
+                        let (name, value) = line.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().unwrap())
+                    })
+                    .unwrap();
+                if pending.len() >= end + 4 + length {
+                    let body = pending[end + 4..end + 4 + length].to_vec();
+                    pending.drain(..end + 4 + length);
+                    return Some((status, body));
+                }
+            }
+            let mut chunk = [0u8; 65536];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    fn get_health() -> Vec<u8> {
+        b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()
+    }
+
+    /// Parks and resumes a keep-alive connection across every boundary a request can straddle,
+    /// and checks each is served as on an unbroken connection.
+    #[tokio::test]
+    async fn a_parked_http1_connection_serves_whatever_arrives_next() {
+        let address = start().await;
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let mut pending = Vec::new();
+        let ok = Some((200, b"ok".to_vec()));
+
+        // Idle after a request: parked, then picked up again by the next request.
+        let parked = PARKED.load(Ordering::Relaxed);
+        stream.write_all(&get_health()).await.unwrap();
+        assert_eq!(response(&mut stream, &mut pending).await, ok);
+        tokio::time::sleep(PAUSE).await;
+        assert!(
+            PARKED.load(Ordering::Relaxed) > parked,
+            "an idle connection is parked"
+        );
+        stream.write_all(&get_health()).await.unwrap();
+        assert_eq!(response(&mut stream, &mut pending).await, ok);
+
+        // Headers cut in two by a park: the first half is kept while parked.
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHo")
+            .await
+            .unwrap();
+        tokio::time::sleep(PAUSE).await;
+        stream.write_all(b"st: x\r\n\r\n").await.unwrap();
+        assert_eq!(response(&mut stream, &mut pending).await, ok);
+
+        // Three pipelined requests in one write, answered in order.
+        let mut three = get_health();
+        three
+            .extend_from_slice(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+        three.extend_from_slice(&get_health());
+        stream.write_all(&three).await.unwrap();
+        assert_eq!(response(&mut stream, &mut pending).await, ok);
+        assert_eq!(
+            response(&mut stream, &mut pending).await,
+            Some((200, b"hello".to_vec()))
+        );
+        assert_eq!(response(&mut stream, &mut pending).await, ok);
+
+        // A body that trickles in with pauses longer than the park delay: a request being
+        // read is never parked.
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab")
+            .await
+            .unwrap();
+        tokio::time::sleep(PAUSE).await;
+        stream.write_all(b"cd").await.unwrap();
+        tokio::time::sleep(PAUSE).await;
+        stream.write_all(b"ef").await.unwrap();
+        assert_eq!(
+            response(&mut stream, &mut pending).await,
+            Some((200, b"abcdef".to_vec()))
+        );
+
+        // 64 KB of headers after a park (Claude Code and the SDKs send up to ~8 KB).
+        tokio::time::sleep(PAUSE).await;
+        let mut large = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for index in 0..16 {
+            large.extend_from_slice(
+                format!("x-filler-{index}: {}\r\n", "a".repeat(4096)).as_bytes(),
+            );
+        }
+        large.extend_from_slice(b"\r\n");
+        stream.write_all(&large).await.unwrap();
+        assert_eq!(response(&mut stream, &mut pending).await, ok);
+    }
+
+    /// A request refused before its body arrived: the body's bytes, sent later, must never be
+    /// read as a request of their own (hyper drains them, or closes such a connection).
+    #[tokio::test]
+    async fn a_body_left_unread_is_never_taken_for_a_request() {
+        let address = start().await;
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let mut pending = Vec::new();
+        // A body that is itself a request, which would get 404.
+        let body = b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n";
+        let head = format!(
+            "POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        assert_eq!(
+            response(&mut stream, &mut pending).await,
+            Some((403, Vec::new()))
+        );
+        tokio::time::sleep(PAUSE).await;
+        let mut rest = body.to_vec();
+        rest.extend_from_slice(&get_health());
+        let _ = stream.write_all(&rest).await;
+        let next = response(&mut stream, &mut pending).await;
+        assert!(
+            next.is_none() || next == Some((200, b"ok".to_vec())),
+            "{next:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_bytes_tell_http2_from_http1() {
+        assert_eq!(protocol_from_start(b""), Some(Protocol::Http1));
+        assert_eq!(
+            protocol_from_start(b"GET / HTTP/1.1\r\n"),
+            Some(Protocol::Http1)
+        );
+        assert_eq!(
+            protocol_from_start(b"PRI * HTTP/1.1\r\n"),
+            Some(Protocol::Http1)
+        );
+        assert_eq!(protocol_from_start(b"PRI * HTTP/2"), None);
+        assert_eq!(protocol_from_start(H2_PREFACE), Some(Protocol::Http2));
     }
 }
