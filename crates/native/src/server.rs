@@ -614,8 +614,20 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Tracked {
             open: body_open,
         });
         let app = self.app.clone();
+        let is_http1 = request.version() <= axum::http::Version::HTTP_11;
+        let activity = self.activity.clone();
         Box::pin(async move {
-            let response = app.oneshot(request).await?;
+            let mut response = app.oneshot(request).await?;
+            // A response that refused the request without reading its body (a bad key, origin
+            // or content type): hyper will not reuse the connection, whose next bytes are that
+            // body. Say so, as Go's server does, so that a client does not send its next request
+            // on a connection that is about to close (which it sees as "server disconnected").
+            if is_http1 && activity.body_left_unread.load(Ordering::Relaxed) {
+                response.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
             Ok(response.map(|body| Body::new(TrackedBody { body, _open: open })))
         })
     }
