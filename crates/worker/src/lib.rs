@@ -10,10 +10,11 @@ mod http;
 mod journal;
 mod mcp_endpoint;
 mod random;
+mod registry_client;
 mod registry_object;
+mod session_client;
 mod session_object;
 mod tenancy;
-mod wire;
 
 pub use registry_object::NamespaceRegistry;
 pub use session_object::McpSessionObject;

@@ -31,15 +31,17 @@ use sampling2api_core::mcp_session::{ClientFacts, McpSession, ServerInfo};
 use sampling2api_core::sampling::CreateMessageResult;
 use serde::{Deserialize, Serialize};
 use worker::{
-    Delay, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    Delay, DurableObject, Env, Request, Response, Result, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair, durable_object,
 };
 
 use crate::config::Settings;
-use crate::http::call;
-use crate::mcp_endpoint::{LIVENESS_PING, registry_stub};
+use crate::http::request_json;
+use crate::registry_client::{RegistryClient, SessionStatus};
+use crate::session_client::{
+    CancelRequest, LIVENESS_PING, SampleOutcome, SampleRequest, SessionLoad, SessionRoute,
+};
 use crate::tenancy::Namespace;
-use crate::wire::{CancelRequest, SampleOutcome, SampleRequest, SessionLoad, SessionStatus};
 use sampling2api_core::status::{InFlightRequest, Stage};
 
 /// How often a waiting request writes to the client's stream to learn it is still there.
@@ -67,7 +69,7 @@ struct StoredFacts {
     client: ClientFacts,
     ready: bool,
     next_request_id: u64,
-    /// Who this object is, to report to its registry (`/init?namespace=..&id=..`).
+    /// Who this object is, to report to its registry (from `SessionRoute::Init`).
     #[serde(default)]
     namespace: String,
     #[serde(default)]
@@ -111,16 +113,11 @@ impl DurableObject for McpSessionObject {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let inner = &self.inner;
-        match (req.method(), req.path().as_str()) {
-            (Method::Post, "/init") => {
-                let url = req.url()?;
-                let query = |name: &str| {
-                    url.query_pairs()
-                        .find(|(key, _)| key == name)
-                        .map(|(_, value)| value.into_owned())
-                        .unwrap_or_default()
-                };
-                let (namespace, id) = (query("namespace"), query("id"));
+        let Some(route) = SessionRoute::parse(&req.method(), &req.path()) else {
+            return Response::error("not found", 404);
+        };
+        match route {
+            SessionRoute::Init { namespace, id } => {
                 let body = req.bytes().await?;
                 let mut session = McpSession::new(ServerInfo::sampling2api());
                 let handled = session.handle_incoming(&body);
@@ -143,7 +140,7 @@ impl DurableObject for McpSessionObject {
                 inner.arm_idle_alarm().await?;
                 Response::ok(reply)
             }
-            (Method::Post, "/message") => {
+            SessionRoute::Message => {
                 let body = req.bytes().await?;
                 if !inner.load().await? {
                     return Response::error("unknown session", 404);
@@ -174,7 +171,7 @@ impl DurableObject for McpSessionObject {
                     None => Ok(Response::empty()?.with_status(202)),
                 }
             }
-            (Method::Get, "/connect") => {
+            SessionRoute::Connect => {
                 if !inner.load().await? {
                     return Response::error("unknown session", 404);
                 }
@@ -188,7 +185,7 @@ impl DurableObject for McpSessionObject {
                 inner.report().await;
                 Response::from_websocket(pair.client)
             }
-            (Method::Post, "/sample") => {
+            SessionRoute::Sample => {
                 let body = req.bytes().await?;
                 let size_hint = body.len();
                 let request: SampleRequest = serde_json::from_slice(&body)?;
@@ -233,15 +230,15 @@ impl DurableObject for McpSessionObject {
                     _watch: watch,
                 })
             }
-            (Method::Post, "/cancel") => {
-                let request: CancelRequest = req.json().await?;
+            SessionRoute::Cancel => {
+                let request: CancelRequest = request_json(&mut req).await?;
                 let cancel = inner.cancels.borrow_mut().remove(&request.ticket);
                 if let Some(cancel) = cancel {
                     let _ = cancel.send(());
                 }
                 Response::empty()
             }
-            (Method::Get, "/load") => {
+            SessionRoute::Load => {
                 let mut load = inner
                     .admission
                     .borrow()
@@ -261,7 +258,7 @@ impl DurableObject for McpSessionObject {
                     .map_or(0, |session| session.pending_count() as u64);
                 Response::from_json(&load)
             }
-            (Method::Delete, "/session") => {
+            SessionRoute::End => {
                 let existed = inner.load().await?;
                 inner.close("the MCP client ended its session");
                 inner.state.storage().delete_all().await?;
@@ -271,7 +268,6 @@ impl DurableObject for McpSessionObject {
                     Response::error("unknown session", 404)
                 }
             }
-            _ => Response::error("not found", 404),
         }
     }
 
@@ -284,9 +280,9 @@ impl DurableObject for McpSessionObject {
         }
         let identity = inner.identity.borrow().clone();
         if let Some((namespace, id)) = identity
-            && let Ok(registry) = registry_stub(&inner.env, &Namespace(namespace))
+            && let Ok(registry) = RegistryClient::new(&inner.env, &Namespace(namespace))
         {
-            let _ = call(&registry, Method::Delete, &format!("/sessions/{id}"), None).await;
+            let _ = registry.remove_session(&id).await;
         }
         worker::console_log!("MCP session idle without a stream; dropped");
         inner.close("the MCP session timed out (no stream, no requests)");
@@ -417,11 +413,8 @@ impl Inner {
                 .is_some_and(McpSession::is_ready),
             stream_open,
         };
-        let Ok(body) = serde_json::to_vec(&status) else {
-            return;
-        };
-        if let Ok(registry) = registry_stub(&self.env, &Namespace(namespace)) {
-            let _ = call(&registry, Method::Post, "/sessions/status", Some(&body)).await;
+        if let Ok(registry) = RegistryClient::new(&self.env, &Namespace(namespace)) {
+            let _ = registry.report_status(&status).await;
         }
     }
 
