@@ -224,7 +224,6 @@ async fn admit(
 ) -> Result<Admitted, ApiError> {
     let ticket = format!("{:032x}", random_u128());
     let request = SampleRequest {
-        params: &accepted.params,
         ticket: ticket.clone(),
         timeout_ms: settings.request_timeout.as_millis() as u64,
         stream_wait_ms: settings.stream_wait.as_millis() as u64,
@@ -238,7 +237,7 @@ async fn admit(
     // this side lets go of it (`Admitted` dropped): either way the session object cancels.
     let signal = web_sys::AbortSignal::any(&worker::js_sys::Array::of2(caller, &abort.signal()));
     let session = SessionObjectClient::new(env, namespace, &accepted.session_id)?;
-    let pending = session.sample(&request, &signal).await?;
+    let pending = session.sample(&request, &accepted.params, &signal).await?;
     // The caller's disconnect aborts its request's signal and then ends this request's
     // context, and with it any task it started: only `wait_until` work still runs, so the
     // cancel is sent from there. It ends when the request does (`finished`).

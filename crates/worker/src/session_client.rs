@@ -1,10 +1,10 @@
 //! The Worker's typed client of a session's Durable Object (`McpSessionObject`): the object's
 //! routes ([`SessionRoute`], which the object matches on too) and the messages they carry.
 //!
-//! A sampling request's params cross as raw JSON: the Worker serializes its
-//! `CreateMessageParams` straight into `/sample`'s body, and the object holds them as a
-//! [`RawValue`] that is copied verbatim into the `sampling/createMessage` it sends (no JSON tree
-//! of a request that may carry megabytes of images). The outcome comes back typed both ways.
+//! A sampling request's params cross as JSON text: the Worker serializes its
+//! `CreateMessageParams` straight into `/sample`'s body ([`frame_sample`]), and the object copies
+//! that text unparsed into the `sampling/createMessage` it sends (no JSON tree of a request that
+//! may carry megabytes of images). The outcome comes back typed both ways.
 
 use sampling2api_core::ApiError;
 use sampling2api_core::sampling::CreateMessageParams;
@@ -13,7 +13,6 @@ use sampling2api_core::sampling::{
 };
 use sampling2api_core::status::InFlightRequest;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use worker::worker_sys::web_sys;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Stub, WebSocket};
 
@@ -94,12 +93,9 @@ impl SessionRoute {
     }
 }
 
-/// A sampling request for the session object. The Worker sends its `CreateMessageParams` by
-/// reference (`P = &CreateMessageParams`); the object reads them as raw JSON and passes them on
-/// unchanged.
+/// A sampling request for the session object, without its params (see [`frame_sample`]).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SampleRequest<P = Box<RawValue>> {
-    pub params: P,
+pub struct SampleRequest {
     /// Names this request for `/cancel`.
     pub ticket: String,
     pub timeout_ms: u64,
@@ -110,6 +106,38 @@ pub struct SampleRequest<P = Box<RawValue>> {
     /// What the status page shows of this request while the session object holds it.
     #[serde(default)]
     pub status: Option<InFlightRequest>,
+}
+
+/// `/sample`'s body: the [`SampleRequest`] as JSON, a newline, then the params as JSON.
+/// Compact JSON holds no raw newline (one in a string is escaped), so the first newline ends
+/// the request, and the object never parses the params.
+pub fn frame_sample(
+    request: &SampleRequest,
+    params: &CreateMessageParams,
+) -> Result<Vec<u8>, ApiError> {
+    let encode_error = |err: serde_json::Error| {
+        ApiError::api(format!("could not encode the sampling request: {err}"))
+    };
+    let mut body = Vec::with_capacity(params.size_hint().saturating_add(512));
+    serde_json::to_writer(&mut body, request).map_err(encode_error)?;
+    body.push(b'\n');
+    serde_json::to_writer(&mut body, params).map_err(encode_error)?;
+    Ok(body)
+}
+
+/// The object's side of [`frame_sample`]: the request, and its params' JSON text.
+pub fn unframe_sample(mut body: Vec<u8>) -> Result<(SampleRequest, String), ApiError> {
+    let malformed = |detail: String| ApiError::api(format!("a malformed /sample body: {detail}"));
+    let end = body
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .ok_or_else(|| malformed("no params".into()))?;
+    let request = serde_json::from_slice(body.get(..end).unwrap_or_default())
+        .map_err(|err| malformed(err.to_string()))?;
+    // The params stay where they are: only the request before them is removed.
+    body.drain(..=end);
+    let params = String::from_utf8(body).map_err(|err| malformed(err.to_string()))?;
+    Ok((request, params))
 }
 
 /// The API caller of the request `ticket` left (sent from the Worker's `wait_until`).
@@ -338,10 +366,11 @@ impl SessionObjectClient {
     /// and with it the request at the object.
     pub async fn sample(
         &self,
-        request: &SampleRequest<&CreateMessageParams>,
+        request: &SampleRequest,
+        params: &CreateMessageParams,
         signal: &web_sys::AbortSignal,
     ) -> Result<PendingOutcome, ApiError> {
-        let body = serde_json::to_vec(request).map_err(|err| ApiError::api(err.to_string()))?;
+        let body = frame_sample(request, params)?;
         let mut response = self
             .call(SessionRoute::Sample, Some(&body), Some(signal))
             .await?;
@@ -380,7 +409,7 @@ impl SessionObjectClient {
 mod tests {
     use super::*;
     use sampling2api_core::ErrorKind;
-    use sampling2api_core::mcp_session::encode_sampling_request;
+    use sampling2api_core::mcp_session::{encode_sampling_request, encode_sampling_request_json};
     use sampling2api_core::sampling::SamplingMessage;
     use sampling2api_core::status::Stage;
 
@@ -479,10 +508,9 @@ mod tests {
     }
 
     #[test]
-    fn params_cross_as_raw_json_and_encode_as_if_never_sent() {
+    fn params_cross_as_json_text_and_encode_as_if_never_sent() {
         let params = params();
         let sent = SampleRequest {
-            params: &params,
             ticket: "t1".into(),
             timeout_ms: 600_000,
             stream_wait_ms: 3_000,
@@ -497,8 +525,8 @@ mod tests {
                 stage: Stage::Queued,
             }),
         };
-        let body = serde_json::to_vec(&sent).unwrap();
-        let received: SampleRequest = serde_json::from_slice(&body).unwrap();
+        let body = frame_sample(&sent, &params).unwrap();
+        let (received, params_json) = unframe_sample(body).unwrap();
         assert_eq!(received.ticket, "t1");
         assert_eq!(
             (received.timeout_ms, received.stream_wait_ms),
@@ -512,19 +540,45 @@ mod tests {
         // The object's `sampling/createMessage` is byte for byte what the Worker's params
         // would have encoded to.
         let direct = encode_sampling_request(7, &params, 0).unwrap();
-        let relayed =
-            encode_sampling_request(7, &received.params, received.params.get().len()).unwrap();
-        assert_eq!(direct, relayed);
+        assert_eq!(encode_sampling_request_json(7, &params_json), direct);
     }
 
     #[test]
-    fn a_request_without_status_reads_as_none() {
-        let received: SampleRequest = serde_json::from_str(
-            r#"{"params":{"messages":[],"maxTokens":1},"ticket":"t","timeout_ms":1,"stream_wait_ms":0,"max_in_flight":1,"max_queued":0}"#,
-        )
-        .unwrap();
+    fn a_newline_in_the_request_or_params_does_not_move_the_split() {
+        let mut params = params();
+        params.system_prompt = Some("line one\nline two\r\n".into());
+        let sent = SampleRequest {
+            ticket: "t\n2".into(),
+            timeout_ms: 1,
+            stream_wait_ms: 0,
+            max_in_flight: 1,
+            max_queued: 0,
+            status: None,
+        };
+        let (received, params_json) =
+            unframe_sample(frame_sample(&sent, &params).unwrap()).unwrap();
+        assert_eq!(received.ticket, "t\n2");
         assert!(received.status.is_none());
-        assert_eq!(received.params.get(), r#"{"messages":[],"maxTokens":1}"#);
+        assert_eq!(params_json, serde_json::to_string(&params).unwrap());
+    }
+
+    #[test]
+    fn a_malformed_body_is_an_error() {
+        for body in [
+            &b""[..],
+            b"{\"ticket\":\"t\"}",
+            b"{\"ticket\":\"t\"}\n{}",
+            b"not json\n{}",
+        ] {
+            let err = unframe_sample(body.to_vec()).unwrap_err();
+            assert_eq!(err.status(), 500, "{}", String::from_utf8_lossy(body));
+            assert!(err.message.contains("malformed /sample body"));
+        }
+        let request =
+            br#"{"ticket":"t","timeout_ms":1,"stream_wait_ms":0,"max_in_flight":1,"max_queued":0}"#;
+        let mut body = request.to_vec();
+        body.extend_from_slice(b"\n\xff\xfe");
+        assert!(unframe_sample(body).is_err(), "params must be UTF-8");
     }
 
     fn result(usage: Option<ReportedUsage>) -> CreateMessageResult {

@@ -27,7 +27,9 @@ use futures::future::{Fuse, LocalBoxFuture};
 use futures::{FutureExt, SinkExt, Stream};
 use sampling2api_core::ApiError;
 use sampling2api_core::admission::{self, Admission, Decision};
-use sampling2api_core::mcp_session::{ClientFacts, McpSession, ServerInfo};
+use sampling2api_core::mcp_session::{
+    ClientFacts, McpSession, ServerInfo, encode_sampling_request_json,
+};
 use sampling2api_core::sampling::CreateMessageResult;
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -40,6 +42,7 @@ use crate::http::request_json;
 use crate::registry_client::{RegistryClient, SessionStatus};
 use crate::session_client::{
     CancelRequest, LIVENESS_PING, SampleOutcome, SampleRequest, SessionLoad, SessionRoute,
+    unframe_sample,
 };
 use crate::tenancy::Namespace;
 use sampling2api_core::status::{InFlightRequest, Stage};
@@ -186,10 +189,14 @@ impl DurableObject for McpSessionObject {
                 Response::from_websocket(pair.client)
             }
             SessionRoute::Sample => {
-                let body = req.bytes().await?;
-                let size_hint = body.len();
-                let request: SampleRequest = serde_json::from_slice(&body)?;
-                drop(body);
+                let (request, params) = match unframe_sample(req.bytes().await?) {
+                    Ok(framed) => framed,
+                    Err(error) => {
+                        let status = error.status();
+                        return Ok(Response::from_json(&SampleOutcome::new(Err(error), None))?
+                            .with_status(status));
+                    }
+                };
                 let arrived = now_ms();
                 let place = match inner.admit(&request).await {
                     Ok(place) => place,
@@ -219,7 +226,7 @@ impl DurableObject for McpSessionObject {
                 let inner = inner.clone();
                 worker::wasm_bindgen_futures::spawn_local(async move {
                     let ticket = request.ticket.clone();
-                    let outcome = inner.sample(place, request, size_hint, arrived, gone).await;
+                    let outcome = inner.sample(place, request, params, arrived, gone).await;
                     inner.cancels.borrow_mut().remove(&ticket);
                     inner.waiting.borrow_mut().remove(&ticket);
                     let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
@@ -452,7 +459,7 @@ impl Inner {
         self: &Rc<Self>,
         place: Place,
         request: SampleRequest,
-        size_hint: usize,
+        params: String,
         arrived: u64,
         mut gone: CallerGone,
     ) -> SampleOutcome {
@@ -474,7 +481,7 @@ impl Inner {
                 .max(1),
             ..request
         };
-        let outcome = self.sample_in_slot(request, size_hint, &mut gone).await;
+        let outcome = self.sample_in_slot(request, params, &mut gone).await;
         drop(slot);
         let sampling_seconds = now_ms().saturating_sub(started) as f64 / 1000.0;
         SampleOutcome::new(outcome, Some(sampling_seconds))
@@ -511,20 +518,24 @@ impl Inner {
     async fn sample_in_slot(
         &self,
         request: SampleRequest,
-        size_hint: usize,
+        params: String,
         gone: &mut CallerGone,
     ) -> std::result::Result<CreateMessageResult, ApiError> {
         let (waiter, answer) = oneshot::channel();
-        let outgoing = {
+        let (id, json) = {
             let mut slot = self.session.borrow_mut();
             let session = slot
                 .as_mut()
                 .ok_or_else(|| ApiError::not_found("the MCP session no longer exists"))?;
-            session.begin_sampling(&request.params, size_hint, waiter)?
+            let id = session.reserve_sampling_id()?;
+            let json = encode_sampling_request_json(id, &params);
+            session.expect_answer(id, waiter)?;
+            (id, json)
         };
+        drop(params);
         // The id counter must survive eviction, so a late answer never matches a new request.
         self.save().await.map_err(storage_error)?;
-        self.deliver_and_wait(&request, outgoing.id, &outgoing.json, answer, gone)
+        self.deliver_and_wait(&request, id, &json, answer, gone)
             .await
     }
 
