@@ -1,8 +1,9 @@
 //! Per-session admission: at most `max_in_flight` sampling requests at the MCP client, up to
-//! `max_queued` more waiting in arrival order, and 429 beyond that.
+//! `max_queued` more waiting in arrival order, and 429 beyond that; and the one set of error
+//! texts for everything that ends a request's lifecycle early (see `lifecycle`).
 //!
-//! The native binary enforces it with a tokio semaphore; the worker's session object, which has
-//! no such primitive, drives this state machine. Both refuse with [`too_busy`].
+//! [`crate::lifecycle::SessionLifecycle`] owns the slots and the queue now; [`Admission`] stays
+//! until the worker's session object drives the lifecycle too.
 
 use std::collections::VecDeque;
 
@@ -43,9 +44,31 @@ pub fn queue_timeout(timeout_ms: u64) -> ApiError {
 /// for the whole stream wait.
 pub fn no_event_stream(mcp_path: &str, waited_ms: u64) -> ApiError {
     ApiError::unavailable(format!(
-        "the MCP client has no open event stream (GET {mcp_path}) to receive sampling requests; waited {waited_ms} ms"
+        "the MCP client has no open event stream (GET {mcp_path}) to receive sampling requests; waited {}",
+        shown_millis(waited_ms)
     ))
 }
+
+/// A request refused or failed because its session ended (closed, expired, or `DELETE`d).
+pub fn session_ended() -> ApiError {
+    ApiError::unavailable("the MCP session has ended")
+}
+
+/// The client's current event stream closed while a request sent on it waited for its answer.
+pub fn stream_closed() -> ApiError {
+    ApiError::unavailable("the MCP client's event stream closed before it answered")
+}
+
+/// The outcome recorded for a request whose API caller went away (nobody reads it; it keeps
+/// the rule that every request ends exactly once).
+pub fn caller_left() -> ApiError {
+    ApiError::api("the API caller disconnected before the answer")
+}
+
+/// The `reason` of the `notifications/cancelled` sent when the API caller went away.
+pub const CANCELLED_CALLER_LEFT: &str = "sampling2api: the API caller disconnected";
+/// The `reason` of the `notifications/cancelled` sent when the request's deadline passed.
+pub const CANCELLED_DEADLINE: &str = "sampling2api: the API request's deadline passed";
 
 /// What happened to a request that asked for a slot.
 #[derive(Debug)]

@@ -14,6 +14,7 @@ pub mod from_sampling;
 pub mod health;
 pub mod ids;
 pub mod image_url;
+pub mod lifecycle;
 pub mod mcp_session;
 pub mod metrics;
 pub mod models;

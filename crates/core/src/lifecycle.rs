@@ -1,0 +1,1326 @@
+//! One MCP session's request lifecycle as a sans-I/O state machine, in the style of
+//! quinn-proto: every input carries the time (`now`, on the runtime's monotonic clock in
+//! milliseconds), outputs are polled, and nothing here sleeps, spawns or does I/O. The native
+//! runtime and the worker are drivers: they feed inputs, write out transmits, hand events to
+//! the API callers, and call [`SessionLifecycle::handle_timeout`] at
+//! [`SessionLifecycle::poll_timeout`].
+//!
+//! A request's way through it: `Queued` (no slot yet) → `Encoding` (holds one of
+//! `max_in_flight` slots and a JSON-RPC id; the driver encodes it, outside any lock) →
+//! `WaitingForStream` (encoded; no event stream is open, waits up to `stream_wait`) → `Sent`
+//! (on a stream generation; waits for the answer until its deadline) → done. Every request ends
+//! with exactly one [`Event::Done`], and a freed slot goes to the first queued request at once.
+//!
+//! The API, as drivers use it:
+//! - construct: [`SessionLifecycle::new`] (a session whose `initialize` may already have been
+//!   handled), [`SessionLifecycle::resume`] (rebuilt from stored facts, the worker).
+//! - inputs: [`submit`](SessionLifecycle::submit), [`encoded`](SessionLifecycle::encoded),
+//!   [`encode_failed`](SessionLifecycle::encode_failed),
+//!   [`undeliverable`](SessionLifecycle::undeliverable),
+//!   [`client_message`](SessionLifecycle::client_message),
+//!   [`stream_opened`](SessionLifecycle::stream_opened),
+//!   [`stream_closed`](SessionLifecycle::stream_closed),
+//!   [`caller_gone`](SessionLifecycle::caller_gone),
+//!   [`handle_timeout`](SessionLifecycle::handle_timeout), [`close`](SessionLifecycle::close).
+//! - outputs: [`poll_transmit`](SessionLifecycle::poll_transmit) ([`Transmit`]),
+//!   [`poll_event`](SessionLifecycle::poll_event) ([`Event`]),
+//!   [`poll_timeout`](SessionLifecycle::poll_timeout).
+//! - queries: `client`, `support`, `can_sample`, `unavailable_reason`, `has_stream`,
+//!   `in_flight`, `queued`, `pending_count` (sent, awaiting the answer), `is_closed`,
+//!   `next_request_id`, `session` (the protocol state).
+//!
+//! A stdio pipe is one stream that is open from the start: its driver calls `stream_opened`
+//! once, and `close` when the pipe ends.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::admission::{
+    CANCELLED_CALLER_LEFT, CANCELLED_DEADLINE, caller_left, no_event_stream, queue_timeout,
+    session_ended, stream_closed, too_busy,
+};
+use crate::api_error::ApiError;
+use crate::mcp_session::{ClientFacts, McpSession, ServerInfo};
+use crate::sampling::CreateMessageResult;
+use crate::to_sampling::ClientSupport;
+
+/// A point on the runtime's monotonic clock, in milliseconds (native: since process start;
+/// worker: `Date.now()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Millis(pub u64);
+
+impl Millis {
+    /// `self` plus `duration`, saturating.
+    pub fn after(self, duration: Duration) -> Millis {
+        Millis(self.0.saturating_add(millis_of(duration)))
+    }
+
+    /// Milliseconds from `earlier` to `self` (0 if `earlier` is later).
+    pub fn since(self, earlier: Millis) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+fn millis_of(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The machine's handle for one API request, assigned by [`SessionLifecycle::submit`]. Not the
+/// JSON-RPC id, which the request gets when it is to be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestKey(u64);
+
+impl RequestKey {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// Which of the client's event streams (HTTP: each `GET` opens a new one, replacing the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamGeneration(u64);
+
+impl StreamGeneration {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// What one session allows and how long things may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleLimits {
+    /// Requests holding a slot (encoding, waiting for a stream, or sent) at once; at least 1.
+    pub max_in_flight: usize,
+    /// Requests waiting for a slot beyond that; more are refused with 429.
+    pub max_queued: usize,
+    /// How long an encoded request waits for an event stream to open.
+    pub stream_wait: Duration,
+    /// A session with no open stream and no request for this long expires.
+    pub session_idle: Duration,
+    /// While a request waits for its answer on an open stream, a [`Transmit::Ping`] this often
+    /// (`None`: never; the driver keeps the stream alive its own way).
+    pub liveness_interval: Option<Duration>,
+    /// Where the client opens its event stream, named in the no-stream error.
+    pub mcp_path: String,
+}
+
+/// Bytes for the driver to write to the client's current stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// A JSON-RPC message. `request`: the sampling request it carries, if it is one; the driver
+    /// reports a failure to hand it on through [`SessionLifecycle::undeliverable`].
+    Message {
+        text: String,
+        request: Option<RequestKey>,
+    },
+    /// Something that shows the stream is alive (the driver chooses the bytes).
+    Ping,
+}
+
+/// What the driver tells API callers (or itself).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// Request `key` holds a slot: encode it as `sampling/createMessage` with this JSON-RPC id
+    /// and feed the text to [`SessionLifecycle::encoded`].
+    Encode { key: RequestKey, id: u64 },
+    /// Request `key` went out to the client.
+    Sent { key: RequestKey },
+    /// Request `key` ended: the client's result, or why there is none. `sampling`: the time from
+    /// `Sent` to the answer, for requests that were sent.
+    Done {
+        key: RequestKey,
+        outcome: Result<CreateMessageResult, ApiError>,
+        sampling: Option<Duration>,
+    },
+    /// No open stream and no requests for `session_idle`: the driver drops the session.
+    Expired,
+}
+
+#[derive(Debug)]
+enum Stage {
+    Queued,
+    Encoding { id: u64 },
+    WaitingForStream { id: u64, json: String },
+    Sent { id: u64, at: Millis },
+}
+
+#[derive(Debug)]
+struct Request {
+    stage: Stage,
+    deadline: Millis,
+    /// The whole deadline's length, named in timeout errors.
+    timeout_ms: u64,
+    /// When `handle_timeout` must look at this request next (its entry in `timers`).
+    timer: Millis,
+}
+
+/// One session's protocol state and request lifecycle.
+pub struct SessionLifecycle {
+    session: McpSession<RequestKey>,
+    limits: LifecycleLimits,
+    requests: HashMap<RequestKey, Request>,
+    /// Waiting for a slot, in arrival order (keys increase with arrival).
+    queue: BTreeSet<RequestKey>,
+    /// Encoded, waiting for an event stream, in arrival order.
+    waiting: BTreeSet<RequestKey>,
+    /// Every request's next instant of interest.
+    timers: BTreeSet<(Millis, RequestKey)>,
+    in_flight: usize,
+    sent: usize,
+    next_key: u64,
+    stream: Option<StreamGeneration>,
+    next_generation: u64,
+    last_activity: Millis,
+    next_ping: Option<Millis>,
+    expired: bool,
+    closed: bool,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl SessionLifecycle {
+    /// A session with no stream open yet (a pipe's driver opens its one stream at once).
+    pub fn new(session: McpSession<RequestKey>, limits: LifecycleLimits, now: Millis) -> Self {
+        let limits = LifecycleLimits {
+            max_in_flight: limits.max_in_flight.max(1),
+            ..limits
+        };
+        SessionLifecycle {
+            session,
+            limits,
+            requests: HashMap::new(),
+            queue: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            in_flight: 0,
+            sent: 0,
+            next_key: 1,
+            stream: None,
+            next_generation: 1,
+            last_activity: now,
+            next_ping: None,
+            expired: false,
+            closed: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// A session rebuilt from stored facts after its process was evicted: no requests, no
+    /// stream; ids continue from `next_request_id` (see [`McpSession::resume`]).
+    pub fn resume(
+        server: ServerInfo,
+        client: ClientFacts,
+        ready: bool,
+        next_request_id: u64,
+        limits: LifecycleLimits,
+        now: Millis,
+    ) -> Self {
+        Self::new(
+            McpSession::resume(server, client, ready, next_request_id),
+            limits,
+            now,
+        )
+    }
+
+    // ---- inputs ----
+
+    /// An API request that must end by `deadline`. Refused at once when the session cannot
+    /// take it (ended, not initialised, no `sampling`) or with 429 when slots and queue are
+    /// full; otherwise it holds a slot ([`Event::Encode`] is queued) or waits in the queue.
+    pub fn submit(&mut self, now: Millis, deadline: Millis) -> Result<RequestKey, ApiError> {
+        self.support()?;
+        let slot_free = self.in_flight < self.limits.max_in_flight && self.queue.is_empty();
+        if !slot_free && self.queue.len() >= self.limits.max_queued {
+            return Err(too_busy());
+        }
+        let key = RequestKey(self.next_key);
+        self.next_key += 1;
+        self.last_activity = now;
+        let stage = if slot_free {
+            let id = self.session.reserve_sampling_id()?;
+            self.in_flight += 1;
+            self.events.push_back(Event::Encode { key, id });
+            Stage::Encoding { id }
+        } else {
+            self.queue.insert(key);
+            Stage::Queued
+        };
+        self.requests.insert(
+            key,
+            Request {
+                stage,
+                deadline,
+                timeout_ms: deadline.since(now),
+                timer: deadline,
+            },
+        );
+        self.timers.insert((deadline, key));
+        Ok(key)
+    }
+
+    /// The encoded `sampling/createMessage` for `key` (with the id from [`Event::Encode`]): it
+    /// goes out on the open stream, or waits for one. Dropped if the request is gone.
+    pub fn encoded(&mut self, now: Millis, key: RequestKey, json: String) {
+        let Some(request) = self.requests.get_mut(&key) else {
+            return;
+        };
+        let Stage::Encoding { id } = request.stage else {
+            return;
+        };
+        if self.stream.is_some() {
+            self.send(now, key, id, json);
+        } else {
+            let until = request.deadline.min(now.after(self.limits.stream_wait));
+            request.stage = Stage::WaitingForStream { id, json };
+            self.waiting.insert(key);
+            self.set_timer(key, until);
+        }
+    }
+
+    /// Encoding `key` failed: it ends with `error`.
+    pub fn encode_failed(&mut self, now: Millis, key: RequestKey, error: ApiError) {
+        if self
+            .requests
+            .get(&key)
+            .is_some_and(|request| matches!(request.stage, Stage::Encoding { .. }))
+        {
+            self.finish(now, key, Err(error), None);
+        }
+    }
+
+    /// The driver could not hand `key`'s message on (a queue bound, a closed pipe): it ends
+    /// with `error`, without a cancellation notice (the client never saw it).
+    pub fn undeliverable(&mut self, now: Millis, key: RequestKey, error: ApiError) {
+        let Some(request) = self.requests.get(&key) else {
+            return;
+        };
+        if let Stage::Sent { id, .. } = request.stage {
+            self.session.cancel(id, "undelivered");
+        }
+        self.finish(now, key, Err(error), None);
+    }
+
+    /// One message (or batch) from the client. Answers end their requests; the returned text is
+    /// the reply to the client's own requests, if any.
+    pub fn client_message(&mut self, now: Millis, raw: &[u8]) -> Option<String> {
+        self.last_activity = now;
+        let mut handled = self.session.handle_incoming(raw);
+        let reply = handled.reply_body();
+        for (key, outcome) in std::mem::take(&mut handled.answers) {
+            let sampling = match self.requests.get(&key).map(|request| &request.stage) {
+                Some(Stage::Sent { at, .. }) => Some(Duration::from_millis(now.since(*at))),
+                // Only sent requests are registered for answers.
+                _ => continue,
+            };
+            self.finish(
+                now,
+                key,
+                outcome.map_err(|failure| failure.to_api_error()),
+                sampling,
+            );
+        }
+        reply
+    }
+
+    /// The client opened an event stream (replacing any open one). Requests waiting for a
+    /// stream go out on it.
+    pub fn stream_opened(&mut self, now: Millis) -> StreamGeneration {
+        let generation = StreamGeneration(self.next_generation);
+        self.next_generation += 1;
+        self.last_activity = now;
+        if self.closed {
+            return generation;
+        }
+        self.stream = Some(generation);
+        for key in std::mem::take(&mut self.waiting) {
+            let Some(request) = self.requests.get_mut(&key) else {
+                continue;
+            };
+            if let Stage::WaitingForStream { id, json } =
+                std::mem::replace(&mut request.stage, Stage::Encoding { id: 0 })
+            {
+                let deadline = request.deadline;
+                self.set_timer(key, deadline);
+                self.send(now, key, id, json);
+            }
+        }
+        generation
+    }
+
+    /// Stream `generation` ended. If it was the current one, every sent request fails (its
+    /// answer can no longer be trusted to come); requests not sent yet keep waiting for a new
+    /// stream. An older generation changes nothing.
+    pub fn stream_closed(&mut self, now: Millis, generation: StreamGeneration) {
+        if self.stream != Some(generation) {
+            return;
+        }
+        self.stream = None;
+        self.last_activity = now;
+        self.next_ping = None;
+        let mut sent: Vec<(RequestKey, u64)> = self
+            .requests
+            .iter()
+            .filter_map(|(key, request)| match request.stage {
+                Stage::Sent { id, .. } => Some((*key, id)),
+                _ => None,
+            })
+            .collect();
+        sent.sort_unstable();
+        for (key, id) in sent {
+            self.session.cancel(id, "stream closed");
+            self.finish(now, key, Err(stream_closed()), None);
+        }
+    }
+
+    /// Nobody waits for `key` any more. A sent request is cancelled at the client
+    /// (`notifications/cancelled`); the request ends with [`caller_left`] either way.
+    pub fn caller_gone(&mut self, now: Millis, key: RequestKey) {
+        let Some(request) = self.requests.get(&key) else {
+            return;
+        };
+        if let Stage::Sent { id, .. } = request.stage {
+            self.cancel_at_client(id, CANCELLED_CALLER_LEFT);
+        }
+        self.finish(now, key, Err(caller_left()), None);
+    }
+
+    /// Everything due by `now`: queue timeouts, stream-wait expiry, deadlines (a sent request
+    /// is cancelled at the client), liveness pings, idle expiry.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        while let Some(&(at, key)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(request) = self.requests.get_mut(&key) else {
+                continue;
+            };
+            // The entry is consumed; `finish` must not look for it again.
+            request.timer = Millis(u64::MAX);
+            let timeout_ms = request.timeout_ms;
+            let past_deadline = request.deadline <= now;
+            let error = match request.stage {
+                Stage::Queued => queue_timeout(timeout_ms),
+                Stage::WaitingForStream { .. } if !past_deadline => {
+                    no_event_stream(&self.limits.mcp_path, millis_of(self.limits.stream_wait))
+                }
+                Stage::Sent { id, .. } => {
+                    self.cancel_at_client(id, CANCELLED_DEADLINE);
+                    ApiError::deadline_passed(timeout_ms)
+                }
+                Stage::Encoding { .. } | Stage::WaitingForStream { .. } => {
+                    ApiError::deadline_passed(timeout_ms)
+                }
+            };
+            self.finish(now, key, Err(error), None);
+        }
+        if let Some(at) = self.next_ping
+            && at <= now
+        {
+            match self.limits.liveness_interval {
+                Some(interval) if self.sent > 0 && self.stream.is_some() => {
+                    self.transmits.push_back(Transmit::Ping);
+                    self.next_ping = Some(now.after(interval));
+                }
+                _ => self.next_ping = None,
+            }
+        }
+        if let Some(at) = self.idle_expiry()
+            && at <= now
+        {
+            self.expired = true;
+            self.events.push_back(Event::Expired);
+        }
+    }
+
+    /// Ends the session: every request ends with an unavailable error saying `why`, and
+    /// further submits are refused.
+    pub fn close(&mut self, now: Millis, why: &str) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.stream = None;
+        self.next_ping = None;
+        self.session.close();
+        self.queue.clear();
+        self.waiting.clear();
+        self.timers.clear();
+        let mut keys: Vec<RequestKey> = self.requests.keys().copied().collect();
+        keys.sort_unstable();
+        for key in keys {
+            self.requests.remove(&key);
+            self.events.push_back(Event::Done {
+                key,
+                outcome: Err(ApiError::unavailable(why.to_string())),
+                sampling: None,
+            });
+        }
+        self.in_flight = 0;
+        self.sent = 0;
+        self.last_activity = now;
+    }
+
+    // ---- outputs ----
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`SessionLifecycle::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let request = self.timers.first().map(|(at, _)| *at);
+        [request, self.next_ping, self.idle_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    // ---- queries ----
+
+    pub fn session(&self) -> &McpSession<RequestKey> {
+        &self.session
+    }
+
+    pub fn client(&self) -> Option<&ClientFacts> {
+        self.session.client()
+    }
+
+    /// What the client can take, or why no request may be submitted now.
+    pub fn support(&self) -> Result<ClientSupport, ApiError> {
+        if self.closed {
+            return Err(session_ended());
+        }
+        self.session.support()
+    }
+
+    pub fn can_sample(&self) -> bool {
+        !self.closed && self.session.can_sample()
+    }
+
+    pub fn unavailable_reason(&self) -> Option<ApiError> {
+        self.support().err()
+    }
+
+    pub fn has_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Requests holding a slot.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Requests sent to the client and waiting for its answer.
+    pub fn pending_count(&self) -> usize {
+        self.sent
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    pub fn next_request_id(&self) -> u64 {
+        self.session.next_request_id()
+    }
+
+    // ---- internals ----
+
+    /// Puts `key`'s message on the current stream and registers it for its answer.
+    fn send(&mut self, now: Millis, key: RequestKey, id: u64, json: String) {
+        if let Err(error) = self.session.expect_answer(id, key) {
+            self.finish(now, key, Err(error), None);
+            return;
+        }
+        if let Some(request) = self.requests.get_mut(&key) {
+            request.stage = Stage::Sent { id, at: now };
+        }
+        self.sent += 1;
+        self.transmits.push_back(Transmit::Message {
+            text: json,
+            request: Some(key),
+        });
+        self.events.push_back(Event::Sent { key });
+        if self.next_ping.is_none()
+            && let Some(interval) = self.limits.liveness_interval
+        {
+            self.next_ping = Some(now.after(interval));
+        }
+    }
+
+    fn cancel_at_client(&mut self, id: u64, reason: &str) {
+        if let Some((_, notice)) = self.session.cancel(id, reason) {
+            self.transmits.push_back(Transmit::Message {
+                text: notice,
+                request: None,
+            });
+        }
+    }
+
+    fn set_timer(&mut self, key: RequestKey, at: Millis) {
+        if let Some(request) = self.requests.get_mut(&key) {
+            self.timers.remove(&(request.timer, key));
+            request.timer = at;
+            self.timers.insert((at, key));
+        }
+    }
+
+    /// Ends `key` with `outcome`; a slot it held goes to the first queued request.
+    fn finish(
+        &mut self,
+        now: Millis,
+        key: RequestKey,
+        outcome: Result<CreateMessageResult, ApiError>,
+        sampling: Option<Duration>,
+    ) {
+        let Some(request) = self.requests.remove(&key) else {
+            return;
+        };
+        self.timers.remove(&(request.timer, key));
+        self.last_activity = now;
+        match request.stage {
+            Stage::Queued => {
+                self.queue.remove(&key);
+            }
+            Stage::Encoding { .. } => self.in_flight -= 1,
+            Stage::WaitingForStream { .. } => {
+                self.waiting.remove(&key);
+                self.in_flight -= 1;
+            }
+            Stage::Sent { id, .. } => {
+                // Already removed by an answer, a cancel, or a stream's end; harmless if not.
+                self.session.cancel(id, "done");
+                self.sent -= 1;
+                self.in_flight -= 1;
+            }
+        }
+        self.events.push_back(Event::Done {
+            key,
+            outcome,
+            sampling,
+        });
+        self.grant_slots();
+    }
+
+    /// Free slots go to queued requests, oldest first.
+    fn grant_slots(&mut self) {
+        while self.in_flight < self.limits.max_in_flight {
+            let Some(key) = self.queue.pop_first() else {
+                return;
+            };
+            let Some(request) = self.requests.get_mut(&key) else {
+                continue;
+            };
+            match self.session.reserve_sampling_id() {
+                Ok(id) => {
+                    request.stage = Stage::Encoding { id };
+                    self.in_flight += 1;
+                    self.events.push_back(Event::Encode { key, id });
+                }
+                Err(error) => {
+                    // The session stopped being able to sample: the waiting request fails.
+                    let timer = request.timer;
+                    self.requests.remove(&key);
+                    self.timers.remove(&(timer, key));
+                    self.events.push_back(Event::Done {
+                        key,
+                        outcome: Err(error),
+                        sampling: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// When the session expires if nothing happens: only without an open stream and requests.
+    fn idle_expiry(&self) -> Option<Millis> {
+        (!self.closed && !self.expired && self.stream.is_none() && self.requests.is_empty())
+            .then(|| self.last_activity.after(self.limits.session_idle))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api_error::ErrorKind;
+    use serde_json::{Value, json};
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn limits(max_in_flight: usize, max_queued: usize) -> LifecycleLimits {
+        LifecycleLimits {
+            max_in_flight,
+            max_queued,
+            stream_wait: Duration::from_millis(300),
+            session_idle: Duration::from_secs(120),
+            liveness_interval: None,
+            mcp_path: "/mcp".into(),
+        }
+    }
+
+    /// A session whose client finished the handshake and declared `sampling`.
+    fn ready(limits: LifecycleLimits) -> SessionLifecycle {
+        let mut machine = SessionLifecycle::new(
+            McpSession::new(ServerInfo::sampling2api()),
+            limits,
+            Millis(0),
+        );
+        let reply = machine.client_message(
+            Millis(0),
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25","capabilities":{"sampling":{}},
+                "clientInfo":{"name":"c","version":"1"}}})
+            .to_string()
+            .as_bytes(),
+        );
+        assert!(reply.is_some_and(|reply| reply.contains("protocolVersion")));
+        machine.client_message(
+            Millis(0),
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        assert!(machine.can_sample());
+        machine
+    }
+
+    fn events(machine: &mut SessionLifecycle) -> Vec<Event> {
+        std::iter::from_fn(|| machine.poll_event()).collect()
+    }
+
+    fn transmits(machine: &mut SessionLifecycle) -> Vec<Transmit> {
+        std::iter::from_fn(|| machine.poll_transmit()).collect()
+    }
+
+    /// The id `Encode` handed out for `key`, from events already drained.
+    fn encode_id(events: &[Event], key: RequestKey) -> u64 {
+        events
+            .iter()
+            .find_map(|event| match event {
+                Event::Encode { key: k, id } if *k == key => Some(*id),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no Encode for {key:?} in {events:?}"))
+    }
+
+    fn done(events: &[Event], key: RequestKey) -> Vec<&Result<CreateMessageResult, ApiError>> {
+        events
+            .iter()
+            .filter_map(|event| match event {
+                Event::Done {
+                    key: k, outcome, ..
+                } if *k == key => Some(outcome),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn error_of(events: &[Event], key: RequestKey) -> ApiError {
+        let outcomes = done(events, key);
+        assert_eq!(outcomes.len(), 1, "one Done for {key:?}: {events:?}");
+        outcomes[0].clone().expect_err("an error")
+    }
+
+    fn answer(id: u64, text: &str) -> Vec<u8> {
+        json!({"jsonrpc":"2.0","id":id,"result":{"role":"assistant","content":{"type":"text","text":text},"model":"m"}})
+            .to_string()
+            .into_bytes()
+    }
+
+    fn cancellations(transmits: &[Transmit]) -> Vec<(u64, String)> {
+        transmits
+            .iter()
+            .filter_map(|transmit| match transmit {
+                Transmit::Message {
+                    text,
+                    request: None,
+                } => {
+                    let value: Value = serde_json::from_str(text).ok()?;
+                    (value["method"] == "notifications/cancelled").then(|| {
+                        (
+                            value["params"]["requestId"].as_u64().unwrap_or(0),
+                            value["params"]["reason"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Submits at `now` and encodes at once (the request must get a slot); returns key and id.
+    fn submit_and_encode(machine: &mut SessionLifecycle, now: Millis) -> (RequestKey, u64) {
+        let key = machine.submit(now, now.after(MINUTE)).unwrap();
+        let id = encode_id(&events(machine), key);
+        machine.encoded(now, key, format!("request {id}"));
+        (key, id)
+    }
+
+    #[test]
+    fn a_request_goes_out_and_its_answer_ends_it_once() {
+        let mut machine = ready(limits(2, 2));
+        machine.stream_opened(Millis(0));
+        let key = machine
+            .submit(Millis(10), Millis(10).after(MINUTE))
+            .unwrap();
+        let first = events(&mut machine);
+        let id = encode_id(&first, key);
+        assert_eq!(machine.in_flight(), 1);
+        machine.encoded(Millis(12), key, "the request".into());
+        assert_eq!(
+            transmits(&mut machine),
+            vec![Transmit::Message {
+                text: "the request".into(),
+                request: Some(key)
+            }]
+        );
+        assert_eq!(events(&mut machine), vec![Event::Sent { key }]);
+        assert_eq!(machine.pending_count(), 1);
+        assert_eq!(machine.poll_timeout(), Some(Millis(60_010)));
+        assert!(
+            machine
+                .client_message(Millis(40), &answer(id, "hi"))
+                .is_none()
+        );
+        let ended = events(&mut machine);
+        let [
+            Event::Done {
+                key: k,
+                outcome: Ok(result),
+                sampling,
+            },
+        ] = ended.as_slice()
+        else {
+            panic!("{ended:?}");
+        };
+        assert_eq!((*k, *sampling), (key, Some(Duration::from_millis(28))));
+        assert_eq!(result.model.as_deref(), Some("m"));
+        // A second answer with the same id reaches nobody.
+        machine.client_message(Millis(41), &answer(id, "again"));
+        assert!(events(&mut machine).is_empty());
+        assert_eq!((machine.in_flight(), machine.pending_count()), (0, 0));
+        // Nothing left to time but the session's idleness (the stream is open: nothing).
+        assert_eq!(machine.poll_timeout(), None);
+    }
+
+    #[test]
+    fn refusals_come_at_once_with_the_sessions_reason() {
+        let mut fresh = SessionLifecycle::new(
+            McpSession::new(ServerInfo::sampling2api()),
+            limits(1, 0),
+            Millis(0),
+        );
+        assert_eq!(
+            fresh.submit(Millis(0), Millis(9)).unwrap_err().status(),
+            503
+        );
+        let mut machine = ready(limits(1, 1));
+        machine.submit(Millis(0), Millis(100)).unwrap();
+        machine.submit(Millis(0), Millis(100)).unwrap();
+        let busy = machine.submit(Millis(0), Millis(100)).unwrap_err();
+        assert_eq!((busy.status(), busy.retry_after_secs), (429, Some(1)));
+        assert_eq!((machine.in_flight(), machine.queued()), (1, 1));
+        machine.close(Millis(1), "gone");
+        let ended = machine.submit(Millis(2), Millis(100)).unwrap_err();
+        assert_eq!(ended.message, session_ended().message);
+        assert!(!machine.can_sample());
+    }
+
+    #[test]
+    fn queue_timeout_names_the_whole_deadline() {
+        let mut machine = ready(limits(1, 4));
+        machine.stream_opened(Millis(0));
+        let (holder, _) = submit_and_encode(&mut machine, Millis(0));
+        let queued = machine.submit(Millis(5), Millis(1_505)).unwrap();
+        assert_eq!(machine.queued(), 1);
+        events(&mut machine);
+        machine.handle_timeout(Millis(1_504));
+        assert!(events(&mut machine).is_empty());
+        assert_eq!(machine.poll_timeout(), Some(Millis(1_505)));
+        machine.handle_timeout(Millis(1_505));
+        let ended = events(&mut machine);
+        let err = error_of(&ended, queued);
+        assert_eq!(err.kind, ErrorKind::Timeout);
+        assert!(
+            err.message
+                .contains("waited 1500 ms for the MCP session's in-flight limit"),
+            "{}",
+            err.message
+        );
+        assert!(done(&ended, holder).is_empty());
+        assert_eq!((machine.in_flight(), machine.queued()), (1, 0));
+    }
+
+    #[test]
+    fn a_freed_slot_goes_to_the_oldest_queued_request() {
+        let mut machine = ready(limits(1, 4));
+        machine.stream_opened(Millis(0));
+        let (holder, id) = submit_and_encode(&mut machine, Millis(0));
+        let second = machine.submit(Millis(1), Millis(1).after(MINUTE)).unwrap();
+        let third = machine.submit(Millis(2), Millis(2).after(MINUTE)).unwrap();
+        events(&mut machine);
+        machine.client_message(Millis(3), &answer(id, "one"));
+        let ended = events(&mut machine);
+        assert!(done(&ended, holder)[0].is_ok());
+        let next_id = encode_id(&ended, second);
+        assert!(next_id > id);
+        assert!(
+            ended
+                .iter()
+                .all(|e| !matches!(e, Event::Encode { key, .. } if *key == third))
+        );
+        assert_eq!((machine.in_flight(), machine.queued()), (1, 1));
+        // The second caller leaves while encoding: the slot passes on to the third.
+        machine.caller_gone(Millis(4), second);
+        let ended = events(&mut machine);
+        assert_eq!(error_of(&ended, second).message, caller_left().message);
+        encode_id(&ended, third);
+        // Its late encoding is dropped, and nothing was sent for it.
+        machine.encoded(Millis(5), second, "late".into());
+        assert!(
+            transmits(&mut machine)
+                .iter()
+                .all(|t| !matches!(t, Transmit::Message { request: Some(k), .. } if *k == second))
+        );
+        assert_eq!((machine.in_flight(), machine.queued()), (1, 0));
+    }
+
+    #[test]
+    fn caller_gone_in_every_stage() {
+        let mut machine = ready(limits(2, 2));
+        // Queued: withdrawn, no slot changes hands.
+        let (a, _) = {
+            let a = machine.submit(Millis(0), Millis(0).after(MINUTE)).unwrap();
+            (a, ())
+        };
+        let b = machine.submit(Millis(0), Millis(0).after(MINUTE)).unwrap();
+        let queued = machine.submit(Millis(0), Millis(0).after(MINUTE)).unwrap();
+        events(&mut machine);
+        machine.caller_gone(Millis(1), queued);
+        let ended = events(&mut machine);
+        error_of(&ended, queued);
+        assert_eq!((machine.in_flight(), machine.queued()), (2, 0));
+        // Waiting for a stream: forgotten, no notice.
+        machine.encoded(Millis(2), a, "a".into());
+        machine.caller_gone(Millis(3), a);
+        error_of(&events(&mut machine), a);
+        assert!(transmits(&mut machine).is_empty());
+        // Sent: cancelled at the client with the caller's reason.
+        machine.encoded(Millis(4), b, "b".into());
+        let generation = machine.stream_opened(Millis(5));
+        assert_eq!(generation.get(), 1);
+        let sent = transmits(&mut machine);
+        assert_eq!(sent.len(), 1);
+        let b_id = machine.next_request_id() - 1;
+        machine.caller_gone(Millis(6), b);
+        let ended = events(&mut machine);
+        assert_eq!(error_of(&ended, b).message, caller_left().message);
+        assert_eq!(
+            cancellations(&transmits(&mut machine)),
+            vec![(b_id, CANCELLED_CALLER_LEFT.to_string())]
+        );
+        // Its late answer is ignored; a second caller_gone changes nothing.
+        machine.client_message(Millis(7), &answer(b_id, "late"));
+        machine.caller_gone(Millis(8), b);
+        assert!(events(&mut machine).is_empty());
+        assert!(transmits(&mut machine).is_empty());
+        assert_eq!((machine.in_flight(), machine.pending_count()), (0, 0));
+    }
+
+    #[test]
+    fn stream_wait_expires_with_the_configured_wait_named() {
+        let mut machine = ready(limits(2, 0));
+        let key = machine
+            .submit(Millis(100), Millis(100).after(MINUTE))
+            .unwrap();
+        events(&mut machine);
+        machine.encoded(Millis(100), key, "x".into());
+        assert!(transmits(&mut machine).is_empty());
+        assert_eq!(machine.poll_timeout(), Some(Millis(400)));
+        machine.handle_timeout(Millis(399));
+        assert!(events(&mut machine).is_empty());
+        machine.handle_timeout(Millis(400));
+        let err = error_of(&events(&mut machine), key);
+        assert_eq!(err.status(), 503);
+        assert!(
+            err.message.contains("(GET /mcp)") && err.message.contains("waited 300 ms"),
+            "{}",
+            err.message
+        );
+        assert_eq!(machine.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_deadline_shorter_than_the_stream_wait_wins() {
+        let mut machine = ready(limits(2, 0));
+        let key = machine.submit(Millis(0), Millis(200)).unwrap();
+        events(&mut machine);
+        machine.encoded(Millis(0), key, "x".into());
+        assert_eq!(machine.poll_timeout(), Some(Millis(200)));
+        machine.handle_timeout(Millis(200));
+        let err = error_of(&events(&mut machine), key);
+        assert_eq!(err.kind, ErrorKind::Timeout);
+        assert!(err.message.contains("200 ms"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_reconnect_carries_the_waiting_requests_in_order() {
+        let mut machine = ready(limits(4, 0));
+        let first = machine.stream_opened(Millis(0));
+        machine.stream_closed(Millis(1), first);
+        let mut keys = Vec::new();
+        for at in 2..5 {
+            let key = machine
+                .submit(Millis(at), Millis(at).after(MINUTE))
+                .unwrap();
+            events(&mut machine);
+            machine.encoded(Millis(at), key, format!("m{at}"));
+            keys.push(key);
+        }
+        assert!(transmits(&mut machine).is_empty());
+        let second = machine.stream_opened(Millis(100));
+        assert_ne!(first, second);
+        let texts: Vec<String> = transmits(&mut machine)
+            .into_iter()
+            .filter_map(|t| match t {
+                Transmit::Message { text, .. } => Some(text),
+                Transmit::Ping => None,
+            })
+            .collect();
+        assert_eq!(texts, vec!["m2", "m3", "m4"]);
+        assert_eq!(machine.pending_count(), 3);
+        // Now they wait for their deadlines, not the stream wait.
+        assert_eq!(machine.poll_timeout(), Some(Millis(60_002)));
+        machine.handle_timeout(Millis(1_000));
+        assert!(
+            events(&mut machine)
+                .iter()
+                .all(|e| matches!(e, Event::Sent { .. }))
+        );
+    }
+
+    #[test]
+    fn a_closed_stream_fails_what_it_carried_and_an_old_one_fails_nothing() {
+        let mut machine = ready(limits(4, 0));
+        let old = machine.stream_opened(Millis(0));
+        let (on_old, _) = submit_and_encode(&mut machine, Millis(1));
+        let current = machine.stream_opened(Millis(2));
+        let (on_current, _) = submit_and_encode(&mut machine, Millis(3));
+        // One not sent yet: it keeps waiting for the next stream.
+        let unsent = machine.submit(Millis(4), Millis(4).after(MINUTE)).unwrap();
+        events(&mut machine);
+        transmits(&mut machine);
+        // The replaced stream's end is old news.
+        machine.stream_closed(Millis(5), old);
+        assert!(events(&mut machine).is_empty());
+        assert!(machine.has_stream());
+        machine.stream_closed(Millis(6), current);
+        let ended = events(&mut machine);
+        assert_eq!(error_of(&ended, on_old).message, stream_closed().message);
+        assert_eq!(
+            error_of(&ended, on_current).message,
+            stream_closed().message
+        );
+        assert!(done(&ended, unsent).is_empty());
+        // No notices: there is no stream to carry them.
+        assert!(transmits(&mut machine).is_empty());
+        machine.encoded(Millis(7), unsent, "u".into());
+        machine.stream_opened(Millis(8));
+        assert_eq!(transmits(&mut machine).len(), 1);
+        assert_eq!(machine.pending_count(), 1);
+    }
+
+    #[test]
+    fn a_deadline_cancels_at_the_client_and_the_late_answer_is_ignored() {
+        let mut machine = ready(limits(1, 1));
+        machine.stream_opened(Millis(0));
+        let key = machine.submit(Millis(0), Millis(3_000)).unwrap();
+        let id = encode_id(&events(&mut machine), key);
+        machine.encoded(Millis(1), key, "x".into());
+        let queued = machine.submit(Millis(2), Millis(2).after(MINUTE)).unwrap();
+        events(&mut machine);
+        transmits(&mut machine);
+        machine.handle_timeout(Millis(3_000));
+        let ended = events(&mut machine);
+        let err = error_of(&ended, key);
+        assert_eq!(err.kind, ErrorKind::Timeout);
+        assert!(err.message.contains("within 3 s"), "{}", err.message);
+        assert_eq!(
+            cancellations(&transmits(&mut machine)),
+            vec![(id, CANCELLED_DEADLINE.to_string())]
+        );
+        // The slot went to the queued request.
+        encode_id(&ended, queued);
+        machine.client_message(Millis(3_001), &answer(id, "late"));
+        assert!(done(&events(&mut machine), key).is_empty());
+    }
+
+    #[test]
+    fn a_deadline_during_encoding_ends_it_without_a_notice() {
+        let mut machine = ready(limits(1, 0));
+        machine.stream_opened(Millis(0));
+        let key = machine.submit(Millis(0), Millis(50)).unwrap();
+        events(&mut machine);
+        machine.handle_timeout(Millis(50));
+        assert_eq!(
+            error_of(&events(&mut machine), key).kind,
+            ErrorKind::Timeout
+        );
+        machine.encoded(Millis(60), key, "late".into());
+        assert!(transmits(&mut machine).is_empty());
+        assert_eq!(machine.in_flight(), 0);
+    }
+
+    #[test]
+    fn failed_encoding_and_undeliverable_messages_end_without_a_notice() {
+        let mut machine = ready(limits(2, 0));
+        machine.stream_opened(Millis(0));
+        let key = machine.submit(Millis(0), Millis(0).after(MINUTE)).unwrap();
+        events(&mut machine);
+        machine.encode_failed(Millis(1), key, ApiError::api("no"));
+        assert_eq!(error_of(&events(&mut machine), key).message, "no");
+        let (sent, id) = submit_and_encode(&mut machine, Millis(2));
+        transmits(&mut machine);
+        events(&mut machine);
+        machine.undeliverable(Millis(3), sent, ApiError::unavailable("full"));
+        assert_eq!(error_of(&events(&mut machine), sent).message, "full");
+        assert!(transmits(&mut machine).is_empty());
+        machine.client_message(Millis(4), &answer(id, "late"));
+        assert!(events(&mut machine).is_empty());
+        assert_eq!((machine.in_flight(), machine.pending_count()), (0, 0));
+    }
+
+    #[test]
+    fn an_idle_session_without_a_stream_expires_once() {
+        let mut machine = ready(limits(1, 0));
+        assert_eq!(machine.poll_timeout(), Some(Millis(120_000)));
+        // Activity moves it.
+        machine.client_message(
+            Millis(50_000),
+            br#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#,
+        );
+        assert_eq!(machine.poll_timeout(), Some(Millis(170_000)));
+        // An open stream or a request holds it off.
+        let generation = machine.stream_opened(Millis(60_000));
+        assert_eq!(machine.poll_timeout(), None);
+        machine.stream_closed(Millis(70_000), generation);
+        let key = machine
+            .submit(Millis(80_000), Millis(80_000).after(MINUTE))
+            .unwrap();
+        assert_eq!(machine.poll_timeout(), Some(Millis(140_000)));
+        machine.caller_gone(Millis(90_000), key);
+        events(&mut machine);
+        assert_eq!(machine.poll_timeout(), Some(Millis(210_000)));
+        machine.handle_timeout(Millis(209_999));
+        assert!(events(&mut machine).is_empty());
+        machine.handle_timeout(Millis(210_000));
+        assert_eq!(events(&mut machine), vec![Event::Expired]);
+        machine.handle_timeout(Millis(400_000));
+        assert!(events(&mut machine).is_empty());
+        assert_eq!(machine.poll_timeout(), None);
+    }
+
+    #[test]
+    fn liveness_pings_only_while_a_request_is_sent() {
+        let mut machine = ready(LifecycleLimits {
+            liveness_interval: Some(Duration::from_secs(5)),
+            ..limits(2, 0)
+        });
+        let generation = machine.stream_opened(Millis(0));
+        assert_eq!(machine.poll_timeout(), None, "no request: no ping");
+        let (key, id) = submit_and_encode(&mut machine, Millis(1_000));
+        transmits(&mut machine);
+        assert_eq!(machine.poll_timeout(), Some(Millis(6_000)));
+        machine.handle_timeout(Millis(6_000));
+        assert_eq!(transmits(&mut machine), vec![Transmit::Ping]);
+        assert_eq!(machine.poll_timeout(), Some(Millis(11_000)));
+        machine.handle_timeout(Millis(11_000));
+        assert_eq!(transmits(&mut machine), vec![Transmit::Ping]);
+        machine.client_message(Millis(12_000), &answer(id, "ok"));
+        assert!(done(&events(&mut machine), key)[0].is_ok());
+        // The armed ping finds nothing to keep alive and stops.
+        machine.handle_timeout(Millis(16_000));
+        assert!(transmits(&mut machine).is_empty());
+        assert_eq!(machine.poll_timeout(), None);
+        // Sent, then the stream goes: no pings without a stream.
+        let (_, _) = submit_and_encode(&mut machine, Millis(20_000));
+        machine.stream_closed(Millis(20_001), generation);
+        events(&mut machine);
+        transmits(&mut machine);
+        machine.handle_timeout(Millis(25_000));
+        assert!(transmits(&mut machine).is_empty());
+    }
+
+    #[test]
+    fn close_ends_every_request_once_with_the_reason() {
+        let mut machine = ready(limits(1, 2));
+        machine.stream_opened(Millis(0));
+        let (sent, id) = submit_and_encode(&mut machine, Millis(0));
+        let queued = machine.submit(Millis(1), Millis(1).after(MINUTE)).unwrap();
+        events(&mut machine);
+        transmits(&mut machine);
+        machine.close(Millis(2), "the MCP client ended its session");
+        let ended = events(&mut machine);
+        for key in [sent, queued] {
+            let err = error_of(&ended, key);
+            assert_eq!(
+                (err.status(), err.message.as_str()),
+                (503, "the MCP client ended its session")
+            );
+        }
+        assert_eq!(ended.len(), 2);
+        machine.client_message(Millis(3), &answer(id, "late"));
+        machine.handle_timeout(Millis(1_000_000));
+        machine.close(Millis(4), "again");
+        assert!(events(&mut machine).is_empty());
+        assert_eq!(
+            (
+                machine.in_flight(),
+                machine.queued(),
+                machine.pending_count()
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(machine.poll_timeout(), None);
+        assert!(machine.is_closed() && !machine.has_stream());
+    }
+
+    #[test]
+    fn resumed_sessions_continue_their_ids() {
+        let facts = ready(limits(1, 0)).client().cloned().unwrap();
+        let mut machine = SessionLifecycle::resume(
+            ServerInfo::sampling2api(),
+            facts,
+            true,
+            41,
+            limits(1, 0),
+            Millis(0),
+        );
+        let key = machine.submit(Millis(0), Millis(10)).unwrap();
+        assert_eq!(encode_id(&events(&mut machine), key), 41);
+        assert_eq!(machine.next_request_id(), 42);
+    }
+
+    mod random {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Input {
+            Submit { timeout: u64 },
+            Encode,
+            Answer,
+            CallerGone(usize),
+            OpenStream,
+            CloseStream,
+            Advance(u64),
+            Close,
+        }
+
+        fn input() -> impl Strategy<Value = Input> {
+            prop_oneof![
+                4 => (1u64..2_000).prop_map(|timeout| Input::Submit { timeout }),
+                4 => Just(Input::Encode),
+                3 => Just(Input::Answer),
+                2 => (0usize..16).prop_map(Input::CallerGone),
+                1 => Just(Input::OpenStream),
+                1 => Just(Input::CloseStream),
+                3 => (0u64..700).prop_map(Input::Advance),
+                1 => Just(Input::Close),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+            #[test]
+            fn exactly_one_done_per_request_and_never_over_the_limit(
+                inputs in proptest::collection::vec(input(), 1..120),
+                max_in_flight in 1usize..4,
+                max_queued in 0usize..4,
+            ) {
+                let mut machine = ready(LifecycleLimits {
+                    liveness_interval: Some(Duration::from_millis(250)),
+                    ..limits(max_in_flight, max_queued)
+                });
+                let mut now = Millis(0);
+                let mut submitted: Vec<RequestKey> = Vec::new();
+                let mut to_encode: Vec<(RequestKey, u64)> = Vec::new();
+                let mut sent_ids: Vec<u64> = Vec::new();
+                let mut dones: HashMap<RequestKey, usize> = HashMap::new();
+                let mut generation = None;
+                for input in inputs {
+                    match input {
+                        Input::Submit { timeout } => {
+                            if let Ok(key) = machine.submit(now, Millis(now.0 + timeout)) {
+                                submitted.push(key);
+                            }
+                        }
+                        Input::Encode => {
+                            if let Some((key, id)) = to_encode.pop() {
+                                machine.encoded(now, key, format!("{id}"));
+                            }
+                        }
+                        Input::Answer => {
+                            if let Some(id) = sent_ids.pop() {
+                                machine.client_message(now, &answer(id, "a"));
+                            }
+                        }
+                        Input::CallerGone(index) => {
+                            if let Some(key) = submitted.get(index) {
+                                machine.caller_gone(now, *key);
+                            }
+                        }
+                        Input::OpenStream => generation = Some(machine.stream_opened(now)),
+                        Input::CloseStream => {
+                            if let Some(generation) = generation.take() {
+                                machine.stream_closed(now, generation);
+                            }
+                        }
+                        Input::Advance(ms) => {
+                            now = Millis(now.0 + ms);
+                            if machine.poll_timeout().is_some_and(|at| at <= now) {
+                                machine.handle_timeout(now);
+                            }
+                            // Whatever was due is handled: the next timeout is ahead.
+                            prop_assert!(machine.poll_timeout().is_none_or(|at| at > now));
+                        }
+                        Input::Close => machine.close(now, "closed"),
+                    }
+                    while let Some(event) = machine.poll_event() {
+                        match event {
+                            Event::Encode { key, id } => to_encode.push((key, id)),
+                            Event::Done { key, .. } => *dones.entry(key).or_default() += 1,
+                            Event::Sent { .. } | Event::Expired => {}
+                        }
+                    }
+                    while let Some(transmit) = machine.poll_transmit() {
+                        if let Transmit::Message { text, request: Some(_) } = transmit {
+                            sent_ids.push(text.parse().unwrap_or(0));
+                        }
+                    }
+                    prop_assert!(machine.in_flight() <= max_in_flight);
+                    prop_assert!(machine.queued() <= max_queued);
+                    prop_assert!(machine.pending_count() <= machine.in_flight());
+                }
+                // Closing ends the rest; then every request ended exactly once.
+                machine.close(now, "end");
+                while let Some(event) = machine.poll_event() {
+                    if let Event::Done { key, .. } = event {
+                        *dones.entry(key).or_default() += 1;
+                    }
+                }
+                for key in &submitted {
+                    prop_assert_eq!(dones.get(key).copied(), Some(1), "{:?}", key);
+                }
+                prop_assert_eq!(dones.len(), submitted.len());
+            }
+        }
+    }
+}
