@@ -226,9 +226,6 @@ async fn admit(
     let request = SampleRequest {
         ticket: ticket.clone(),
         timeout_ms: settings.request_timeout.as_millis() as u64,
-        stream_wait_ms: settings.stream_wait.as_millis() as u64,
-        max_in_flight: settings.max_in_flight_per_session,
-        max_queued: settings.max_queued_per_session,
         status: accepted.status.clone(),
     };
     let abort = web_sys::AbortController::new().map_err(|err| internal(err.into()))?;

@@ -98,11 +98,9 @@ impl SessionRoute {
 pub struct SampleRequest {
     /// Names this request for `/cancel`.
     pub ticket: String,
+    /// Its whole deadline, from its arrival at the object. (The session's limits and stream
+    /// wait are the object's own settings.)
     pub timeout_ms: u64,
-    pub stream_wait_ms: u64,
-    /// The session's admission limits (the Worker reads them from its vars).
-    pub max_in_flight: usize,
-    pub max_queued: usize,
     /// What the status page shows of this request while the session object holds it.
     #[serde(default)]
     pub status: Option<InFlightRequest>,
@@ -513,9 +511,6 @@ mod tests {
         let sent = SampleRequest {
             ticket: "t1".into(),
             timeout_ms: 600_000,
-            stream_wait_ms: 3_000,
-            max_in_flight: 4,
-            max_queued: 8,
             status: Some(InFlightRequest {
                 request_id: "req_1".into(),
                 route: "messages".into(),
@@ -528,11 +523,7 @@ mod tests {
         let body = frame_sample(&sent, &params).unwrap();
         let (received, params_json) = unframe_sample(body).unwrap();
         assert_eq!(received.ticket, "t1");
-        assert_eq!(
-            (received.timeout_ms, received.stream_wait_ms),
-            (600_000, 3_000)
-        );
-        assert_eq!((received.max_in_flight, received.max_queued), (4, 8));
+        assert_eq!(received.timeout_ms, 600_000);
         assert_eq!(
             received.status.as_ref().map(|s| s.stage),
             Some(Stage::Queued)
@@ -550,9 +541,6 @@ mod tests {
         let sent = SampleRequest {
             ticket: "t\n2".into(),
             timeout_ms: 1,
-            stream_wait_ms: 0,
-            max_in_flight: 1,
-            max_queued: 0,
             status: None,
         };
         let (received, params_json) =
@@ -574,8 +562,7 @@ mod tests {
             assert_eq!(err.status(), 500, "{}", String::from_utf8_lossy(body));
             assert!(err.message.contains("malformed /sample body"));
         }
-        let request =
-            br#"{"ticket":"t","timeout_ms":1,"stream_wait_ms":0,"max_in_flight":1,"max_queued":0}"#;
+        let request = br#"{"ticket":"t","timeout_ms":1}"#;
         let mut body = request.to_vec();
         body.extend_from_slice(b"\n\xff\xfe");
         assert!(unframe_sample(body).is_err(), "params must be UTF-8");
