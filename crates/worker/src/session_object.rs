@@ -622,19 +622,12 @@ impl Inner {
     /// stream is open, the DO alarm is set at the idle expiry instead (a timer would keep the
     /// object awake, an alarm wakes a sleeping one).
     async fn arm_timers(self: &Rc<Self>) {
-        let Some((busy, stream_open, timeout)) = self.with(|lifecycle, _| {
-            (
-                lifecycle.in_flight() + lifecycle.queued() > 0,
-                lifecycle.has_stream(),
-                lifecycle.poll_timeout(),
-            )
-        }) else {
+        let Some(Wakeups { timer, alarm }) = self.with(|lifecycle, _| wakeups(lifecycle)) else {
             return;
         };
-        if busy && let Some(at) = timeout {
+        if let Some(at) = timer {
             self.arm_timer(at);
         }
-        let alarm = timeout.filter(|_| !busy && !stream_open);
         if alarm == self.alarm_at.get() {
             return;
         }
@@ -670,14 +663,9 @@ impl Inner {
         }
     }
 
-    /// The instant the timer loop waits for: `poll_timeout` while requests are held.
+    /// The instant the timer loop waits for.
     fn next_timer(&self) -> Option<Millis> {
-        self.with(|lifecycle, _| {
-            (lifecycle.in_flight() + lifecycle.queued() > 0)
-                .then(|| lifecycle.poll_timeout())
-                .flatten()
-        })
-        .flatten()
+        self.with(|lifecycle, _| wakeups(lifecycle).timer).flatten()
     }
 
     /// Idle for the whole idle period: dropped, from the registry too, so it neither lists nor
@@ -718,6 +706,25 @@ impl Inner {
     }
 }
 
+/// When the object must next act on time.
+#[derive(Debug, PartialEq, Eq)]
+struct Wakeups {
+    /// The timer loop's next instant: `poll_timeout` while requests are held.
+    timer: Option<Millis>,
+    /// The idle alarm: `poll_timeout` (the idle expiry) while no request is held and no stream
+    /// is open. An alarm wakes a sleeping object; a pending timer would keep it awake.
+    alarm: Option<Millis>,
+}
+
+fn wakeups(lifecycle: &SessionLifecycle) -> Wakeups {
+    let busy = lifecycle.in_flight() + lifecycle.queued() > 0;
+    let timeout = lifecycle.poll_timeout();
+    Wakeups {
+        timer: timeout.filter(|_| busy),
+        alarm: timeout.filter(|_| !busy && !lifecycle.has_stream()),
+    }
+}
+
 /// Calls `handle_timeout` at `poll_timeout` while requests are held; woken to look again when
 /// an input brought the next timeout closer. Ends when nothing is held (no timer keeps a
 /// sleeping object awake).
@@ -742,4 +749,148 @@ async fn timer_loop(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<()>) {
     let mut timer = inner.timer.borrow_mut();
     timer.armed = None;
     timer.wake = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(120);
+
+    fn lifecycle(now: Millis) -> SessionLifecycle {
+        let mut session = McpSession::new(ServerInfo::sampling2api());
+        let initialize = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"c","version":"1"}}}"#;
+        assert!(session.handle_incoming(initialize).initialized);
+        let mut lifecycle = SessionLifecycle::new(
+            session,
+            LifecycleLimits {
+                max_in_flight: 1,
+                max_queued: 1,
+                stream_wait: Duration::from_millis(300),
+                session_idle: IDLE,
+                liveness_interval: Some(LIVENESS_INTERVAL),
+                mcp_path: "/mcp".into(),
+            },
+            now,
+        );
+        lifecycle.client_message(
+            now,
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        lifecycle
+    }
+
+    /// Encodes every request the lifecycle asks for, as the object does.
+    fn encode_all(lifecycle: &mut SessionLifecycle, now: Millis) {
+        while let Some(event) = lifecycle.poll_event() {
+            if let Event::Encode { key, id } = event {
+                lifecycle.encoded(now, key, encode_sampling_request_json(id, "{}"));
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_session_without_a_stream_sets_the_alarm_not_a_timer() {
+        let start = Millis(1_000_000);
+        let lifecycle = lifecycle(start);
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: None,
+                alarm: Some(start.after(IDLE))
+            }
+        );
+    }
+
+    #[test]
+    fn an_open_stream_needs_no_wakeup_until_a_request_comes() {
+        let start = Millis(1_000_000);
+        let mut lifecycle = lifecycle(start);
+        lifecycle.stream_opened(start);
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: None,
+                alarm: None
+            }
+        );
+        let key = lifecycle
+            .submit(start, start.after(Duration::from_secs(600)))
+            .unwrap();
+        encode_all(&mut lifecycle, start);
+        // Sent: the next liveness ping comes before the deadline.
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: Some(start.after(LIVENESS_INTERVAL)),
+                alarm: None
+            }
+        );
+        let later = start.after(Duration::from_secs(1));
+        lifecycle.caller_gone(later, key);
+        assert_eq!(
+            wakeups(&lifecycle).timer,
+            None,
+            "nothing held: the timer loop ends"
+        );
+    }
+
+    #[test]
+    fn a_request_waiting_for_a_stream_runs_the_timer_and_no_alarm() {
+        let start = Millis(1_000_000);
+        let mut lifecycle = lifecycle(start);
+        let key = lifecycle
+            .submit(start, start.after(Duration::from_secs(600)))
+            .unwrap();
+        // A second request queues behind the first's slot.
+        lifecycle
+            .submit(start, start.after(Duration::from_secs(600)))
+            .unwrap();
+        encode_all(&mut lifecycle, start);
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: Some(start.after(Duration::from_millis(300))),
+                alarm: None
+            }
+        );
+        // The stream wait passes: the first fails, the second gets the slot and waits in turn.
+        let waited = start.after(Duration::from_millis(300));
+        lifecycle.handle_timeout(waited);
+        let mut done = Vec::new();
+        while let Some(event) = lifecycle.poll_event() {
+            match event {
+                Event::Done { key, outcome, .. } => done.push((key, outcome.unwrap_err().status())),
+                Event::Encode { key, id } => {
+                    lifecycle.encoded(waited, key, encode_sampling_request_json(id, "{}"))
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(done, vec![(key, 503)]);
+        assert_eq!(
+            wakeups(&lifecycle).timer,
+            Some(waited.after(Duration::from_millis(300)))
+        );
+    }
+
+    #[test]
+    fn a_closed_stream_with_nothing_held_sets_the_alarm_from_the_close() {
+        let start = Millis(1_000_000);
+        let mut lifecycle = lifecycle(start);
+        let generation = lifecycle.stream_opened(start);
+        let closed = start.after(Duration::from_secs(30));
+        lifecycle.stream_closed(closed, generation);
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: None,
+                alarm: Some(closed.after(IDLE))
+            }
+        );
+        // A client that still talks without a stream moves the expiry.
+        let talked = closed.after(Duration::from_secs(60));
+        lifecycle.client_message(talked, br#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#);
+        assert_eq!(wakeups(&lifecycle).alarm, Some(talked.after(IDLE)));
+    }
 }
