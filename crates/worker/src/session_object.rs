@@ -63,6 +63,8 @@ const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
 
 const FACTS: &str = "facts";
 
+const MAX_TIMER_MS: u64 = 24 * 60 * 60 * 1000;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredFacts {
     client: ClientFacts,
@@ -731,7 +733,9 @@ fn wakeups(lifecycle: &SessionLifecycle) -> Wakeups {
 async fn timer_loop(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<()>) {
     while let Some(at) = inner.next_timer() {
         inner.timer.borrow_mut().armed = Some(at);
-        let wait = at.since(now());
+        // A timer runs at most a day (setTimeout takes 32-bit milliseconds); the loop then
+        // looks again.
+        let wait = at.since(now()).min(MAX_TIMER_MS);
         if wait > 0 {
             let mut delay = Delay::from(Duration::from_millis(wait)).fuse();
             let rearm = futures::select! {
