@@ -57,9 +57,10 @@ use crate::session_client::{
 };
 use crate::tenancy::Namespace;
 
-/// How often a request waiting for its answer writes to the client's stream, so a client that
-/// died is noticed (its write fails, the stream closes) within about a second.
-const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the client's stream is written to while requests wait for its answer, so a client
+/// that died is noticed (a write fails, the stream closes, they fail) well within a second: the
+/// first write after its death may still succeed, the next one fails.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 
 const FACTS: &str = "facts";
 
@@ -261,11 +262,12 @@ impl DurableObject for McpSessionObject {
                         slot_at: None,
                     },
                 );
-                inner.drive().await;
                 let (mut body_out, body) = mpsc::channel::<Result<Vec<u8>>>(1);
                 let (watch, body_dropped) = oneshot::channel::<()>();
                 let inner = inner.clone();
                 worker::wasm_bindgen_futures::spawn_local(async move {
+                    // Admitted: the 200 need not wait for the request to be stored and sent.
+                    inner.drive().await;
                     let outcome = futures::select! {
                         outcome = outcome.fuse() => outcome.unwrap_or_else(|_| {
                             SampleOutcome::new(
