@@ -180,6 +180,18 @@ pub fn encode_sampling_request<P: serde::Serialize>(
         .map_err(|err| ApiError::api(format!("could not encode the sampling request: {err}")))
 }
 
+/// [`encode_sampling_request`] for params that are JSON text already (the worker's session
+/// object gets them from the Worker encoded): the same bytes, without parsing them.
+pub fn encode_sampling_request_json(id: u64, params_json: &str) -> String {
+    let mut json = String::with_capacity(params_json.len().saturating_add(96));
+    json.push_str(r#"{"jsonrpc":"2.0","id":"#);
+    json.push_str(&id.to_string());
+    json.push_str(r#","method":"sampling/createMessage","params":"#);
+    json.push_str(params_json);
+    json.push('}');
+    json
+}
+
 pub struct McpSession<W> {
     server: ServerInfo,
     phase: Phase,
@@ -741,6 +753,17 @@ mod tests {
                 .contains("did not declare the `sampling` capability")
         );
         assert!(!session.can_sample());
+    }
+
+    #[test]
+    fn params_encoded_elsewhere_make_the_same_request() {
+        let params_json = serde_json::to_string(&params()).unwrap();
+        for id in [1, 42, u64::MAX] {
+            assert_eq!(
+                encode_sampling_request_json(id, &params_json),
+                encode_sampling_request(id, &params(), 0).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -13,31 +13,27 @@ use sampling2api_core::anthropic::{
 use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::health::{Health, SessionInfo, health_body, sessions_body};
 use sampling2api_core::image_url::{refused, url_image_sources};
-use sampling2api_core::metrics::{Gauges, MetricTotals, SamplingOutcome, SamplingRecord};
+use sampling2api_core::metrics::{Gauges, SamplingOutcome, SamplingRecord};
 use sampling2api_core::models::{self, ModelCatalog, PageQuery};
 use sampling2api_core::routing::{Candidate, SESSION_HEADER, choose_session};
-use sampling2api_core::sampling::{
-    CreateMessageParams, CreateMessageResult, ModelHint, ModelPreferences,
-};
-use sampling2api_core::status::{
-    self, ClientStatus, InFlightRequest, RequestHistory, Stage, StatusSnapshot,
-};
+use sampling2api_core::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
+use sampling2api_core::status::{self, ClientStatus, InFlightRequest, Stage, StatusSnapshot};
 use sampling2api_core::stream_framing::StreamFraming;
 use sampling2api_core::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::{ApiError, ids, openai, tokens};
 use serde_json::json;
 use worker::worker_sys::web_sys;
-use worker::{Context, Delay, Env, Method, Request, Response};
+use worker::{Context, Delay, Env, Request, Response};
 
 use crate::config::Settings;
-use crate::http::{self, call, call_abortable, internal};
+use crate::http::{self, internal};
 use crate::journal::{Journal, Usage};
-use crate::mcp_endpoint::{registry_stub, session_stub};
 use crate::random::random_u128;
-use crate::tenancy::Namespace;
-use crate::wire::{
-    CancelRequest, ReportedModel, SampleOutcome, SampleRequest, SessionEntry, SessionLoad,
+use crate::registry_client::{RegistryClient, ReportedModel, SessionEntry};
+use crate::session_client::{
+    PendingOutcome, SampleOutcome, SampleRequest, SessionLoad, SessionObjectClient,
 };
+use crate::tenancy::Namespace;
 
 thread_local! {
     /// Models this isolate already reported to its namespaces' registries.
@@ -62,18 +58,8 @@ struct Accepted {
     status: Option<InFlightRequest>,
 }
 
-/// Reads a JSON list from the namespace registry.
-async fn registry_get<T: serde::de::DeserializeOwned>(
-    env: &Env,
-    namespace: &Namespace,
-    path: &str,
-) -> Result<T, ApiError> {
-    let mut response = call(&registry_stub(env, namespace)?, Method::Get, path, None).await?;
-    response.json().await.map_err(internal)
-}
-
 async fn sessions(env: &Env, namespace: &Namespace) -> Result<Vec<SessionEntry>, ApiError> {
-    registry_get(env, namespace, "/sessions").await
+    RegistryClient::new(env, namespace)?.sessions().await
 }
 
 fn catalog(settings: &Settings, reported: Vec<(String, u64)>) -> ModelCatalog {
@@ -180,7 +166,7 @@ async fn complete(
         }
     };
     let sampling = outcome.sampling_seconds.map(|seconds| SamplingRecord {
-        outcome: SamplingOutcome::of_error(outcome.error.as_ref()),
+        outcome: SamplingOutcome::of_error(outcome.error()),
         seconds,
     });
     let response = respond(env, namespace, accepted, outcome).await;
@@ -197,7 +183,7 @@ async fn complete(
 /// response's body is the outcome. Dropping it (the caller went away) ends the call, and the
 /// session object then cancels the request at the client.
 struct Admitted {
-    response: Response,
+    pending: Option<PendingOutcome>,
     /// Aborts the call to the session object when this is dropped before the outcome is read.
     abort: web_sys::AbortController,
     done: bool,
@@ -207,7 +193,11 @@ struct Admitted {
 
 impl Admitted {
     async fn outcome(mut self) -> Result<SampleOutcome, ApiError> {
-        let outcome = self.response.json().await.map_err(internal);
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| ApiError::api("the outcome was already taken"))?;
+        let outcome = pending.outcome().await;
         self.done = true;
         outcome
     }
@@ -234,45 +224,30 @@ async fn admit(
 ) -> Result<Admitted, ApiError> {
     let ticket = format!("{:032x}", random_u128());
     let request = SampleRequest {
-        params: &accepted.params,
         ticket: ticket.clone(),
         timeout_ms: settings.request_timeout.as_millis() as u64,
-        stream_wait_ms: settings.stream_wait.as_millis() as u64,
-        max_in_flight: settings.max_in_flight_per_session,
-        max_queued: settings.max_queued_per_session,
         status: accepted.status.clone(),
     };
-    let body = serde_json::to_vec(&request).map_err(|err| ApiError::api(err.to_string()))?;
     let abort = web_sys::AbortController::new().map_err(|err| internal(err.into()))?;
 
     // Ends the call when the caller disconnects (workerd aborts its request's signal) or when
     // this side lets go of it (`Admitted` dropped): either way the session object cancels.
     let signal = web_sys::AbortSignal::any(&worker::js_sys::Array::of2(caller, &abort.signal()));
-    let stub = session_stub(env, namespace, &accepted.session_id)?;
-    let mut response =
-        call_abortable(&stub, Method::Post, "/sample", Some(&body), Some(&signal)).await?;
-    if response.status_code() != 200 {
-        let refused: SampleOutcome = response.json().await.map_err(internal)?;
-        return Err(refused
-            .error
-            .unwrap_or_else(|| ApiError::api("the session object refused without a reason")));
-    }
+    let session = SessionObjectClient::new(env, namespace, &accepted.session_id)?;
+    let pending = session.sample(&request, &accepted.params, &signal).await?;
     // The caller's disconnect aborts its request's signal and then ends this request's
     // context, and with it any task it started: only `wait_until` work still runs, so the
     // cancel is sent from there. It ends when the request does (`finished`).
     let (done, finished) = oneshot::channel::<()>();
     let gone = http::aborted(caller);
-    let cancel = serde_json::to_vec(&CancelRequest { ticket }).unwrap_or_default();
     ctx.wait_until(async move {
         futures::select! {
-            _ = gone.fuse() => {
-                let _ = call(&stub, Method::Post, "/cancel", Some(&cancel)).await;
-            }
+            _ = gone.fuse() => session.cancel(ticket).await,
             _ = finished.fuse() => {}
         }
     });
     Ok(Admitted {
-        response,
+        pending: Some(pending),
         abort,
         done: false,
         _finished: done,
@@ -286,17 +261,7 @@ async fn respond(
     accepted: Accepted,
     outcome: SampleOutcome,
 ) -> Result<MessagesResponse, ApiError> {
-    if let Some(error) = outcome.error {
-        return Err(error);
-    }
-    let result = outcome.result.ok_or_else(|| {
-        ApiError::api("the session object returned neither a result nor an error")
-    })?;
-    let result = CreateMessageResult::from_value(result).map_err(|err| {
-        ApiError::api(format!(
-            "the MCP client returned an invalid sampling result: {err}"
-        ))
-    })?;
+    let result = outcome.into_result()?;
     if let Some(model) = result.model.clone() {
         report_model(env, namespace, model).await;
     }
@@ -321,11 +286,9 @@ async fn report_model(env: &Env, namespace: &Namespace, model: String) {
         return;
     }
     let unix = (worker::js_sys::Date::now() / 1000.0) as u64;
-    let Ok(body) = serde_json::to_vec(&ReportedModel { model, unix }) else {
-        return;
-    };
-    if let Ok(stub) = registry_stub(env, namespace)
-        && call(&stub, Method::Post, "/models", Some(&body))
+    if let Ok(registry) = RegistryClient::new(env, namespace)
+        && registry
+            .report_model(&ReportedModel { model, unix })
             .await
             .is_ok()
     {
@@ -566,7 +529,7 @@ pub fn speaks_anthropic(req: &Request) -> bool {
 }
 
 async fn reported_models(env: &Env, namespace: &Namespace) -> Result<Vec<(String, u64)>, ApiError> {
-    registry_get(env, namespace, "/models").await
+    RegistryClient::new(env, namespace)?.models().await
 }
 
 pub async fn list_models(
@@ -621,24 +584,31 @@ fn unavailable_reason(entry: &SessionEntry) -> Option<ApiError> {
     })
 }
 
-/// Each session object's admission and pending counts, asked at call time.
-async fn loads(env: &Env, namespace: &Namespace, listed: &[SessionEntry]) -> Vec<SessionLoad> {
+/// Each listed session object's admission and pending counts, asked at call time (`None`
+/// where an object could not be asked), in the listing's order.
+async fn loads(
+    env: &Env,
+    namespace: &Namespace,
+    listed: &[SessionEntry],
+) -> Vec<Option<SessionLoad>> {
     futures::future::join_all(listed.iter().map(|entry| async move {
-        let stub = session_stub(env, namespace, &entry.id).ok()?;
-        let mut response = call(&stub, Method::Get, "/load", None).await.ok()?;
-        response.json::<SessionLoad>().await.ok()
+        SessionObjectClient::new(env, namespace, &entry.id)
+            .ok()?
+            .load()
+            .await
     }))
     .await
-    .into_iter()
-    .flatten()
-    .collect()
 }
 
 /// `/health` with a token: liveness plus that namespace's sessions (without one, the same
 /// fields with the session figures `null`: see `lib.rs`).
 pub async fn namespace_health(env: &Env, namespace: &Namespace) -> Result<Response, ApiError> {
     let listed = sessions(env, namespace).await?;
-    let loads = loads(env, namespace, &listed).await;
+    let loads: Vec<SessionLoad> = loads(env, namespace, &listed)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let health = Health::with_sessions(
         "worker",
         listed.len() as u64,
@@ -683,9 +653,14 @@ pub async fn list_sessions(
 /// `/metrics` for the caller's namespace: the registry's totals, plus in-flight and queued
 /// counts asked of each of its sessions at scrape time.
 pub async fn metrics(env: &Env, namespace: &Namespace) -> Result<Response, ApiError> {
-    let totals: MetricTotals = registry_get(env, namespace, "/metrics").await?;
-    let listed = sessions(env, namespace).await?;
-    let loads = loads(env, namespace, &listed).await;
+    let registry = RegistryClient::new(env, namespace)?;
+    let totals = registry.metrics().await?;
+    let listed = registry.sessions().await?;
+    let loads: Vec<SessionLoad> = loads(env, namespace, &listed)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let gauges = Gauges {
         in_flight: loads.iter().map(|load| load.in_flight).sum(),
         queued: loads.iter().map(|load| load.queued).sum(),
@@ -711,14 +686,10 @@ pub async fn status(
     namespace: &Namespace,
     settings: &Settings,
 ) -> Result<Response, ApiError> {
-    let history: RequestHistory = registry_get(env, namespace, "/history").await?;
-    let listed = sessions(env, namespace).await?;
-    let loads = futures::future::join_all(listed.iter().map(|entry| async move {
-        let stub = session_stub(env, namespace, &entry.id).ok()?;
-        let mut response = call(&stub, Method::Get, "/load", None).await.ok()?;
-        response.json::<SessionLoad>().await.ok()
-    }))
-    .await;
+    let registry = RegistryClient::new(env, namespace)?;
+    let history = registry.history().await?;
+    let listed = registry.sessions().await?;
+    let loads = loads(env, namespace, &listed).await;
     let clients = listed
         .iter()
         .zip(&loads)

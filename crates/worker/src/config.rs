@@ -29,19 +29,19 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Settings {
+        Settings::from_vars(|name| env.var(name).ok().map(|value| value.to_string()))
+    }
+
+    /// The settings for the vars `var` gives; a missing, empty or unreadable var means its
+    /// default, and numbers are clamped to what the runtime can use.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Settings {
         // A shared number setting under its bare name; unset or unreadable means its default.
         let number = |setting: Setting| {
-            env.var(setting.name)
-                .ok()
-                .and_then(|value| value.to_string().trim().parse().ok())
+            var(setting.name)
+                .and_then(|value| value.trim().parse().ok())
                 .unwrap_or(setting.default)
         };
-        let text = |name: &str| {
-            env.var(name)
-                .ok()
-                .map(|value| value.to_string())
-                .filter(|value| !value.trim().is_empty())
-        };
+        let text = |name: &str| var(name).filter(|value| !value.trim().is_empty());
         Settings {
             request_timeout: settings::REQUEST_TIMEOUT_SECS
                 .secs(number(settings::REQUEST_TIMEOUT_SECS)),
@@ -71,5 +71,101 @@ impl Settings {
                 .unwrap_or(settings::DEFAULT_TOOL_MODE),
             session_idle: settings::SESSION_IDLE_SECS.secs(number(settings::SESSION_IDLE_SECS)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Settings {
+        Settings::from_vars(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_native_flags() {
+        let defaults = settings(&[]);
+        assert_eq!(defaults.request_timeout, Duration::from_secs(600));
+        assert_eq!(defaults.ping_interval, Duration::from_secs(10));
+        assert_eq!(defaults.stream_wait, Duration::from_secs(3));
+        assert_eq!(defaults.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(defaults.max_in_flight_per_session, 256);
+        assert_eq!(defaults.max_queued_per_session, 4096);
+        assert_eq!(
+            defaults.max_reported_models,
+            sampling2api_core::models::DEFAULT_MAX_REPORTED_MODELS
+        );
+        assert_eq!(defaults.session_idle, Duration::from_secs(120));
+        assert_eq!(defaults.tool_mode, ToolMode::default());
+        assert!(!defaults.log_prompts);
+        assert!(defaults.model_aliases.is_empty());
+        assert_eq!(defaults.default_model_hint, None);
+    }
+
+    #[test]
+    fn numbers_are_trimmed_and_clamped_and_nonsense_is_the_default() {
+        let clamped = settings(&[
+            ("REQUEST_TIMEOUT_SECS", "0"),
+            ("PING_INTERVAL_MS", " 1 "),
+            ("STREAM_WAIT_MS", "0"),
+            ("MAX_IN_FLIGHT_PER_SESSION", "0"),
+            ("MAX_QUEUED_PER_SESSION", "0"),
+            ("SESSION_IDLE_SECS", "0"),
+        ]);
+        assert_eq!(clamped.request_timeout, Duration::from_secs(1));
+        assert_eq!(clamped.ping_interval, Duration::from_millis(10));
+        assert_eq!(clamped.stream_wait, Duration::ZERO, "no wait is allowed");
+        assert_eq!(clamped.max_in_flight_per_session, 1);
+        assert_eq!(clamped.max_queued_per_session, 0, "no queue is allowed");
+        assert_eq!(clamped.session_idle, Duration::from_secs(1));
+        let nonsense = settings(&[
+            ("REQUEST_TIMEOUT_SECS", "-5"),
+            ("MAX_BODY_BYTES", "lots"),
+            ("STREAM_WAIT_MS", ""),
+        ]);
+        assert_eq!(nonsense.request_timeout, Duration::from_secs(600));
+        assert_eq!(nonsense.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(nonsense.stream_wait, Duration::from_secs(3));
+        assert_eq!(
+            settings(&[("REQUEST_TIMEOUT_SECS", " 42\n")]).request_timeout,
+            Duration::from_secs(42)
+        );
+    }
+
+    #[test]
+    fn text_settings() {
+        let set = settings(&[
+            (
+                "MODEL_ALIASES",
+                "fast=claude-haiku,not an alias,smart=claude-opus",
+            ),
+            ("DEFAULT_MODEL_HINT", "claude"),
+            ("LOG_PROMPTS", " yes "),
+            ("TOOLS", "emulate"),
+        ]);
+        let aliases: Vec<&str> = set.model_aliases.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(
+            aliases,
+            vec!["fast", "smart"],
+            "a malformed alias is skipped"
+        );
+        assert_eq!(set.default_model_hint.as_deref(), Some("claude"));
+        assert!(set.log_prompts);
+        assert_eq!(set.tool_mode, ToolMode::Emulate);
+        for off in ["0", "no", "false", "on"] {
+            assert!(!settings(&[("LOG_PROMPTS", off)]).log_prompts, "{off}");
+        }
+        assert_eq!(
+            settings(&[("TOOLS", "sometimes")]).tool_mode,
+            ToolMode::default()
+        );
+        assert_eq!(
+            settings(&[("DEFAULT_MODEL_HINT", "  ")]).default_model_hint,
+            None
+        );
     }
 }

@@ -2,11 +2,12 @@
 
 use sampling2api_core::ApiError;
 use sampling2api_core::flavor::Flavor;
+use serde::de::DeserializeOwned;
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures;
 use worker::worker_sys::web_sys;
-use worker::{Headers, Method, Request, Response, Stub};
+use worker::{Env, Headers, Method, Request, Response, Stub};
 
 pub fn internal(err: worker::Error) -> ApiError {
     ApiError::api(format!("worker runtime error: {err}"))
@@ -60,19 +61,22 @@ pub fn error(flavor: Flavor, err: &ApiError, request_id: &str) -> worker::Result
         .with_headers(headers))
 }
 
-/// A request to a Durable Object over its internal `https://do/...` routes.
-pub async fn call(
-    stub: &Stub,
-    method: Method,
-    path: &str,
-    body: Option<&[u8]>,
-) -> Result<Response, ApiError> {
-    call_abortable(stub, method, path, body, None).await
+/// A Durable Object of `binding` (`SESSIONS`, `REGISTRY`), by name.
+pub fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
+    let objects = env.durable_object(binding).map_err(internal)?;
+    let id = objects.id_from_name(name).map_err(internal)?;
+    id.get_stub().map_err(internal)
 }
 
-/// `call`, ended by `signal`: aborting it cancels the call at the object too (dropping the
-/// Rust future alone would leave the JavaScript fetch running).
-pub async fn call_abortable(
+/// The URL of a Durable Object's internal route (the host is never resolved).
+pub fn object_url(path: &str) -> String {
+    format!("https://do{path}")
+}
+
+/// A request to a Durable Object over its internal routes (only its typed client calls
+/// this). Aborting `signal` cancels the call at the object too: dropping the Rust future alone
+/// would leave the JavaScript fetch running.
+pub async fn call(
     stub: &Stub,
     method: Method,
     path: &str,
@@ -87,11 +91,28 @@ pub async fn call_abortable(
     if let Some(signal) = signal {
         init.set_signal(Some(signal));
     }
-    let request = web_sys::Request::new_with_str_and_init(&format!("https://do{path}"), &init)
+    let request = web_sys::Request::new_with_str_and_init(&object_url(path), &init)
         .map_err(|err| internal(err.into()))?;
     stub.fetch_with_request(Request::from(request))
         .await
         .map_err(internal)
+}
+
+/// A Durable Object's JSON answer, parsed from its bytes (not through a JavaScript object).
+pub async fn read_json<T: DeserializeOwned>(response: &mut Response) -> Result<T, ApiError> {
+    let body = response.bytes().await.map_err(internal)?;
+    serde_json::from_slice(&body).map_err(|err| {
+        ApiError::api(format!(
+            "a Durable Object answered with unreadable JSON: {err}"
+        ))
+    })
+}
+
+/// A JSON body sent to a Durable Object, parsed from its bytes (`Request::json` would go
+/// through a JavaScript object).
+pub async fn request_json<T: DeserializeOwned>(req: &mut Request) -> worker::Result<T> {
+    let body = req.bytes().await?;
+    Ok(serde_json::from_slice(&body)?)
 }
 
 pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {

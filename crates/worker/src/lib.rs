@@ -3,6 +3,17 @@
 //! sessions are listed by a `NamespaceRegistry` object; the Worker itself authenticates, serves
 //! the API, and holds clients' SSE streams, fed from their session objects over hibernatable
 //! WebSockets.
+//!
+//! Modules: `tenancy` (token → namespace), `config` (settings from vars), `api` (the API
+//! routes), `mcp_endpoint` (`/mcp` and the client's SSE stream), `journal` (log line and
+//! metrics), `http` (responses, calls to objects); the objects `session_object` and
+//! `registry_object`, each with its typed client (`session_client`, `registry_client`: routes
+//! and messages), which the rest of the Worker calls them through.
+//!
+//! An API request: `fetch` → `tenancy` → `api` (parse, route to a session through the
+//! registry's list, convert) → `SessionObjectClient::sample` → the session object (its
+//! `SessionLifecycle` admits, queues, sends on the client's stream, waits) → the outcome → the
+//! response; `journal` records it.
 
 mod api;
 mod config;
@@ -10,10 +21,11 @@ mod http;
 mod journal;
 mod mcp_endpoint;
 mod random;
+mod registry_client;
 mod registry_object;
+mod session_client;
 mod session_object;
 mod tenancy;
-mod wire;
 
 pub use registry_object::NamespaceRegistry;
 pub use session_object::McpSessionObject;

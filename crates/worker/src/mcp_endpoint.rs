@@ -11,34 +11,17 @@ use sampling2api_core::streamable_http::{
 };
 use sampling2api_core::{ApiError, ids, routes};
 use worker::worker_sys::web_sys;
-use worker::{Delay, Env, Headers, Method, Request, RequestInit, Response, Stub, WebsocketEvent};
+use worker::{Delay, Env, Method, Request, Response, WebsocketEvent};
 
 use crate::config::Settings;
-use crate::http::{self, call, internal};
+use crate::http::{self, internal};
 use crate::random::random_u128;
+use crate::registry_client::{RegistryClient, SessionEntry};
+use crate::session_client::{LIVENESS_PING, MessageReply, SessionObjectClient};
 use crate::tenancy::Namespace;
-use crate::wire::SessionEntry;
 
-/// What the session object sends while requests wait, to be written as an SSE comment.
-pub const LIVENESS_PING: &str = ":ping";
 /// How often the stream writes to its client to learn whether it is still there.
 const LIVENESS_CHECK: Duration = Duration::from_secs(1);
-
-/// A session's object is named by namespace and id together, so a session id used with
-/// another token's namespace names an object that holds nothing.
-pub fn session_stub(env: &Env, namespace: &Namespace, id: &str) -> Result<Stub, ApiError> {
-    stub(env, "SESSIONS", &format!("{}:{id}", namespace.0))
-}
-
-pub fn registry_stub(env: &Env, namespace: &Namespace) -> Result<Stub, ApiError> {
-    stub(env, "REGISTRY", &namespace.0)
-}
-
-fn stub(env: &Env, binding: &str, name: &str) -> Result<Stub, ApiError> {
-    let objects = env.durable_object(binding).map_err(internal)?;
-    let id = objects.id_from_name(name).map_err(internal)?;
-    id.get_stub().map_err(internal)
-}
 
 fn answered(answer: McpAnswer) -> Result<Response, ApiError> {
     http::json(answer.status, answer.body)
@@ -86,39 +69,25 @@ pub async fn handle(
         }
         McpAction::Deliver(id) => {
             let body = http::read_limited(&mut req, settings.max_body_bytes).await?;
-            let mut response = call(
-                &session_stub(env, namespace, id)?,
-                Method::Post,
-                "/message",
-                Some(&body),
-            )
-            .await?;
-            match response.status_code() {
-                404 => answered(streamable_http::unknown_session()),
-                202 => Ok(Response::empty().map_err(internal)?.with_status(202)),
-                status => http::json(status, response.text().await.map_err(internal)?),
+            match SessionObjectClient::new(env, namespace, id)?
+                .message(&body)
+                .await?
+            {
+                MessageReply::UnknownSession => answered(streamable_http::unknown_session()),
+                MessageReply::Accepted => Ok(Response::empty().map_err(internal)?.with_status(202)),
+                MessageReply::Reply { status, body } => http::json(status, body),
             }
         }
         McpAction::OpenStream(id) => open_stream(env, namespace, id, &req.inner().signal()).await,
         McpAction::End(id) => {
-            let response = call(
-                &session_stub(env, namespace, id)?,
-                Method::Delete,
-                "/session",
-                None,
-            )
-            .await?;
-            call(
-                &registry_stub(env, namespace)?,
-                Method::Delete,
-                &format!("/sessions/{id}"),
-                None,
-            )
-            .await?;
-            if response.status_code() == 404 {
-                answered(streamable_http::unknown_session())
-            } else {
+            let existed = SessionObjectClient::new(env, namespace, id)?.end().await?;
+            RegistryClient::new(env, namespace)?
+                .remove_session(id)
+                .await?;
+            if existed {
                 Ok(Response::empty().map_err(internal)?)
+            } else {
+                answered(streamable_http::unknown_session())
             }
         }
     }
@@ -138,18 +107,14 @@ async fn start_session(
         return answered(streamable_http::refused_start(handled.reply_body()));
     }
     let id = ids::session_id(random_u128());
-    let mut response = call(
-        &session_stub(env, namespace, &id)?,
-        Method::Post,
-        // The object reports to its registry itself (readiness, stream, idle drop).
-        &format!("/init?namespace={}&id={id}", namespace.0),
-        Some(body),
-    )
-    .await?;
-    let reply = response.text().await.map_err(internal)?;
-    if response.status_code() != 200 {
-        return http::json(400, reply);
+    // The object reports to its registry itself (readiness, stream, idle drop).
+    let reply = SessionObjectClient::new(env, namespace, &id)?
+        .init(namespace, &id, body)
+        .await?;
+    if !reply.started {
+        return http::json(400, reply.body);
     }
+    let reply = reply.body;
     let client = probe.client().cloned();
     if let Some(client) = &client {
         let tools = client
@@ -175,14 +140,9 @@ async fn start_session(
         ready: false,
         stream_open: false,
     };
-    let entry = serde_json::to_vec(&entry).map_err(|err| ApiError::api(err.to_string()))?;
-    call(
-        &registry_stub(env, namespace)?,
-        Method::Post,
-        "/sessions",
-        Some(&entry),
-    )
-    .await?;
+    RegistryClient::new(env, namespace)?
+        .add_session(&entry)
+        .await?;
     let response = http::json(200, reply)?;
     response
         .headers()
@@ -197,21 +157,12 @@ async fn open_stream(
     id: &str,
     caller: &web_sys::AbortSignal,
 ) -> Result<Response, ApiError> {
-    let headers = Headers::new();
-    headers.set("upgrade", "websocket").map_err(internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let request = Request::new_with_init("https://do/connect", &init).map_err(internal)?;
-    let response = session_stub(env, namespace, id)?
-        .fetch_with_request(request)
-        .await
-        .map_err(internal)?;
-    if response.status_code() == 404 {
+    let Some(socket) = SessionObjectClient::new(env, namespace, id)?
+        .connect()
+        .await?
+    else {
         return answered(streamable_http::unknown_session());
-    }
-    let socket = response
-        .websocket()
-        .ok_or_else(|| ApiError::api("the session object did not open its stream"))?;
+    };
     socket.accept().map_err(internal)?;
     let (mut frames, body) = mpsc::channel::<Result<Vec<u8>, worker::Error>>(16);
     // The client's disconnect, as workerd signals it; its writes alone would not fail soon.

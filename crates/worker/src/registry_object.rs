@@ -6,11 +6,11 @@
 use sampling2api_core::metrics::MetricTotals;
 use sampling2api_core::models::remember_reported;
 use sampling2api_core::status::{RecentRequest, RequestHistory};
-use serde_json::json;
-use worker::{DurableObject, Env, Method, Request, Response, Result, State, durable_object};
+use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 use crate::config::Settings;
-use crate::wire::{ReportedModel, SessionEntry, SessionStatus};
+use crate::http::request_json;
+use crate::registry_client::{RegistryRoute, Removed, ReportedModel, SessionEntry, SessionStatus};
 
 const SESSIONS: &str = "sessions";
 const MODELS: &str = "models";
@@ -34,13 +34,16 @@ impl DurableObject for NamespaceRegistry {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let storage = self.state.storage();
-        match (req.method(), req.path().as_str()) {
-            (Method::Get, "/sessions") => {
+        let Some(route) = RegistryRoute::parse(&req.method(), &req.path()) else {
+            return Response::error("not found", 404);
+        };
+        match route {
+            RegistryRoute::Sessions => {
                 let sessions: Vec<SessionEntry> = storage.get(SESSIONS).await?.unwrap_or_default();
                 Response::from_json(&sessions)
             }
-            (Method::Post, "/sessions") => {
-                let entry: SessionEntry = req.json().await?;
+            RegistryRoute::AddSession => {
+                let entry: SessionEntry = request_json(&mut req).await?;
                 let mut sessions: Vec<SessionEntry> =
                     storage.get(SESSIONS).await?.unwrap_or_default();
                 sessions.retain(|known| known.id != entry.id);
@@ -48,32 +51,31 @@ impl DurableObject for NamespaceRegistry {
                 storage.put(SESSIONS, &sessions).await?;
                 Response::empty()
             }
-            (Method::Post, "/sessions/status") => {
-                let status: SessionStatus = req.json().await?;
+            RegistryRoute::SessionStatus => {
+                let status: SessionStatus = request_json(&mut req).await?;
                 let mut sessions: Vec<SessionEntry> =
                     storage.get(SESSIONS).await?.unwrap_or_default();
-                if let Some(entry) = sessions.iter_mut().find(|known| known.id == status.id) {
-                    entry.ready = status.ready;
-                    entry.stream_open = status.stream_open;
+                if status.apply(&mut sessions) {
                     storage.put(SESSIONS, &sessions).await?;
                 }
                 Response::empty()
             }
-            (Method::Delete, path) if path.starts_with("/sessions/") => {
-                let id = &path["/sessions/".len()..];
+            RegistryRoute::RemoveSession { id } => {
                 let mut sessions: Vec<SessionEntry> =
                     storage.get(SESSIONS).await?.unwrap_or_default();
                 let before = sessions.len();
                 sessions.retain(|known| known.id != id);
                 storage.put(SESSIONS, &sessions).await?;
-                Response::from_json(&json!({"removed": before != sessions.len()}))
+                Response::from_json(&Removed {
+                    removed: before != sessions.len(),
+                })
             }
-            (Method::Get, "/models") => {
+            RegistryRoute::Models => {
                 let models: Vec<(String, u64)> = storage.get(MODELS).await?.unwrap_or_default();
                 Response::from_json(&models)
             }
-            (Method::Post, "/models") => {
-                let reported: ReportedModel = req.json().await?;
+            RegistryRoute::ReportModel => {
+                let reported: ReportedModel = request_json(&mut req).await?;
                 let mut models: Vec<(String, u64)> = storage.get(MODELS).await?.unwrap_or_default();
                 // The same bound and eviction as the native catalog: a client reporting a new
                 // name per answer cannot grow the namespace's list forever.
@@ -87,23 +89,23 @@ impl DurableObject for NamespaceRegistry {
                 }
                 Response::empty()
             }
-            (Method::Get, "/metrics") => {
+            RegistryRoute::Metrics => {
                 let totals: MetricTotals = storage.get(METRICS).await?.unwrap_or_default();
                 Response::from_json(&totals)
             }
-            (Method::Post, "/metrics") => {
-                let batch: MetricTotals = req.json().await?;
+            RegistryRoute::AddMetrics => {
+                let batch: MetricTotals = request_json(&mut req).await?;
                 let mut totals: MetricTotals = storage.get(METRICS).await?.unwrap_or_default();
                 totals.merge(&batch);
                 storage.put(METRICS, &totals).await?;
                 Response::empty()
             }
-            (Method::Get, "/history") => {
+            RegistryRoute::History => {
                 let history: RequestHistory = storage.get(HISTORY).await?.unwrap_or_default();
                 Response::from_json(&history)
             }
-            (Method::Post, "/recent") => {
-                let batch: Vec<RecentRequest> = req.json().await?;
+            RegistryRoute::AddRecent => {
+                let batch: Vec<RecentRequest> = request_json(&mut req).await?;
                 let mut history: RequestHistory = storage.get(HISTORY).await?.unwrap_or_default();
                 for request in batch {
                     history.record(request);
@@ -111,7 +113,6 @@ impl DurableObject for NamespaceRegistry {
                 storage.put(HISTORY, &history).await?;
                 Response::empty()
             }
-            _ => Response::error("not found", 404),
         }
     }
 }

@@ -1,21 +1,30 @@
 //! `McpSessionObject`: one Durable Object per MCP session, named `<namespace>:<session id>`.
 //!
-//! It runs the core's MCP session state machine. The client's event stream reaches it as a
-//! hibernatable WebSocket from the Worker (which holds the client's SSE connection), so an idle
-//! session costs nothing: the object sleeps, and its facts (negotiated version, capabilities,
-//! next request id) wait in storage until a message wakes it.
+//! A driver of the core's `SessionLifecycle`, which owns everything about the session's
+//! requests (admission, queue, deadlines, the stream wait, cancellation): this file only feeds
+//! it inputs and carries out what it asks.
+//! - inputs: the client's messages (`/message`), its event stream opening (`/connect`) and
+//!   closing (the socket's close), API requests (`/sample`), their callers leaving (the
+//!   `/sample` body dropped, or `/cancel`), the session's end (`DELETE`), and the time, from one
+//!   `Delay` loop armed at `poll_timeout` while requests are held, and from the DO alarm for
+//!   idle expiry (set while nothing is held and no stream is open, so a sleeping object still
+//!   expires).
+//! - outputs: transmits go to the client's stream, a hibernatable WebSocket to the Worker
+//!   (which holds the client's SSE connection); events encode a request (its params arrive as
+//!   JSON text, copied unparsed), answer a `/sample`, or drop the session.
 //!
-//! `/sample` decides admission before it answers: a refusal is the response itself (its status
-//! is the error's), anything else is a 200 whose body, the outcome, follows when the client
-//! answers. So the Worker learns of a 429 before it sends a streaming caller any byte, and a
-//! caller who leaves cancels the request here: the Worker's call ends, this body is dropped, and
-//! the client is sent `notifications/cancelled`, whatever became of the Worker's own context.
+//! `/sample` answers its admission as its status before any byte: a refusal is the response
+//! itself, anything else is a 200 whose body, the outcome, follows when the request ends. So
+//! the Worker learns of a 429 before it sends a streaming caller any byte, and a caller who
+//! leaves ends the call, which drops this body: the request is cancelled at the client.
 //!
-//! The object tells its namespace's registry when the session becomes ready and when its stream
-//! opens or closes (routing prefers sessions with a stream), and an alarm drops the session when
-//! its stream stays closed for `SESSION_IDLE_SECS`.
+//! An idle session costs nothing: the object sleeps, and its facts (negotiated version,
+//! capabilities, readiness, next request id) wait in storage; a wake resumes the lifecycle
+//! from them, with the stream that survived hibernation. The object tells its namespace's
+//! registry when the session becomes ready and when its stream opens or closes (routing prefers
+//! sessions with a stream), and removes it there when the session expires.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -23,51 +32,46 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
-use futures::future::{Fuse, LocalBoxFuture};
-use futures::{FutureExt, SinkExt, Stream};
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use sampling2api_core::ApiError;
-use sampling2api_core::admission::{self, Admission, Decision};
-use sampling2api_core::mcp_session::{ClientFacts, McpSession, ServerInfo};
-use sampling2api_core::sampling::CreateMessageResult;
+use sampling2api_core::admission;
+use sampling2api_core::lifecycle::{
+    Event, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration, Transmit,
+};
+use sampling2api_core::mcp_session::{
+    ClientFacts, McpSession, ServerInfo, encode_sampling_request_json,
+};
+use sampling2api_core::status::{InFlightRequest, Stage};
 use serde::{Deserialize, Serialize};
 use worker::{
-    Delay, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    Delay, DurableObject, Env, Request, Response, Result, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair, durable_object,
 };
 
 use crate::config::Settings;
-use crate::http::call;
-use crate::mcp_endpoint::{LIVENESS_PING, registry_stub};
+use crate::http::request_json;
+use crate::random::random_u128;
+use crate::registry_client::{RegistryClient, SessionStatus};
+use crate::session_client::{
+    CancelRequest, LIVENESS_PING, SampleOutcome, SessionLoad, SessionRoute, unframe_sample,
+};
 use crate::tenancy::Namespace;
-use crate::wire::{CancelRequest, SampleOutcome, SampleRequest, SessionLoad, SessionStatus};
-use sampling2api_core::status::{InFlightRequest, Stage};
 
-/// How often a waiting request writes to the client's stream to learn it is still there.
-const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
-
-type Waiter = oneshot::Sender<std::result::Result<CreateMessageResult, ApiError>>;
-/// Wakes a queued request when a slot passes to it; keyed by the request's ticket.
-type SlotQueue = Admission<String, oneshot::Sender<()>>;
-/// Completes when the caller of `/sample` is gone: its call ended (the body was dropped) or the
-/// Worker said so (`/cancel`).
-type CallerGone = Fuse<LocalBoxFuture<'static, ()>>;
+/// How often the client's stream is written to while requests wait for its answer, so a client
+/// that died is noticed (a write fails, the stream closes, they fail) well within a second: the
+/// first write after its death may still succeed, the next one fails.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(100);
 
 const FACTS: &str = "facts";
 
-fn storage_error(err: worker::Error) -> ApiError {
-    ApiError::api(format!("session storage failed: {err}"))
-}
-
-fn caller_left() -> ApiError {
-    ApiError::unavailable("the API caller disconnected")
-}
+const MAX_TIMER_MS: u64 = 24 * 60 * 60 * 1000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredFacts {
     client: ClientFacts,
     ready: bool,
     next_request_id: u64,
-    /// Who this object is, to report to its registry (`/init?namespace=..&id=..`).
+    /// Who this object is, to report to its registry (from `SessionRoute::Init`).
     #[serde(default)]
     namespace: String,
     #[serde(default)]
@@ -82,45 +86,91 @@ pub struct McpSessionObject {
 struct Inner {
     state: State,
     env: Env,
-    session: RefCell<Option<McpSession<Waiter>>>,
+    settings: Settings,
+    /// `None`: not in memory (never started, ended, or not resumed since a wake).
+    lifecycle: RefCell<Option<SessionLifecycle>>,
     /// Namespace and session id, from storage.
     identity: RefCell<Option<(String, String)>>,
-    /// The in-flight limit and its queue; made with the first request's limits. Memory only:
-    /// requests never outlive the object, so neither do their slots.
-    admission: RefCell<Option<SlotQueue>>,
-    /// `/cancel` by ticket: ends that request's wait as its caller leaving does.
-    cancels: RefCell<HashMap<String, oneshot::Sender<()>>>,
-    /// Requests held now, by ticket, as the status page lists them.
-    waiting: RefCell<HashMap<String, InFlightRequest>>,
+    /// The client's current event stream.
+    stream: RefCell<Option<ClientStream>>,
+    /// The API requests the lifecycle holds, by its key.
+    requests: RefCell<HashMap<RequestKey, Held>>,
+    /// `/cancel` names requests by the Worker's ticket.
+    tickets: RefCell<HashMap<String, RequestKey>>,
+    /// The next request id in storage: ids must survive eviction, so that a late answer never
+    /// matches a newer request.
+    saved_next_id: Cell<u64>,
+    /// The idle alarm this instance set (`None`: none set, or not known since a wake).
+    alarm_at: Cell<Option<Millis>>,
+    timer: RefCell<Timer>,
+}
+
+/// The socket the lifecycle knows as its open stream. The token, kept in the socket's
+/// attachment (which survives hibernation), tells its close from that of a replaced one.
+struct ClientStream {
+    socket: WebSocket,
+    token: u32,
+    generation: StreamGeneration,
+}
+
+/// One `/sample` while the lifecycle holds it.
+struct Held {
+    /// The params' JSON text, until the lifecycle asks for the request to be encoded.
+    params: Option<String>,
+    /// Where the outcome goes (the `/sample` response's task).
+    waiter: Option<oneshot::Sender<SampleOutcome>>,
+    ticket: String,
+    /// What the status page shows of it.
+    status: Option<InFlightRequest>,
+    /// When it got a slot: its sampling time runs from there, as natively.
+    slot_at: Option<Millis>,
+}
+
+/// The timer loop: running while `wake` is set; `armed` is when it will next call
+/// `handle_timeout`. Waking it makes it look at `poll_timeout` again.
+#[derive(Default)]
+struct Timer {
+    armed: Option<Millis>,
+    wake: Option<mpsc::UnboundedSender<()>>,
+}
+
+fn now() -> Millis {
+    Millis(worker::Date::now().as_millis())
+}
+
+/// The refusal `/sample` answers with: the error's status, the error as the outcome.
+fn refusal(error: ApiError) -> Result<Response> {
+    let status = error.status();
+    Ok(Response::from_json(&SampleOutcome::new(Err(error), None))?.with_status(status))
 }
 
 impl DurableObject for McpSessionObject {
     fn new(state: State, env: Env) -> Self {
+        let settings = Settings::from_env(&env);
         McpSessionObject {
             inner: Rc::new(Inner {
                 state,
                 env,
-                session: RefCell::new(None),
+                settings,
+                lifecycle: RefCell::new(None),
                 identity: RefCell::new(None),
-                admission: RefCell::new(None),
-                cancels: RefCell::new(HashMap::new()),
-                waiting: RefCell::new(HashMap::new()),
+                stream: RefCell::new(None),
+                requests: RefCell::new(HashMap::new()),
+                tickets: RefCell::new(HashMap::new()),
+                saved_next_id: Cell::new(0),
+                alarm_at: Cell::new(None),
+                timer: RefCell::new(Timer::default()),
             }),
         }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let inner = &self.inner;
-        match (req.method(), req.path().as_str()) {
-            (Method::Post, "/init") => {
-                let url = req.url()?;
-                let query = |name: &str| {
-                    url.query_pairs()
-                        .find(|(key, _)| key == name)
-                        .map(|(_, value)| value.into_owned())
-                        .unwrap_or_default()
-                };
-                let (namespace, id) = (query("namespace"), query("id"));
+        let Some(route) = SessionRoute::parse(&req.method(), &req.path()) else {
+            return Response::error("not found", 404);
+        };
+        match route {
+            SessionRoute::Init { namespace, id } => {
                 let body = req.bytes().await?;
                 let mut session = McpSession::new(ServerInfo::sampling2api());
                 let handled = session.handle_incoming(&body);
@@ -128,53 +178,43 @@ impl DurableObject for McpSessionObject {
                 let Some(client) = session.client().cloned().filter(|_| handled.initialized) else {
                     return Ok(Response::ok(reply)?.with_status(400));
                 };
-                inner
-                    .persist(&StoredFacts {
-                        client,
-                        ready: false,
-                        next_request_id: 1,
-                        namespace: namespace.clone(),
-                        id: id.clone(),
-                    })
-                    .await?;
+                let facts = StoredFacts {
+                    client,
+                    ready: false,
+                    next_request_id: session.next_request_id(),
+                    namespace: namespace.clone(),
+                    id: id.clone(),
+                };
+                inner.state.storage().put(FACTS, &facts).await?;
+                inner.saved_next_id.set(facts.next_request_id);
                 *inner.identity.borrow_mut() = Some((namespace, id));
-                *inner.session.borrow_mut() = Some(session);
-                // No stream yet: the session is dropped unless one opens in time.
-                inner.arm_idle_alarm().await?;
+                *inner.lifecycle.borrow_mut() =
+                    Some(SessionLifecycle::new(session, inner.limits(), now()));
+                // No stream yet: the idle alarm drops the session unless one opens in time.
+                inner.drive().await;
                 Response::ok(reply)
             }
-            (Method::Post, "/message") => {
+            SessionRoute::Message => {
                 let body = req.bytes().await?;
                 if !inner.load().await? {
                     return Response::error("unknown session", 404);
                 }
-                let (reply, became_ready) = {
-                    let mut slot = inner.session.borrow_mut();
-                    let Some(session) = slot.as_mut() else {
-                        return Response::error("unknown session", 404);
-                    };
-                    let was_ready = session.is_ready();
-                    let handled = session.handle_incoming(&body);
-                    let reply = handled.reply_body();
-                    for (waiter, outcome) in handled.answers {
-                        let _ = waiter.send(outcome.map_err(|failure| failure.to_api_error()));
-                    }
-                    (reply, !was_ready && session.is_ready())
-                };
-                if became_ready {
+                let was_ready = inner.is_ready();
+                let reply = inner
+                    .with(|lifecycle, now| lifecycle.client_message(now, &body))
+                    .flatten();
+                drop(body);
+                inner.drive().await;
+                if !was_ready && inner.is_ready() {
                     inner.save().await?;
                     inner.report().await;
-                }
-                // A client without a stream that still talks is not idle.
-                if inner.state.get_websockets().is_empty() {
-                    inner.arm_idle_alarm().await?;
                 }
                 match reply {
                     Some(reply) => Response::ok(reply),
                     None => Ok(Response::empty()?.with_status(202)),
                 }
             }
-            (Method::Get, "/connect") => {
+            SessionRoute::Connect => {
                 if !inner.load().await? {
                     return Response::error("unknown session", 404);
                 }
@@ -184,114 +224,126 @@ impl DurableObject for McpSessionObject {
                 }
                 let pair = WebSocketPair::new()?;
                 inner.state.accept_web_socket(&pair.server);
-                inner.state.storage().delete_alarm().await?;
+                inner.adopt(pair.server)?;
+                inner.drive().await;
                 inner.report().await;
                 Response::from_websocket(pair.client)
             }
-            (Method::Post, "/sample") => {
-                let body = req.bytes().await?;
-                let size_hint = body.len();
-                let request: SampleRequest = serde_json::from_slice(&body)?;
-                drop(body);
-                let arrived = now_ms();
-                let place = match inner.admit(&request).await {
-                    Ok(place) => place,
-                    Err(error) => {
-                        let status = error.status();
-                        return Ok(Response::from_json(&SampleOutcome::new(Err(error), None))?
-                            .with_status(status));
-                    }
+            SessionRoute::Sample => {
+                let (request, params) = match unframe_sample(req.bytes().await?) {
+                    Ok(framed) => framed,
+                    Err(error) => return refusal(error),
                 };
-                let (mut outcome_out, outcome) = mpsc::channel::<Result<Vec<u8>>>(1);
-                let (watch, body_dropped) = oneshot::channel::<()>();
-                let (cancel, cancelled) = oneshot::channel::<()>();
-                inner
-                    .cancels
-                    .borrow_mut()
-                    .insert(request.ticket.clone(), cancel);
-                let gone = futures::future::select(body_dropped, cancelled)
-                    .map(|_| ())
-                    .boxed_local()
-                    .fuse();
-                if let Some(status) = &request.status {
-                    inner
-                        .waiting
-                        .borrow_mut()
-                        .insert(request.ticket.clone(), status.clone());
+                if !inner.load().await? {
+                    return refusal(ApiError::not_found("the MCP session no longer exists"));
                 }
+                let timeout = Duration::from_millis(request.timeout_ms);
+                let submitted = inner
+                    .with(|lifecycle, now| lifecycle.submit(now, now.after(timeout)))
+                    .unwrap_or_else(|| {
+                        Err(ApiError::not_found("the MCP session no longer exists"))
+                    });
+                let key = match submitted {
+                    Ok(key) => key,
+                    Err(error) => return refusal(error),
+                };
+                let (waiter, outcome) = oneshot::channel();
+                inner
+                    .tickets
+                    .borrow_mut()
+                    .insert(request.ticket.clone(), key);
+                inner.requests.borrow_mut().insert(
+                    key,
+                    Held {
+                        params: Some(params),
+                        waiter: Some(waiter),
+                        ticket: request.ticket,
+                        status: request.status,
+                        slot_at: None,
+                    },
+                );
+                let (mut body_out, body) = mpsc::channel::<Result<Vec<u8>>>(1);
+                let (watch, body_dropped) = oneshot::channel::<()>();
                 let inner = inner.clone();
                 worker::wasm_bindgen_futures::spawn_local(async move {
-                    let ticket = request.ticket.clone();
-                    let outcome = inner.sample(place, request, size_hint, arrived, gone).await;
-                    inner.cancels.borrow_mut().remove(&ticket);
-                    inner.waiting.borrow_mut().remove(&ticket);
+                    // Admitted: the 200 need not wait for the request to be stored and sent.
+                    inner.drive().await;
+                    let outcome = futures::select! {
+                        outcome = outcome.fuse() => outcome.unwrap_or_else(|_| {
+                            SampleOutcome::new(
+                                Err(ApiError::unavailable("the MCP session ended before the request did")),
+                                None,
+                            )
+                        }),
+                        _ = body_dropped.fuse() => {
+                            // The caller's call ended: it left.
+                            inner.with(|lifecycle, now| lifecycle.caller_gone(now, key));
+                            inner.drive().await;
+                            return;
+                        }
+                    };
                     let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
-                    let _ = outcome_out.send(Ok(bytes)).await;
+                    let _ = body_out.send(Ok(bytes)).await;
                 });
                 Response::from_stream(WatchedBody {
-                    body: outcome,
+                    body,
                     _watch: watch,
                 })
             }
-            (Method::Post, "/cancel") => {
-                let request: CancelRequest = req.json().await?;
-                let cancel = inner.cancels.borrow_mut().remove(&request.ticket);
-                if let Some(cancel) = cancel {
-                    let _ = cancel.send(());
+            SessionRoute::Cancel => {
+                let request: CancelRequest = request_json(&mut req).await?;
+                let key = inner.tickets.borrow().get(&request.ticket).copied();
+                if let Some(key) = key {
+                    inner.with(|lifecycle, now| lifecycle.caller_gone(now, key));
+                    inner.drive().await;
                 }
                 Response::empty()
             }
-            (Method::Get, "/load") => {
+            SessionRoute::Load => {
                 let mut load = inner
-                    .admission
-                    .borrow()
-                    .as_ref()
-                    .map(|admission| SessionLoad {
-                        in_flight: admission.in_flight() as u64,
-                        queued: admission.queued() as u64,
-                        pending: 0,
+                    .with(|lifecycle, _| SessionLoad {
+                        in_flight: lifecycle.in_flight() as u64,
+                        queued: lifecycle.queued() as u64,
+                        pending: lifecycle.pending_count() as u64,
                         requests: Vec::new(),
                     })
                     .unwrap_or_default();
-                load.requests = inner.waiting.borrow().values().cloned().collect();
-                load.pending = inner
-                    .session
+                load.requests = inner
+                    .requests
                     .borrow()
-                    .as_ref()
-                    .map_or(0, |session| session.pending_count() as u64);
+                    .values()
+                    .filter_map(|held| held.status.clone())
+                    .collect();
                 Response::from_json(&load)
             }
-            (Method::Delete, "/session") => {
+            SessionRoute::End => {
                 let existed = inner.load().await?;
-                inner.close("the MCP client ended its session");
-                inner.state.storage().delete_all().await?;
+                inner.end("the MCP client ended its session").await?;
                 if existed {
                     Response::empty()
                 } else {
                     Response::error("unknown session", 404)
                 }
             }
-            _ => Response::error("not found", 404),
         }
     }
 
-    /// The stream stayed closed for the idle period: the session is dropped, from the registry
-    /// too, so it neither lists nor routes any more.
+    /// The idle alarm. A session in memory asks its lifecycle (activity since the alarm was set
+    /// moved the expiry); one resumed for the alarm had none since it slept (any would have
+    /// woken it and set a later alarm), so it expires unless its stream survived.
     async fn alarm(&self) -> Result<Response> {
         let inner = &self.inner;
-        if !inner.load().await? || !inner.state.get_websockets().is_empty() {
+        let resident = inner.lifecycle.borrow().is_some();
+        inner.alarm_at.set(None);
+        if !inner.load().await? {
             return Response::empty();
         }
-        let identity = inner.identity.borrow().clone();
-        if let Some((namespace, id)) = identity
-            && let Ok(registry) = registry_stub(&inner.env, &Namespace(namespace))
-        {
-            let _ = call(&registry, Method::Delete, &format!("/sessions/{id}"), None).await;
+        if resident {
+            inner.with(|lifecycle, now| lifecycle.handle_timeout(now));
+            inner.drive().await;
+        } else if !inner.has_stream() {
+            inner.expire().await?;
         }
-        worker::console_log!("MCP session idle without a stream; dropped");
-        inner.close("the MCP session timed out (no stream, no requests)");
-        inner.state.storage().delete_all().await?;
-        *inner.identity.borrow_mut() = None;
         Response::empty()
     }
 
@@ -306,21 +358,17 @@ impl DurableObject for McpSessionObject {
 
     async fn websocket_close(
         &self,
-        _ws: WebSocket,
+        ws: WebSocket,
         _code: usize,
         _reason: String,
         _was_clean: bool,
     ) -> Result<()> {
-        self.inner.stream_closed().await
+        self.inner.stream_closed(&ws).await
     }
 
-    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
-        self.inner.stream_closed().await
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.inner.stream_closed(&ws).await
     }
-}
-
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
 }
 
 /// `/sample`'s response body; dropped (the caller's call ended) before the outcome is taken,
@@ -338,351 +386,517 @@ impl Stream for WatchedBody {
     }
 }
 
-/// Where an admitted request stands.
-enum Place {
-    Go(Slot),
-    Wait(oneshot::Receiver<()>),
-}
-
 impl Inner {
-    /// Makes sure the state machine is in memory, rebuilding it from storage after hibernation
-    /// or eviction. False: no such session.
+    fn limits(&self) -> LifecycleLimits {
+        LifecycleLimits {
+            max_in_flight: self.settings.max_in_flight_per_session,
+            max_queued: self.settings.max_queued_per_session,
+            stream_wait: self.settings.stream_wait,
+            session_idle: self.settings.session_idle,
+            liveness_interval: Some(LIVENESS_INTERVAL),
+            mcp_path: "/mcp".into(),
+        }
+    }
+
+    /// Feeds the lifecycle one input (`None`: no session in memory). Never held across an
+    /// await.
+    fn with<T>(&self, input: impl FnOnce(&mut SessionLifecycle, Millis) -> T) -> Option<T> {
+        self.lifecycle
+            .borrow_mut()
+            .as_mut()
+            .map(|lifecycle| input(lifecycle, now()))
+    }
+
+    fn is_ready(&self) -> bool {
+        self.lifecycle
+            .borrow()
+            .as_ref()
+            .is_some_and(|lifecycle| lifecycle.session().is_ready())
+    }
+
+    fn has_stream(&self) -> bool {
+        self.stream.borrow().is_some()
+    }
+
+    /// Makes sure the lifecycle is in memory, resuming it from storage after hibernation or
+    /// eviction (with the stream that survived hibernation, if any). False: no such session.
     async fn load(&self) -> Result<bool> {
-        if self.session.borrow().is_some() {
+        if self.lifecycle.borrow().is_some() {
             return Ok(true);
         }
         let Some(stored) = self.state.storage().get::<StoredFacts>(FACTS).await? else {
             return Ok(false);
         };
+        if self.lifecycle.borrow().is_some() {
+            return Ok(true);
+        }
         if !stored.id.is_empty() {
             *self.identity.borrow_mut() = Some((stored.namespace, stored.id));
         }
-        let mut slot = self.session.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(McpSession::resume(
-                ServerInfo::sampling2api(),
-                stored.client,
-                stored.ready,
-                stored.next_request_id,
-            ));
+        self.saved_next_id.set(stored.next_request_id);
+        *self.lifecycle.borrow_mut() = Some(SessionLifecycle::resume(
+            ServerInfo::sampling2api(),
+            stored.client,
+            stored.ready,
+            stored.next_request_id,
+            self.limits(),
+            now(),
+        ));
+        if let Some(socket) = self.state.get_websockets().pop() {
+            self.adopt(socket)?;
         }
         Ok(true)
     }
 
-    async fn persist(&self, facts: &StoredFacts) -> Result<()> {
-        self.state.storage().put(FACTS, facts).await
+    /// `socket` becomes the lifecycle's open stream.
+    fn adopt(&self, socket: WebSocket) -> Result<()> {
+        let token = match socket.deserialize_attachment::<u32>() {
+            Ok(Some(token)) => token,
+            _ => {
+                let token = random_u128() as u32;
+                socket.serialize_attachment(token)?;
+                token
+            }
+        };
+        if let Some(generation) = self.with(|lifecycle, now| lifecycle.stream_opened(now)) {
+            *self.stream.borrow_mut() = Some(ClientStream {
+                socket,
+                token,
+                generation,
+            });
+        }
+        Ok(())
+    }
+
+    /// A socket closed: if it is the current stream, the lifecycle learns the stream is gone
+    /// (requests sent on it fail), and so does the registry.
+    async fn stream_closed(self: &Rc<Self>, socket: &WebSocket) -> Result<()> {
+        if !self.load().await? {
+            return Ok(());
+        }
+        let token = socket.deserialize_attachment::<u32>().ok().flatten();
+        let current = {
+            let mut stream = self.stream.borrow_mut();
+            match stream.as_ref() {
+                Some(current) if Some(current.token) == token => {
+                    stream.take().map(|current| current.generation)
+                }
+                _ => None,
+            }
+        };
+        let Some(generation) = current else {
+            // A replaced stream: the newer one carries on.
+            return Ok(());
+        };
+        self.with(|lifecycle, now| lifecycle.stream_closed(now, generation));
+        self.drive().await;
+        self.report().await;
+        Ok(())
     }
 
     /// Saves the current facts (readiness and the next request id).
     async fn save(&self) -> Result<()> {
         let identity = self.identity.borrow().clone().unwrap_or_default();
-        let facts = {
-            let slot = self.session.borrow();
-            slot.as_ref().and_then(|session| {
-                Some(StoredFacts {
-                    client: session.client()?.clone(),
-                    ready: session.is_ready(),
-                    next_request_id: session.next_request_id(),
-                    namespace: identity.0,
-                    id: identity.1,
-                })
+        let facts = self.lifecycle.borrow().as_ref().and_then(|lifecycle| {
+            Some(StoredFacts {
+                client: lifecycle.client()?.clone(),
+                ready: lifecycle.session().is_ready(),
+                next_request_id: lifecycle.next_request_id(),
+                namespace: identity.0,
+                id: identity.1,
             })
-        };
-        match facts {
-            Some(facts) => self.persist(&facts).await,
-            None => Ok(()),
+        });
+        if let Some(facts) = facts {
+            self.state.storage().put(FACTS, &facts).await?;
+            self.saved_next_id.set(facts.next_request_id);
         }
+        Ok(())
     }
 
     /// Tells the registry whether the session is ready and its stream open, for routing and
     /// `/sessions`. Best effort: a failed report leaves the registry as it was.
     async fn report(&self) {
-        self.report_stream(!self.state.get_websockets().is_empty())
-            .await;
-    }
-
-    /// `report` with the stream's state given (a closing socket is still listed while its
-    /// close is handled).
-    async fn report_stream(&self, stream_open: bool) {
         let identity = self.identity.borrow().clone();
         let Some((namespace, id)) = identity else {
             return;
         };
         let status = SessionStatus {
             id,
-            ready: self
-                .session
-                .borrow()
-                .as_ref()
-                .is_some_and(McpSession::is_ready),
-            stream_open,
+            ready: self.is_ready(),
+            stream_open: self.has_stream(),
         };
-        let Ok(body) = serde_json::to_vec(&status) else {
-            return;
-        };
-        if let Ok(registry) = registry_stub(&self.env, &Namespace(namespace)) {
-            let _ = call(&registry, Method::Post, "/sessions/status", Some(&body)).await;
+        if let Ok(registry) = RegistryClient::new(&self.env, &Namespace(namespace)) {
+            let _ = registry.report_status(&status).await;
         }
     }
 
-    async fn arm_idle_alarm(&self) -> Result<()> {
-        let idle = Settings::from_env(&self.env).session_idle;
-        self.state.storage().set_alarm(idle).await
-    }
-
-    /// The session must exist; then the request gets a slot now, a place in the queue, or 429.
-    async fn admit(
-        self: &Rc<Self>,
-        request: &SampleRequest,
-    ) -> std::result::Result<Place, ApiError> {
-        if !self.load().await.map_err(storage_error)? {
-            return Err(ApiError::not_found("the MCP session no longer exists"));
-        }
-        let (wake, woken) = oneshot::channel();
-        let decision = self
-            .admission
-            .borrow_mut()
-            .get_or_insert_with(|| Admission::new(request.max_in_flight, request.max_queued))
-            .request(request.ticket.clone(), wake);
-        match decision {
-            Decision::Go => Ok(Place::Go(Slot {
-                object: self.clone(),
-            })),
-            Decision::Refuse(err) => Err(err),
-            Decision::Wait => Ok(Place::Wait(woken)),
-        }
-    }
-
-    /// Waits for a slot if queued, then sends the request to the client and waits for the
-    /// outcome, timed from the moment it holds a slot.
-    async fn sample(
-        self: &Rc<Self>,
-        place: Place,
-        request: SampleRequest,
-        size_hint: usize,
-        arrived: u64,
-        mut gone: CallerGone,
-    ) -> SampleOutcome {
-        let slot = match place {
-            Place::Go(slot) => slot,
-            Place::Wait(woken) => match self.wait_for_slot(&request, woken, &mut gone).await {
-                Ok(slot) => slot,
-                Err(error) => return SampleOutcome::new(Err(error), None),
-            },
-        };
-        if let Some(status) = self.waiting.borrow_mut().get_mut(&request.ticket) {
-            status.stage = Stage::WaitingForClient;
-        }
-        let started = now_ms();
-        let request = SampleRequest {
-            timeout_ms: request
-                .timeout_ms
-                .saturating_sub(started.saturating_sub(arrived))
-                .max(1),
-            ..request
-        };
-        let outcome = self.sample_in_slot(request, size_hint, &mut gone).await;
-        drop(slot);
-        let sampling_seconds = now_ms().saturating_sub(started) as f64 / 1000.0;
-        SampleOutcome::new(outcome, Some(sampling_seconds))
-    }
-
-    /// A queued request waits for its slot, its deadline, or its caller leaving.
-    async fn wait_for_slot(
-        self: &Rc<Self>,
-        request: &SampleRequest,
-        woken: oneshot::Receiver<()>,
-        mut gone: &mut CallerGone,
-    ) -> std::result::Result<Slot, ApiError> {
-        let mut woken = woken.fuse();
-        let mut deadline = Delay::from(Duration::from_millis(request.timeout_ms)).fuse();
-        let failure = futures::select! {
-            granted = woken => return match granted {
-                Ok(()) => Ok(Slot { object: self.clone() }),
-                Err(_) => Err(ApiError::unavailable(
-                    "the session ended while the request waited for the in-flight limit",
-                )),
-            },
-            () = deadline => admission::queue_timeout(request.timeout_ms),
-            _ = gone => caller_left(),
-        };
-        if !self.withdraw_queued(&request.ticket) {
-            // The slot passed to this request just as it gave up: give it on.
-            drop(Slot {
-                object: self.clone(),
-            });
-        }
-        Err(failure)
-    }
-
-    async fn sample_in_slot(
-        &self,
-        request: SampleRequest,
-        size_hint: usize,
-        gone: &mut CallerGone,
-    ) -> std::result::Result<CreateMessageResult, ApiError> {
-        let (waiter, answer) = oneshot::channel();
-        let outgoing = {
-            let mut slot = self.session.borrow_mut();
-            let session = slot
-                .as_mut()
-                .ok_or_else(|| ApiError::not_found("the MCP session no longer exists"))?;
-            session.begin_sampling(&request.params, size_hint, waiter)?
-        };
-        // The id counter must survive eviction, so a late answer never matches a new request.
-        self.save().await.map_err(storage_error)?;
-        self.deliver_and_wait(&request, outgoing.id, &outgoing.json, answer, gone)
-            .await
-    }
-
-    /// Takes the request out of the queue, if it waits there; its waker is dropped.
-    fn withdraw_queued(&self, ticket: &String) -> bool {
-        self.admission
-            .borrow_mut()
-            .as_mut()
-            .and_then(|admission| admission.withdraw(ticket))
-            .is_some()
-    }
-
-    fn release_slot(&self) {
-        if let Some(admission) = self.admission.borrow_mut().as_mut() {
-            admission.release(|wake| wake.send(()).is_ok());
-        }
-    }
-
-    async fn deliver_and_wait(
-        &self,
-        request: &SampleRequest,
-        id: u64,
-        json: &str,
-        answer: oneshot::Receiver<std::result::Result<CreateMessageResult, ApiError>>,
-        mut gone: &mut CallerGone,
-    ) -> std::result::Result<CreateMessageResult, ApiError> {
-        let mut waited = 0u64;
+    /// Carries out what the lifecycle asks after an input: encodes requests that got a slot,
+    /// answers requests that ended, stores the id counter before a request goes out, writes
+    /// transmits to the stream, and arms the timers.
+    async fn drive(self: &Rc<Self>) {
         loop {
-            if let Some(stream) = self.state.get_websockets().into_iter().next()
-                && stream.send_with_str(json).is_ok()
+            if self.handle_events() {
+                if let Err(err) = self.expire().await {
+                    worker::console_error!("expiring the session failed: {err}");
+                }
+                return;
+            }
+            let next_id = self.with(|lifecycle, _| lifecycle.next_request_id());
+            if next_id.is_some_and(|next| next > self.saved_next_id.get())
+                && let Err(err) = self.save().await
             {
+                worker::console_error!("saving the session's facts failed: {err}");
+            }
+            if !self.write_transmits() {
                 break;
             }
-            if waited >= request.stream_wait_ms {
-                self.forget(id);
-                return Err(admission::no_event_stream("/mcp", request.stream_wait_ms));
-            }
-            let mut pause = Delay::from(Duration::from_millis(50)).fuse();
-            futures::select! {
-                () = pause => waited += 50,
-                _ = gone => {
-                    self.forget(id);
-                    return Err(caller_left());
-                }
-            }
         }
-        let mut answer = answer.fuse();
-        let mut deadline = Delay::from(Duration::from_millis(request.timeout_ms)).fuse();
-        loop {
-            let mut liveness = Delay::from(LIVENESS_INTERVAL).fuse();
-            futures::select! {
-                outcome = answer => return match outcome {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(ApiError::unavailable("the request was cancelled or the session ended before the client answered")),
-                },
-                () = deadline => {
-                    self.cancel_id(id, "sampling2api: the API request's deadline passed");
-                    return Err(ApiError::deadline_passed(request.timeout_ms));
+        self.arm_timers().await;
+    }
+
+    /// Handles the lifecycle's events; true when the session expired.
+    fn handle_events(&self) -> bool {
+        let mut expired = false;
+        while let Some(event) = self.with(|lifecycle, _| lifecycle.poll_event()).flatten() {
+            match event {
+                Event::Encode { key, id } => {
+                    let params = self.requests.borrow_mut().get_mut(&key).and_then(|held| {
+                        held.slot_at = Some(now());
+                        if let Some(status) = &mut held.status {
+                            status.stage = Stage::WaitingForClient;
+                        }
+                        held.params.take()
+                    });
+                    self.with(|lifecycle, now| match params {
+                        Some(params) => {
+                            lifecycle.encoded(now, key, encode_sampling_request_json(id, &params))
+                        }
+                        None => lifecycle.encode_failed(
+                            now,
+                            key,
+                            ApiError::api("the request's params were lost before it was sent"),
+                        ),
+                    });
                 }
-                _ = gone => {
-                    worker::console_log!("caller went away; cancelled at the client request={id}");
-                    self.cancel_id(id, "sampling2api: the API caller disconnected");
-                    return Err(caller_left());
-                }
-                () = liveness => {
-                    // While a request waits, the client's stream is written to, so a client that
-                    // died is noticed (its write fails, the stream closes) within about a second.
-                    for stream in self.state.get_websockets() {
-                        let _ = stream.send_with_str(LIVENESS_PING);
+                Event::Sent { .. } => {}
+                Event::Done { key, outcome, .. } => {
+                    let held = self.requests.borrow_mut().remove(&key);
+                    if let Some(held) = held {
+                        self.tickets.borrow_mut().remove(&held.ticket);
+                        let seconds = held.slot_at.map(|at| now().since(at) as f64 / 1000.0);
+                        if let Some(waiter) = held.waiter {
+                            let _ = waiter.send(SampleOutcome::new(outcome, seconds));
+                        }
                     }
                 }
+                Event::Expired => expired = true,
+            }
+        }
+        expired
+    }
+
+    /// Writes the lifecycle's transmits to the current stream. True when a request could not
+    /// be handed on (its socket is closing): the lifecycle then has events to handle.
+    fn write_transmits(&self) -> bool {
+        let mut undelivered = false;
+        while let Some(transmit) = self
+            .with(|lifecycle, _| lifecycle.poll_transmit())
+            .flatten()
+        {
+            let (text, request) = match &transmit {
+                Transmit::Message { text, request } => (text.as_str(), *request),
+                Transmit::Ping => (LIVENESS_PING, None),
+            };
+            let written = self
+                .stream
+                .borrow()
+                .as_ref()
+                .is_some_and(|stream| stream.socket.send_with_str(text).is_ok());
+            if !written && let Some(key) = request {
+                self.with(|lifecycle, now| {
+                    lifecycle.undeliverable(now, key, admission::stream_closed())
+                });
+                undelivered = true;
+            }
+        }
+        undelivered
+    }
+
+    /// While requests are held, the timer loop runs to `poll_timeout`; while none are and no
+    /// stream is open, the DO alarm is set at the idle expiry instead (a timer would keep the
+    /// object awake, an alarm wakes a sleeping one).
+    async fn arm_timers(self: &Rc<Self>) {
+        let Some(Wakeups { timer, alarm }) = self.with(|lifecycle, _| wakeups(lifecycle)) else {
+            return;
+        };
+        if let Some(at) = timer {
+            self.arm_timer(at);
+        }
+        if alarm == self.alarm_at.get() {
+            return;
+        }
+        self.alarm_at.set(alarm);
+        let storage = self.state.storage();
+        let armed = match alarm {
+            Some(at) => {
+                let wait = Duration::from_millis(at.since(now()).max(1));
+                storage.set_alarm(wait).await
+            }
+            None => storage.delete_alarm().await,
+        };
+        if let Err(err) = armed {
+            worker::console_error!("arming the idle alarm failed: {err}");
+        }
+    }
+
+    /// Makes the timer loop call `handle_timeout` by `at`.
+    fn arm_timer(self: &Rc<Self>, at: Millis) {
+        let mut timer = self.timer.borrow_mut();
+        match &timer.wake {
+            Some(wake) => {
+                if timer.armed.is_none_or(|armed| at < armed) {
+                    let _ = wake.unbounded_send(());
+                }
+            }
+            None => {
+                let (wake, woken) = mpsc::unbounded();
+                timer.wake = Some(wake);
+                timer.armed = Some(at);
+                worker::wasm_bindgen_futures::spawn_local(timer_loop(self.clone(), woken));
             }
         }
     }
 
-    fn forget(&self, id: u64) {
-        if let Some(session) = self.session.borrow_mut().as_mut() {
-            session.cancel(id, "undelivered");
-        }
+    /// The instant the timer loop waits for.
+    fn next_timer(&self) -> Option<Millis> {
+        self.with(|lifecycle, _| wakeups(lifecycle).timer).flatten()
     }
 
-    fn cancel_id(&self, id: u64, reason: &str) {
-        let notice = self
-            .session
-            .borrow_mut()
-            .as_mut()
-            .and_then(|session| session.cancel(id, reason));
-        if let Some((_waiter, notice)) = notice
-            && let Some(stream) = self.state.get_websockets().into_iter().next()
+    /// Idle for the whole idle period: dropped, from the registry too, so it neither lists nor
+    /// routes any more.
+    async fn expire(&self) -> Result<()> {
+        let identity = self.identity.borrow().clone();
+        if let Some((namespace, id)) = identity
+            && let Ok(registry) = RegistryClient::new(&self.env, &Namespace(namespace))
         {
-            let _ = stream.send_with_str(notice);
+            let _ = registry.remove_session(&id).await;
         }
+        worker::console_log!("MCP session idle without a stream; dropped");
+        self.end("the MCP session timed out (no stream, no requests)")
+            .await?;
+        *self.identity.borrow_mut() = None;
+        Ok(())
     }
 
-    /// The client's stream ended: requests it carried cannot be trusted to be answered; the
-    /// registry learns the stream is closed, and the idle alarm starts.
-    async fn stream_closed(&self) -> Result<()> {
-        // The closing socket is still listed while its close handler runs; more than one means
-        // a newer stream replaced it and carries on.
-        if self.state.get_websockets().len() > 1 {
-            return Ok(());
-        }
-        let waiters = self
-            .session
-            .borrow_mut()
-            .as_mut()
-            .map(McpSession::take_pending)
-            .unwrap_or_default();
-        for waiter in waiters {
-            let _ = waiter.send(Err(ApiError::unavailable(
-                "the MCP client's event stream closed before it answered",
-            )));
-        }
-        if !self.load().await? {
-            return Ok(());
-        }
-        self.report_stream(false).await;
-        self.arm_idle_alarm().await
-    }
-
-    fn close(&self, why: &str) {
-        // Queued requests end when their wakers drop.
-        let queued = self
-            .admission
-            .borrow_mut()
-            .as_mut()
-            .map(Admission::drain_queue)
-            .unwrap_or_default();
-        drop(queued);
-        let waiters = self
-            .session
-            .borrow_mut()
-            .take()
-            .map(|mut session| session.close())
-            .unwrap_or_default();
-        for waiter in waiters {
-            let _ = waiter.send(Err(ApiError::unavailable(why.to_string())));
-        }
+    /// Ends the session: every request it holds ends saying `why`, its stream closes, and its
+    /// facts are deleted.
+    async fn end(&self, why: &str) -> Result<()> {
+        self.with(|lifecycle, now| lifecycle.close(now, why));
+        self.handle_events();
+        *self.lifecycle.borrow_mut() = None;
+        self.stream.borrow_mut().take();
         for stream in self.state.get_websockets() {
             let _ = stream.close(Some(1000), Some("session ended"));
         }
+        self.requests.borrow_mut().clear();
+        self.tickets.borrow_mut().clear();
+        self.saved_next_id.set(0);
+        let storage = self.state.storage();
+        storage.delete_all().await?;
+        if self.alarm_at.take().is_some() {
+            storage.delete_alarm().await?;
+        }
+        Ok(())
     }
 }
 
-/// A request's place under the in-flight limit; dropping it passes the place on.
-struct Slot {
-    object: Rc<Inner>,
+/// When the object must next act on time.
+#[derive(Debug, PartialEq, Eq)]
+struct Wakeups {
+    /// The timer loop's next instant: `poll_timeout` while requests are held.
+    timer: Option<Millis>,
+    /// The idle alarm: `poll_timeout` (the idle expiry) while no request is held and no stream
+    /// is open. An alarm wakes a sleeping object; a pending timer would keep it awake.
+    alarm: Option<Millis>,
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.object.release_slot();
+fn wakeups(lifecycle: &SessionLifecycle) -> Wakeups {
+    let busy = lifecycle.in_flight() + lifecycle.queued() > 0;
+    let timeout = lifecycle.poll_timeout();
+    Wakeups {
+        timer: timeout.filter(|_| busy),
+        alarm: timeout.filter(|_| !busy && !lifecycle.has_stream()),
+    }
+}
+
+/// Calls `handle_timeout` at `poll_timeout` while requests are held; woken to look again when
+/// an input brought the next timeout closer. Ends when nothing is held (no timer keeps a
+/// sleeping object awake).
+async fn timer_loop(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<()>) {
+    while let Some(at) = inner.next_timer() {
+        inner.timer.borrow_mut().armed = Some(at);
+        // A timer runs at most a day (setTimeout takes 32-bit milliseconds); the loop then
+        // looks again.
+        let wait = at.since(now()).min(MAX_TIMER_MS);
+        if wait > 0 {
+            let mut delay = Delay::from(Duration::from_millis(wait)).fuse();
+            let rearm = futures::select! {
+                () = delay => false,
+                _ = woken.next() => true,
+            };
+            if rearm {
+                continue;
+            }
+        }
+        inner.timer.borrow_mut().armed = None;
+        inner.with(|lifecycle, now| lifecycle.handle_timeout(now));
+        inner.drive().await;
+    }
+    let mut timer = inner.timer.borrow_mut();
+    timer.armed = None;
+    timer.wake = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(120);
+
+    fn lifecycle(now: Millis) -> SessionLifecycle {
+        let mut session = McpSession::new(ServerInfo::sampling2api());
+        let initialize = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"c","version":"1"}}}"#;
+        assert!(session.handle_incoming(initialize).initialized);
+        let mut lifecycle = SessionLifecycle::new(
+            session,
+            LifecycleLimits {
+                max_in_flight: 1,
+                max_queued: 1,
+                stream_wait: Duration::from_millis(300),
+                session_idle: IDLE,
+                liveness_interval: Some(LIVENESS_INTERVAL),
+                mcp_path: "/mcp".into(),
+            },
+            now,
+        );
+        lifecycle.client_message(
+            now,
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        lifecycle
+    }
+
+    /// Encodes every request the lifecycle asks for, as the object does.
+    fn encode_all(lifecycle: &mut SessionLifecycle, now: Millis) {
+        while let Some(event) = lifecycle.poll_event() {
+            if let Event::Encode { key, id } = event {
+                lifecycle.encoded(now, key, encode_sampling_request_json(id, "{}"));
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_session_without_a_stream_sets_the_alarm_not_a_timer() {
+        let start = Millis(1_000_000);
+        let lifecycle = lifecycle(start);
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: None,
+                alarm: Some(start.after(IDLE))
+            }
+        );
+    }
+
+    #[test]
+    fn an_open_stream_needs_no_wakeup_until_a_request_comes() {
+        let start = Millis(1_000_000);
+        let mut lifecycle = lifecycle(start);
+        lifecycle.stream_opened(start);
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: None,
+                alarm: None
+            }
+        );
+        let key = lifecycle
+            .submit(start, start.after(Duration::from_secs(600)))
+            .unwrap();
+        encode_all(&mut lifecycle, start);
+        // Sent: the next liveness ping comes before the deadline.
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: Some(start.after(LIVENESS_INTERVAL)),
+                alarm: None
+            }
+        );
+        let later = start.after(Duration::from_secs(1));
+        lifecycle.caller_gone(later, key);
+        assert_eq!(
+            wakeups(&lifecycle).timer,
+            None,
+            "nothing held: the timer loop ends"
+        );
+    }
+
+    #[test]
+    fn a_request_waiting_for_a_stream_runs_the_timer_and_no_alarm() {
+        let start = Millis(1_000_000);
+        let mut lifecycle = lifecycle(start);
+        let key = lifecycle
+            .submit(start, start.after(Duration::from_secs(600)))
+            .unwrap();
+        // A second request queues behind the first's slot.
+        lifecycle
+            .submit(start, start.after(Duration::from_secs(600)))
+            .unwrap();
+        encode_all(&mut lifecycle, start);
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: Some(start.after(Duration::from_millis(300))),
+                alarm: None
+            }
+        );
+        // The stream wait passes: the first fails, the second gets the slot and waits in turn.
+        let waited = start.after(Duration::from_millis(300));
+        lifecycle.handle_timeout(waited);
+        let mut done = Vec::new();
+        while let Some(event) = lifecycle.poll_event() {
+            match event {
+                Event::Done { key, outcome, .. } => done.push((key, outcome.unwrap_err().status())),
+                Event::Encode { key, id } => {
+                    lifecycle.encoded(waited, key, encode_sampling_request_json(id, "{}"))
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(done, vec![(key, 503)]);
+        assert_eq!(
+            wakeups(&lifecycle).timer,
+            Some(waited.after(Duration::from_millis(300)))
+        );
+    }
+
+    #[test]
+    fn a_closed_stream_with_nothing_held_sets_the_alarm_from_the_close() {
+        let start = Millis(1_000_000);
+        let mut lifecycle = lifecycle(start);
+        let generation = lifecycle.stream_opened(start);
+        let closed = start.after(Duration::from_secs(30));
+        lifecycle.stream_closed(closed, generation);
+        assert_eq!(
+            wakeups(&lifecycle),
+            Wakeups {
+                timer: None,
+                alarm: Some(closed.after(IDLE))
+            }
+        );
+        // A client that still talks without a stream moves the expiry.
+        let talked = closed.after(Duration::from_secs(60));
+        lifecycle.client_message(talked, br#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#);
+        assert_eq!(wakeups(&lifecycle).alarm, Some(talked.after(IDLE)));
     }
 }
