@@ -45,6 +45,11 @@ use crate::mcp_session::{ClientFacts, McpSession, ServerInfo};
 use crate::sampling::CreateMessageResult;
 use crate::to_sampling::ClientSupport;
 
+/// How a sampling request ended, as its API caller sees it: the client's result, or why there
+/// is none. The one name for it in every crate (the client's raw answer, before its failures
+/// become API errors, is [`crate::mcp_session::ClientAnswer`]).
+pub type SamplingOutcome = Result<CreateMessageResult, ApiError>;
+
 /// A point on the runtime's monotonic clock, in milliseconds (native: since process start;
 /// worker: `Date.now()`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -154,7 +159,7 @@ pub enum Event {
     /// `Sent` to the answer, for requests that were sent.
     Done {
         key: RequestKey,
-        outcome: Result<CreateMessageResult, ApiError>,
+        outcome: SamplingOutcome,
         sampling: Option<Duration>,
     },
     /// No open stream and no requests for `session_idle`: the driver drops the session.
@@ -604,7 +609,7 @@ impl SessionLifecycle {
         &mut self,
         now: Millis,
         key: RequestKey,
-        outcome: Result<CreateMessageResult, ApiError>,
+        outcome: SamplingOutcome,
         sampling: Option<Duration>,
     ) {
         let Some(request) = self.requests.remove(&key) else {

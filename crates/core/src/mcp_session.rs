@@ -105,7 +105,10 @@ impl SamplingFailure {
     }
 }
 
-pub type SamplingOutcome = Result<CreateMessageResult, SamplingFailure>;
+/// What the client answered to one sampling request: its result, or its failure (an error
+/// response or an invalid result). The lifecycle turns it into a
+/// [`crate::lifecycle::SamplingOutcome`].
+pub type ClientAnswer = Result<CreateMessageResult, SamplingFailure>;
 
 /// The effects of one incoming message (or batch).
 #[derive(Debug)]
@@ -113,7 +116,7 @@ pub struct Handled<W> {
     /// JSON-RPC responses to the client's requests, in order.
     pub replies: Vec<Value>,
     /// Sampling requests this message answered, with their waiters.
-    pub answers: Vec<(W, SamplingOutcome)>,
+    pub answers: Vec<(W, ClientAnswer)>,
     /// The message was a JSON array (a 2025-03-26 batch).
     pub batch: bool,
     /// The message held a successful `initialize`.

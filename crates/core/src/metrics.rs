@@ -21,13 +21,13 @@ pub const SAMPLING_BUCKETS: [f64; 16] = [
 /// How a sampling round trip ended, as the histogram's `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SamplingOutcome {
+pub enum OutcomeLabel {
     Ok,
     Timeout,
     Error,
 }
 
-impl SamplingOutcome {
+impl OutcomeLabel {
     pub fn of<T>(outcome: &Result<T, ApiError>) -> Self {
         Self::of_error(outcome.as_ref().err())
     }
@@ -35,17 +35,17 @@ impl SamplingOutcome {
     /// The outcome of a round trip that ended with `error`, or well without one.
     pub fn of_error(error: Option<&ApiError>) -> Self {
         match error {
-            None => SamplingOutcome::Ok,
-            Some(err) if err.kind == ErrorKind::Timeout => SamplingOutcome::Timeout,
-            Some(_) => SamplingOutcome::Error,
+            None => OutcomeLabel::Ok,
+            Some(err) if err.kind == ErrorKind::Timeout => OutcomeLabel::Timeout,
+            Some(_) => OutcomeLabel::Error,
         }
     }
 
     pub fn label(self) -> &'static str {
         match self {
-            SamplingOutcome::Ok => "ok",
-            SamplingOutcome::Timeout => "timeout",
-            SamplingOutcome::Error => "error",
+            OutcomeLabel::Ok => "ok",
+            OutcomeLabel::Timeout => "timeout",
+            OutcomeLabel::Error => "error",
         }
     }
 }
@@ -58,7 +58,7 @@ pub fn route_label(path: &str) -> &'static str {
 /// One sampling round trip's contribution.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SamplingRecord {
-    pub outcome: SamplingOutcome,
+    pub outcome: OutcomeLabel,
     pub seconds: f64,
 }
 
@@ -84,7 +84,7 @@ struct RequestCount {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Histogram {
-    outcome: SamplingOutcome,
+    outcome: OutcomeLabel,
     sum: f64,
     count: u64,
     /// Observations per bucket of `SAMPLING_BUCKETS`, then above the last bound.
@@ -311,11 +311,11 @@ mod tests {
         totals.count_request("/v1/messages", 200);
         totals.count_request("/v1/messages", 400);
         totals.observe_sampling(SamplingRecord {
-            outcome: SamplingOutcome::Ok,
+            outcome: OutcomeLabel::Ok,
             seconds: 0.02,
         });
         totals.observe_sampling(SamplingRecord {
-            outcome: SamplingOutcome::Ok,
+            outcome: OutcomeLabel::Ok,
             seconds: 1_000.0,
         });
         totals.count_tokens(12, 5);
@@ -353,7 +353,7 @@ mod tests {
             route: route_label("/v1/models/claude-x").to_string(),
             status: 200,
             sampling: Some(SamplingRecord {
-                outcome: SamplingOutcome::of::<()>(&Err(ApiError::timeout("late"))),
+                outcome: OutcomeLabel::of::<()>(&Err(ApiError::timeout("late"))),
                 seconds: f64::NAN,
             }),
             input_tokens: 3,
@@ -383,9 +383,9 @@ mod tests {
                 status: if i % 3 == 0 { 504 } else { 200 },
                 sampling: Some(SamplingRecord {
                     outcome: if i % 3 == 0 {
-                        SamplingOutcome::Timeout
+                        OutcomeLabel::Timeout
                     } else {
-                        SamplingOutcome::Ok
+                        OutcomeLabel::Ok
                     },
                     seconds: f64::from(i) * 0.3,
                 }),

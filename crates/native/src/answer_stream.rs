@@ -14,7 +14,7 @@ use sampling2api_core::ApiError;
 use sampling2api_core::anthropic::MessagesResponse;
 use sampling2api_core::stream_framing::StreamFraming;
 
-type Completion = Pin<Box<dyn Future<Output = Result<MessagesResponse, ApiError>> + Send>>;
+type PendingAnswer = Pin<Box<dyn Future<Output = Result<MessagesResponse, ApiError>> + Send>>;
 
 enum Phase {
     /// The opening frame, not yet handed to hyper.
@@ -27,7 +27,7 @@ enum Phase {
 
 pub struct AnswerStream {
     phase: Phase,
-    completion: Completion,
+    completion: PendingAnswer,
     framing: StreamFraming,
     model: String,
     ping_interval: Duration,
@@ -36,7 +36,7 @@ pub struct AnswerStream {
 impl AnswerStream {
     pub fn new(
         opening: Bytes,
-        completion: Completion,
+        completion: PendingAnswer,
         framing: StreamFraming,
         model: String,
         ping_interval: Duration,

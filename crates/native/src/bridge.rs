@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sampling2api_core::ApiError;
 use sampling2api_core::lifecycle::LifecycleLimits;
 use sampling2api_core::mcp_session::{ClientFacts, encode_sampling_request};
-use sampling2api_core::metrics::{Gauges, SamplingOutcome};
+use sampling2api_core::metrics::{Gauges, OutcomeLabel};
 use sampling2api_core::models::ModelCatalog;
 use sampling2api_core::routing::{Candidate, choose_session};
 use sampling2api_core::sampling::{CreateMessageParams, CreateMessageResult};
@@ -226,7 +226,7 @@ impl Bridge {
         submitted.encoded(json);
         let outcome = submitted.outcome().await;
         self.metrics
-            .record_sampling(started.elapsed(), SamplingOutcome::of(&outcome));
+            .record_sampling(started.elapsed(), OutcomeLabel::of(&outcome));
         if let Ok(result) = &outcome
             && let Some(model) = &result.model
         {

@@ -1,4 +1,20 @@
 //! `sampling2api`: an MCP client's sampling capability as an Anthropic-compatible API.
+//!
+//! Modules: `config` (flags), `stdio_mode` / `http_mode` (the two ways to run), `server` (the
+//! accept loop: HTTP/1.1 and h2c, connection limits and idle parking), `request_body` (bodies
+//! within their limits), `api` (the router from the core's route table; `api::context` is the
+//! layer around every route, `api::error` the one error type, `api::flow` the sampling flow, and
+//! one module per route, `api::mcp` included), `bridge` (sessions, routing, metrics), `session`
+//! (the driver of one session's core `SessionLifecycle`: its lock, timer task and transmits),
+//! `answer_stream` (a streamed answer), `batching`, `cpu_work` (large bodies off the runtime
+//! thread), `image_fetch` (`url` images, SSRF policy), `status` (the status board), `metrics`,
+//! `platform`, `connect` (`sampling2api connect`), `ids`.
+//!
+//! A request's path: `server` → `api::context` (Host/Origin/key/JSON checks, request id) → the
+//! route's handler (`api::messages`, `api::chat_completions`) → `api::flow` (parse, convert,
+//! `bridge.route` to a session) → `session.submit` → the session's lifecycle → the client (pipe
+//! or `GET /mcp` stream) → its answer through `api::mcp` or the pipe → `session` → the response
+//! (JSON, or SSE through `answer_stream`).
 
 mod answer_stream;
 mod api;

@@ -4,7 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use sampling2api_core::metrics::{Gauges, MetricTotals, SamplingOutcome, SamplingRecord};
+use sampling2api_core::metrics::{Gauges, MetricTotals, OutcomeLabel, SamplingRecord};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -27,7 +27,7 @@ impl Metrics {
         self.totals().count_request(route, status);
     }
 
-    pub fn record_sampling(&self, elapsed: Duration, outcome: SamplingOutcome) {
+    pub fn record_sampling(&self, elapsed: Duration, outcome: OutcomeLabel) {
         self.totals().observe_sampling(SamplingRecord {
             outcome,
             seconds: elapsed.as_secs_f64(),

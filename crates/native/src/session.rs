@@ -15,11 +15,10 @@ use sampling2api_core::lifecycle::{
     Transmit,
 };
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
-use sampling2api_core::sampling::CreateMessageResult;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// What an API request waits on: the client's result, or why there is none.
-pub type SamplingReply = Result<CreateMessageResult, ApiError>;
+use sampling2api_core::lifecycle::SamplingOutcome;
 
 /// A message on its way to the client. Its bytes count against the session's queue bound
 /// until the writer is done with it (drops it), or the channel holding it is dropped.
@@ -72,7 +71,7 @@ pub struct SessionLimits {
 struct Waiter {
     /// Told the JSON-RPC id once the request holds a slot (`None`: it had one at once).
     start: Option<oneshot::Sender<u64>>,
-    done: oneshot::Sender<SamplingReply>,
+    done: oneshot::Sender<SamplingOutcome>,
 }
 
 struct Inner {
@@ -123,7 +122,7 @@ pub struct Submitted {
     session: Arc<Session>,
     key: RequestKey,
     start: Start,
-    done: Option<oneshot::Receiver<SamplingReply>>,
+    done: Option<oneshot::Receiver<SamplingOutcome>>,
 }
 
 enum Start {
@@ -152,7 +151,7 @@ impl Submitted {
     }
 
     /// How the request ended.
-    pub async fn outcome(&mut self) -> SamplingReply {
+    pub async fn outcome(&mut self) -> SamplingOutcome {
         // The receiver stays in place while awaited: a caller that leaves meanwhile is still
         // reported by `Drop`.
         let outcome = match self.done.as_mut() {

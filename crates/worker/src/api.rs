@@ -13,7 +13,7 @@ use sampling2api_core::anthropic::{
 use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::health::{Health, SessionInfo, health_body, sessions_body};
 use sampling2api_core::image_url::{refused, url_image_sources};
-use sampling2api_core::metrics::{Gauges, SamplingOutcome, SamplingRecord};
+use sampling2api_core::metrics::{Gauges, OutcomeLabel, SamplingRecord};
 use sampling2api_core::models::{self, ModelCatalog, PageQuery};
 use sampling2api_core::routing::{Candidate, SESSION_HEADER, choose_session};
 use sampling2api_core::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
@@ -31,7 +31,7 @@ use crate::journal::{Journal, Usage};
 use crate::random::random_u128;
 use crate::registry_client::{RegistryClient, ReportedModel, SessionEntry};
 use crate::session_client::{
-    PendingOutcome, SampleOutcome, SampleRequest, SessionLoad, SessionObjectClient,
+    PendingOutcome, SampleRequest, SampleResponse, SessionLoad, SessionObjectClient,
 };
 use crate::tenancy::Namespace;
 
@@ -142,7 +142,7 @@ async fn accept(
 }
 
 /// A sampling round trip's response and what it adds to the metrics.
-struct Completion {
+struct Answered {
     response: Result<MessagesResponse, ApiError>,
     usage: Usage,
 }
@@ -152,11 +152,11 @@ async fn complete(
     namespace: &Namespace,
     accepted: Accepted,
     admitted: Admitted,
-) -> Completion {
+) -> Answered {
     let outcome = match admitted.outcome().await {
         Ok(outcome) => outcome,
         Err(error) => {
-            return Completion {
+            return Answered {
                 usage: Usage {
                     error_status: Some(error.status()),
                     ..Usage::default()
@@ -166,7 +166,7 @@ async fn complete(
         }
     };
     let sampling = outcome.sampling_seconds.map(|seconds| SamplingRecord {
-        outcome: SamplingOutcome::of_error(outcome.error()),
+        outcome: OutcomeLabel::of_error(outcome.error()),
         seconds,
     });
     let response = respond(env, namespace, accepted, outcome).await;
@@ -176,7 +176,7 @@ async fn complete(
         output_tokens: response.as_ref().map_or(0, |r| r.usage.output_tokens),
         error_status: response.as_ref().err().map(ApiError::status),
     };
-    Completion { response, usage }
+    Answered { response, usage }
 }
 
 /// A request the session object admitted (it holds a slot or waits in its queue); its
@@ -192,7 +192,7 @@ struct Admitted {
 }
 
 impl Admitted {
-    async fn outcome(mut self) -> Result<SampleOutcome, ApiError> {
+    async fn outcome(mut self) -> Result<SampleResponse, ApiError> {
         let pending = self
             .pending
             .take()
@@ -259,7 +259,7 @@ async fn respond(
     env: &Env,
     namespace: &Namespace,
     accepted: Accepted,
-    outcome: SampleOutcome,
+    outcome: SampleResponse,
 ) -> Result<MessagesResponse, ApiError> {
     let result = outcome.into_result()?;
     if let Some(model) = result.model.clone() {

@@ -244,7 +244,7 @@ fn is_sampling_route(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sampling2api_core::metrics::{Gauges, SamplingOutcome};
+    use sampling2api_core::metrics::{Gauges, OutcomeLabel};
 
     fn journal(path: &str) -> Journal {
         let mut journal = Journal::started_at("req_1".into(), &Method::Post, path, 1_000.0);
@@ -300,7 +300,7 @@ mod tests {
     fn records_count_the_status_sent_and_batch_per_namespace() {
         let usage = Usage {
             sampling: Some(SamplingRecord {
-                outcome: SamplingOutcome::of::<()>(&Ok(())),
+                outcome: OutcomeLabel::of::<()>(&Ok(())),
                 seconds: 0.5,
             }),
             input_tokens: 10,

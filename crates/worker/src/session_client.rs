@@ -34,7 +34,7 @@ pub enum SessionRoute {
     /// `GET /connect`: the client's event stream, as a hibernatable WebSocket.
     Connect,
     /// `POST /sample`: a [`SampleRequest`]; answered by its admission (a refusal's status, or
-    /// a 200 whose body, a [`SampleOutcome`], follows when the client answers).
+    /// a 200 whose body, a [`SampleResponse`], follows when the client answers).
     Sample,
     /// `POST /cancel`: the caller of a request (a [`CancelRequest`]) left.
     Cancel,
@@ -159,7 +159,7 @@ pub struct SessionLoad {
 
 /// A sampling request's outcome, `/sample`'s body.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SampleOutcome {
+pub struct SampleResponse {
     #[serde(default)]
     result: Option<SampledMessage>,
     #[serde(default)]
@@ -170,7 +170,7 @@ pub struct SampleOutcome {
     pub sampling_seconds: Option<f64>,
 }
 
-impl SampleOutcome {
+impl SampleResponse {
     pub fn new(
         outcome: Result<CreateMessageResult, ApiError>,
         sampling_seconds: Option<f64>,
@@ -179,7 +179,7 @@ impl SampleOutcome {
             Ok(result) => (Some(SampledMessage::from(result)), None),
             Err(error) => (None, Some(error)),
         };
-        SampleOutcome {
+        SampleResponse {
             result,
             error,
             sampling_seconds,
@@ -285,7 +285,7 @@ pub struct PendingOutcome {
 }
 
 impl PendingOutcome {
-    pub async fn outcome(mut self) -> Result<SampleOutcome, ApiError> {
+    pub async fn outcome(mut self) -> Result<SampleResponse, ApiError> {
         read_json(&mut self.response).await
     }
 }
@@ -374,7 +374,7 @@ impl SessionObjectClient {
             .await?;
         drop(body);
         if response.status_code() != 200 {
-            let refused: SampleOutcome = read_json(&mut response).await?;
+            let refused: SampleResponse = read_json(&mut response).await?;
             return Err(refused
                 .into_result()
                 .err()
@@ -585,7 +585,7 @@ mod tests {
         }
     }
 
-    fn round_trip(outcome: SampleOutcome) -> SampleOutcome {
+    fn round_trip(outcome: SampleResponse) -> SampleResponse {
         serde_json::from_slice(&serde_json::to_vec(&outcome).unwrap()).unwrap()
     }
 
@@ -606,7 +606,7 @@ mod tests {
                 output_tokens: Some(3),
             }),
         ] {
-            let back = round_trip(SampleOutcome::new(Ok(result(usage)), Some(1.5)));
+            let back = round_trip(SampleResponse::new(Ok(result(usage)), Some(1.5)));
             assert_eq!(back.sampling_seconds, Some(1.5));
             assert!(back.error().is_none());
             assert_eq!(back.into_result().unwrap(), result(usage));
@@ -617,7 +617,7 @@ mod tests {
     fn errors_round_trip_with_their_status_and_retry_hint() {
         let mut refused = ApiError::new(ErrorKind::RateLimit, "too busy");
         refused.retry_after_secs = Some(1);
-        let back = round_trip(SampleOutcome::new(Err(refused.clone()), None));
+        let back = round_trip(SampleResponse::new(Err(refused.clone()), None));
         assert_eq!(back.sampling_seconds, None);
         let error = back.into_result().unwrap_err();
         assert_eq!(error.status(), 429);
@@ -626,7 +626,7 @@ mod tests {
 
     #[test]
     fn an_empty_outcome_is_an_error_not_a_panic() {
-        let back: SampleOutcome = serde_json::from_str("{}").unwrap();
+        let back: SampleResponse = serde_json::from_str("{}").unwrap();
         assert_eq!(back.into_result().unwrap_err().status(), 500);
     }
 

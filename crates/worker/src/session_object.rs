@@ -53,7 +53,7 @@ use crate::http::request_json;
 use crate::random::random_u128;
 use crate::registry_client::{RegistryClient, SessionStatus};
 use crate::session_client::{
-    CancelRequest, LIVENESS_PING, SampleOutcome, SessionLoad, SessionRoute, unframe_sample,
+    CancelRequest, LIVENESS_PING, SampleResponse, SessionLoad, SessionRoute, unframe_sample,
 };
 use crate::tenancy::Namespace;
 
@@ -118,7 +118,7 @@ struct Held {
     /// The params' JSON text, until the lifecycle asks for the request to be encoded.
     params: Option<String>,
     /// Where the outcome goes (the `/sample` response's task).
-    waiter: Option<oneshot::Sender<SampleOutcome>>,
+    waiter: Option<oneshot::Sender<SampleResponse>>,
     ticket: String,
     /// What the status page shows of it.
     status: Option<InFlightRequest>,
@@ -141,7 +141,7 @@ fn now() -> Millis {
 /// The refusal `/sample` answers with: the error's status, the error as the outcome.
 fn refusal(error: ApiError) -> Result<Response> {
     let status = error.status();
-    Ok(Response::from_json(&SampleOutcome::new(Err(error), None))?.with_status(status))
+    Ok(Response::from_json(&SampleResponse::new(Err(error), None))?.with_status(status))
 }
 
 impl DurableObject for McpSessionObject {
@@ -270,7 +270,7 @@ impl DurableObject for McpSessionObject {
                     inner.drive().await;
                     let outcome = futures::select! {
                         outcome = outcome.fuse() => outcome.unwrap_or_else(|_| {
-                            SampleOutcome::new(
+                            SampleResponse::new(
                                 Err(ApiError::unavailable("the MCP session ended before the request did")),
                                 None,
                             )
@@ -585,7 +585,7 @@ impl Inner {
                         self.tickets.borrow_mut().remove(&held.ticket);
                         let seconds = held.slot_at.map(|at| now().since(at) as f64 / 1000.0);
                         if let Some(waiter) = held.waiter {
-                            let _ = waiter.send(SampleOutcome::new(outcome, seconds));
+                            let _ = waiter.send(SampleResponse::new(outcome, seconds));
                         }
                     }
                 }
