@@ -66,6 +66,12 @@ pub const CANCELLED_CALLER_LEFT: &str = "sampling2api: the API caller disconnect
 /// The `reason` of the `notifications/cancelled` sent when the request's deadline passed.
 pub const CANCELLED_DEADLINE: &str = "sampling2api: the API request's deadline passed";
 
+/// Why a session's requests end when its client sends `DELETE` on `/mcp` (both runtimes).
+pub const ENDED_BY_CLIENT: &str = "the MCP client ended its session";
+/// Why a session's requests end when it expires: no open stream, no requests, for the whole
+/// idle period (both runtimes).
+pub const EXPIRED_IDLE: &str = "the MCP session timed out (no stream, no requests)";
+
 #[cfg(test)]
 mod tests {
     use super::*;

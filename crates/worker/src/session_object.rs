@@ -318,7 +318,7 @@ impl DurableObject for McpSessionObject {
             }
             SessionRoute::End => {
                 let existed = inner.load().await?;
-                inner.end("the MCP client ended its session").await?;
+                inner.end(admission::ENDED_BY_CLIENT).await?;
                 if existed {
                     Response::empty()
                 } else {
@@ -682,8 +682,7 @@ impl Inner {
             let _ = registry.remove_session(&id).await;
         }
         worker::console_log!("MCP session idle without a stream; dropped");
-        self.end("the MCP session timed out (no stream, no requests)")
-            .await?;
+        self.end(admission::EXPIRED_IDLE).await?;
         *self.identity.borrow_mut() = None;
         Ok(())
     }

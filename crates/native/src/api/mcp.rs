@@ -18,7 +18,7 @@ use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use sampling2api_core::streamable_http::{
     self, McpAction, McpAnswer, McpHeaders, McpMethod, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER,
 };
-use sampling2api_core::{ids, routes};
+use sampling2api_core::{admission, ids, routes};
 
 use super::context::RequestId;
 use super::error::{HttpError, json_response};
@@ -98,7 +98,7 @@ pub async fn endpoint(
             None => answered(streamable_http::unknown_session()),
         }),
         McpAction::End(id) => Ok(match bridge.session(id) {
-            Some(session) if bridge.end_session(id, "the MCP client ended its session") => {
+            Some(session) if bridge.end_session(id, admission::ENDED_BY_CLIENT) => {
                 tracing::info!(session = %session.handle, "MCP session ended by the client");
                 StatusCode::OK.into_response()
             }
@@ -152,7 +152,7 @@ fn start_session(bridge: &Arc<Bridge>, body: &Bytes) -> Response {
             tracing::info!(session = %expiring.handle, "MCP session idle without a stream; dropped");
             bridge.end_session(
                 &expiring.id,
-                "the MCP session timed out (no stream, no requests)",
+                admission::EXPIRED_IDLE,
             );
         }
     });
