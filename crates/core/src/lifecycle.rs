@@ -214,8 +214,13 @@ pub enum Event {
 #[derive(Debug)]
 enum Stage {
     Queued,
-    Encoding { id: u64 },
-    WaitingForStream { id: u64, json: String },
+    Encoding {
+        id: u64,
+    },
+    WaitingForStream {
+        id: u64,
+        json: String,
+    },
     /// On the client's stream as event `event` (the latest copy, if it was sent again); `text`
     /// is kept to send it again on a resumed stream.
     Sent {
@@ -1282,7 +1287,11 @@ mod tests {
         machine.stream_opened(Millis(2), Some(EventId(0)));
         assert_eq!(
             messages(&all_transmits(&mut machine)),
-            vec![(format!("request {}", machine.next_request_id() - 1), Some(key), 2)]
+            vec![(
+                format!("request {}", machine.next_request_id() - 1),
+                Some(key),
+                2
+            )]
         );
     }
 
@@ -1361,10 +1370,16 @@ mod tests {
         // It saw only the priming event of the last stream: one more copy.
         machine.stream_opened(Millis(4), Some(EventId(3)));
         let again = all_transmits(&mut machine);
-        assert_eq!(messages(&again), vec![(format!("request {id}"), Some(key), 7)]);
+        assert_eq!(
+            messages(&again),
+            vec![(format!("request {id}"), Some(key), 7)]
+        );
         // Its deadline cancels it at the client once, as any sent request.
         machine.handle_timeout(Millis(1).after(MINUTE));
-        assert_eq!(error_of(&events(&mut machine), key).kind, ErrorKind::Timeout);
+        assert_eq!(
+            error_of(&events(&mut machine), key).kind,
+            ErrorKind::Timeout
+        );
         assert_eq!(cancellations(&transmits(&mut machine)).len(), 1);
     }
 
@@ -1631,7 +1646,9 @@ mod tests {
         machine.stream_opened(Millis(1), None);
         assert_eq!(
             all_transmits(&mut machine),
-            vec![Transmit::Priming { event: EventId(500) }]
+            vec![Transmit::Priming {
+                event: EventId(500)
+            }]
         );
     }
 
@@ -1641,7 +1658,9 @@ mod tests {
 
         #[derive(Debug, Clone)]
         enum Input {
-            Submit { timeout: u64 },
+            Submit {
+                timeout: u64,
+            },
             Encode,
             Answer,
             CallerGone(usize),

@@ -345,7 +345,14 @@ mod tests {
                 resume_after: Some(EventId(41))
             }
         );
-        for foreign in ["", "abc", "-3", "4.5", "99999999999999999999999", "\u{fffd}"] {
+        for foreign in [
+            "",
+            "abc",
+            "-3",
+            "4.5",
+            "99999999999999999999999",
+            "\u{fffd}",
+        ] {
             assert_eq!(
                 decide(McpMethod::Get, &with(foreign)),
                 McpAction::OpenStream {

@@ -8,12 +8,12 @@
 
 use sampling2api_core::ApiError;
 use sampling2api_core::lifecycle::EventId;
-use sampling2api_core::streamable_http::LAST_EVENT_ID_HEADER;
 use sampling2api_core::sampling::CreateMessageParams;
 use sampling2api_core::sampling::{
     CreateMessageResult, ReportedUsage, SamplingContent, SamplingRole,
 };
 use sampling2api_core::status::InFlightRequest;
+use sampling2api_core::streamable_http::LAST_EVENT_ID_HEADER;
 use serde::{Deserialize, Serialize};
 use worker::worker_sys::web_sys;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Stub, WebSocket};

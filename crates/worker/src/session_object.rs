@@ -995,7 +995,10 @@ mod tests {
                     saved_next_id = lifecycle.next_request_id();
                 }
                 let ids = written_ids(&mut lifecycle);
-                assert!(ids.iter().all(|id| *id < saved_floor), "{ids:?} {saved_floor}");
+                assert!(
+                    ids.iter().all(|id| *id < saved_floor),
+                    "{ids:?} {saved_floor}"
+                );
                 written.extend(ids);
             }
             // Evicted: only the stored facts remain.
