@@ -27,7 +27,7 @@
 //!   [`poll_timeout`](SessionLifecycle::poll_timeout).
 //! - queries: `client`, `support`, `can_sample`, `unavailable_reason`, `has_stream`,
 //!   `in_flight`, `queued`, `pending_count` (sent, awaiting the answer), `is_closed`,
-//!   `next_request_id`, `session` (the protocol state).
+//!   `next_request_id`, `next_event_id`, `session` (the protocol state).
 //!
 //! A stdio pipe is one stream that is open from the start: its driver calls `stream_opened`
 //! once, and `close` when the pipe ends.
