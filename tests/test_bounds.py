@@ -296,7 +296,8 @@ def answer_over_http(mcp_url: str, headers: dict[str, str], models: list[str], r
             ready.set()
             pending = iter(models)
             for line in stream.iter_lines():
-                if not line.startswith("data:"):
+                # Empty data: the priming event, an id to resume from and no message.
+                if not line.startswith("data:") or not line[5:].strip():
                     continue
                 message = json.loads(line[5:])
                 if message.get("method") != "sampling/createMessage":

@@ -137,7 +137,8 @@ class RawMcpClient:
         """Opens the GET stream, answers the first sampling request with `text`."""
         with self.http.stream("GET", self.url, headers={**self.headers, "accept": "text/event-stream"}) as stream:
             for line in stream.iter_lines():
-                if line.startswith("data: "):
+                # Empty data: the priming event, an id to resume from and no message.
+                if line.startswith("data: ") and line != "data: ":
                     request = json.loads(line[len("data: ") :])
                     assert request["method"] == "sampling/createMessage"
                     result = {"role": "assistant", "content": {"type": "text", "text": text}, "model": "raw-model"}

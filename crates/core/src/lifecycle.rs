@@ -27,13 +27,24 @@
 //!   [`poll_timeout`](SessionLifecycle::poll_timeout).
 //! - queries: `client`, `support`, `can_sample`, `unavailable_reason`, `has_stream`,
 //!   `in_flight`, `queued`, `pending_count` (sent, awaiting the answer), `is_closed`,
-//!   `next_request_id`, `session` (the protocol state).
+//!   `next_request_id`, `next_event_id`, `session` (the protocol state).
 //!
 //! A stdio pipe is one stream that is open from the start: its driver calls `stream_opened`
 //! once, and `close` when the pipe ends.
+//!
+//! Resumability (Streamable HTTP, 2025-11-25): every message the machine transmits carries an
+//! [`EventId`], one session-wide count that keeps rising across stream generations, which the
+//! HTTP drivers write as the SSE `id:`. A new stream opens with a priming event (an id, no
+//! message) for clients of 2025-11-25 or later, so that even a client that saw nothing else can
+//! reconnect with `Last-Event-ID`. Given that id, `stream_opened` sends again, on the new stream,
+//! every request still unanswered whose message came after it: the client provably never saw
+//! those. Requests at or below it keep waiting for their answers (the client has them).
+//! Without `Last-Event-ID` nothing is sent again: a client that does not resume may well hold
+//! the request already (an editor showing its approval prompt), and a copy would ask twice.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::{
@@ -116,6 +127,34 @@ impl StreamGeneration {
     }
 }
 
+/// The number of one message event the session sent on its event stream: the SSE `id:`, and
+/// what a reconnecting client names in `Last-Event-ID`. Rises by one per event across the
+/// whole session, whichever stream carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(pub u64);
+
+impl EventId {
+    /// A `Last-Event-ID` header value as this server writes ids: decimal digits that fit a
+    /// `u64` (at most 20 of them). Anything else is `None`, and the header counts as absent.
+    pub fn parse(value: &str) -> Option<EventId> {
+        let value = value.trim_matches([' ', '\t']);
+        if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        value.parse().ok().map(EventId)
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The first protocol version whose clients take an event without data (the priming event):
+/// older ones may try to parse its empty data as JSON.
+const PRIMING_SINCE: &str = "2025-11-25";
+
 /// What one session allows and how long things may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LifecycleLimits {
@@ -137,12 +176,18 @@ pub struct LifecycleLimits {
 /// Bytes for the driver to write to the client's current stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transmit {
-    /// A JSON-RPC message. `request`: the sampling request it carries, if it is one; the driver
-    /// reports a failure to hand it on through [`SessionLifecycle::undeliverable`].
+    /// A JSON-RPC message, as event `event` of the stream. `request`: the sampling request it
+    /// carries, if it is one; the driver reports a failure to hand it on through
+    /// [`SessionLifecycle::undeliverable`]. (Shared: the machine keeps a sent request's text
+    /// until its answer, to send it again on a resumed stream.)
     Message {
-        text: String,
+        text: Arc<str>,
         request: Option<RequestKey>,
+        event: EventId,
     },
+    /// The first event of a newly opened HTTP stream: an id and no message (SSE: empty data),
+    /// so that the client has an id to resume from. A pipe's driver skips it.
+    Priming { event: EventId },
     /// Something that shows the stream is alive (the driver chooses the bytes).
     Ping,
 }
@@ -169,9 +214,21 @@ pub enum Event {
 #[derive(Debug)]
 enum Stage {
     Queued,
-    Encoding { id: u64 },
-    WaitingForStream { id: u64, json: String },
-    Sent { id: u64, at: Millis },
+    Encoding {
+        id: u64,
+    },
+    WaitingForStream {
+        id: u64,
+        json: String,
+    },
+    /// On the client's stream as event `event` (the latest copy, if it was sent again); `text`
+    /// is kept to send it again on a resumed stream.
+    Sent {
+        id: u64,
+        at: Millis,
+        event: EventId,
+        text: Arc<str>,
+    },
 }
 
 #[derive(Debug)]
@@ -200,6 +257,8 @@ pub struct SessionLifecycle {
     next_key: u64,
     stream: Option<StreamGeneration>,
     next_generation: u64,
+    /// The next [`EventId`] to hand out.
+    next_event: u64,
     last_activity: Millis,
     next_ping: Option<Millis>,
     expired: bool,
@@ -227,6 +286,7 @@ impl SessionLifecycle {
             next_key: 1,
             stream: None,
             next_generation: 1,
+            next_event: 1,
             last_activity: now,
             next_ping: None,
             expired: false,
@@ -237,20 +297,25 @@ impl SessionLifecycle {
     }
 
     /// A session rebuilt from stored facts after its process was evicted: no requests, no
-    /// stream; ids continue from `next_request_id` (see [`McpSession::resume`]).
+    /// stream; ids continue from `next_request_id` (see [`McpSession::resume`]) and event ids
+    /// from `next_event_id` (the driver stores a value above every id it wrote out, so that an
+    /// event id never repeats within the session).
     pub fn resume(
         server: ServerInfo,
         client: ClientFacts,
         ready: bool,
         next_request_id: u64,
+        next_event_id: u64,
         limits: LifecycleLimits,
         now: Millis,
     ) -> Self {
-        Self::new(
+        let mut machine = Self::new(
             McpSession::resume(server, client, ready, next_request_id),
             limits,
             now,
-        )
+        );
+        machine.next_event = next_event_id.max(1);
+        machine
     }
 
     // ---- inputs ----
@@ -353,9 +418,17 @@ impl SessionLifecycle {
         reply
     }
 
-    /// The client opened an event stream (replacing any open one). Requests waiting for a
-    /// stream go out on it.
-    pub fn stream_opened(&mut self, now: Millis) -> StreamGeneration {
+    /// The client opened an event stream (replacing any open one). It opens with a priming
+    /// event (clients of [`PRIMING_SINCE`] or later). `resume_after`: the client's
+    /// `Last-Event-ID`; every request still waiting for its answer whose message came after
+    /// that event is sent again on this stream (same JSON-RPC id, a new event id), as the
+    /// client never saw it. An id this session has not handed out yet is ignored (treated as
+    /// absent): it names no event of ours. Then requests waiting for a stream go out on it.
+    pub fn stream_opened(
+        &mut self,
+        now: Millis,
+        resume_after: Option<EventId>,
+    ) -> StreamGeneration {
         let generation = StreamGeneration(self.next_generation);
         self.next_generation += 1;
         self.last_activity = now;
@@ -363,6 +436,17 @@ impl SessionLifecycle {
             return generation;
         }
         self.stream = Some(generation);
+        if self
+            .session
+            .client()
+            .is_some_and(|client| client.protocol_version.as_str() >= PRIMING_SINCE)
+        {
+            let event = self.take_event_id();
+            self.transmits.push_back(Transmit::Priming { event });
+        }
+        if let Some(last_seen) = resume_after.filter(|id| id.0 < self.next_event) {
+            self.resend_after(last_seen);
+        }
         for key in std::mem::take(&mut self.waiting) {
             let Some(request) = self.requests.get_mut(&key) else {
                 continue;
@@ -563,7 +647,52 @@ impl SessionLifecycle {
         self.session.next_request_id()
     }
 
+    /// The event id the next message will get: every id handed out so far is below it.
+    pub fn next_event_id(&self) -> u64 {
+        self.next_event
+    }
+
     // ---- internals ----
+
+    fn take_event_id(&mut self) -> EventId {
+        let event = EventId(self.next_event);
+        self.next_event = self.next_event.saturating_add(1);
+        event
+    }
+
+    /// Sends again, in their first order, the requests still waiting for their answers whose
+    /// latest copy went out after event `last_seen`.
+    fn resend_after(&mut self, last_seen: EventId) {
+        let mut unseen: Vec<(EventId, RequestKey)> = self
+            .requests
+            .iter()
+            .filter_map(|(key, request)| match request.stage {
+                Stage::Sent { event, .. } if event > last_seen => Some((event, *key)),
+                _ => None,
+            })
+            .collect();
+        unseen.sort_unstable();
+        for (_, key) in unseen {
+            let event = self.take_event_id();
+            if let Some(Request {
+                stage:
+                    Stage::Sent {
+                        event: latest,
+                        text,
+                        ..
+                    },
+                ..
+            }) = self.requests.get_mut(&key)
+            {
+                *latest = event;
+                self.transmits.push_back(Transmit::Message {
+                    text: text.clone(),
+                    request: Some(key),
+                    event,
+                });
+            }
+        }
+    }
 
     /// Puts `key`'s message on the current stream and registers it for its answer.
     fn send(&mut self, now: Millis, key: RequestKey, id: u64, json: String) {
@@ -571,13 +700,21 @@ impl SessionLifecycle {
             self.finish(now, key, Err(error), None);
             return;
         }
+        let text: Arc<str> = Arc::from(json);
+        let event = self.take_event_id();
         if let Some(request) = self.requests.get_mut(&key) {
-            request.stage = Stage::Sent { id, at: now };
+            request.stage = Stage::Sent {
+                id,
+                at: now,
+                event,
+                text: text.clone(),
+            };
         }
         self.sent += 1;
         self.transmits.push_back(Transmit::Message {
-            text: json,
+            text,
             request: Some(key),
+            event,
         });
         self.events.push_back(Event::Sent { key });
         if self.next_ping.is_none()
@@ -589,9 +726,11 @@ impl SessionLifecycle {
 
     fn cancel_at_client(&mut self, id: u64, reason: &str) {
         if let Some((_, notice)) = self.session.cancel(id, reason) {
+            let event = self.take_event_id();
             self.transmits.push_back(Transmit::Message {
-                text: notice,
+                text: Arc::from(notice),
                 request: None,
+                event,
             });
         }
     }
@@ -699,6 +838,11 @@ mod tests {
 
     /// A session whose client finished the handshake and declared `sampling`.
     fn ready(limits: LifecycleLimits) -> SessionLifecycle {
+        ready_with(limits, "2025-11-25")
+    }
+
+    /// The same, the client asking for protocol `version`.
+    fn ready_with(limits: LifecycleLimits, version: &str) -> SessionLifecycle {
         let mut machine = SessionLifecycle::new(
             McpSession::new(ServerInfo::sampling2api()),
             limits,
@@ -707,7 +851,7 @@ mod tests {
         let reply = machine.client_message(
             Millis(0),
             json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                "protocolVersion":"2025-11-25","capabilities":{"sampling":{}},
+                "protocolVersion":version,"capabilities":{"sampling":{}},
                 "clientInfo":{"name":"c","version":"1"}}})
             .to_string()
             .as_bytes(),
@@ -725,8 +869,17 @@ mod tests {
         std::iter::from_fn(|| machine.poll_event()).collect()
     }
 
-    fn transmits(machine: &mut SessionLifecycle) -> Vec<Transmit> {
+    /// Everything transmitted, priming events included.
+    fn all_transmits(machine: &mut SessionLifecycle) -> Vec<Transmit> {
         std::iter::from_fn(|| machine.poll_transmit()).collect()
+    }
+
+    /// What was transmitted besides priming events (tested on their own).
+    fn transmits(machine: &mut SessionLifecycle) -> Vec<Transmit> {
+        all_transmits(machine)
+            .into_iter()
+            .filter(|t| !matches!(t, Transmit::Priming { .. }))
+            .collect()
     }
 
     /// The id `Encode` handed out for `key`, from events already drained.
@@ -771,6 +924,7 @@ mod tests {
                 Transmit::Message {
                     text,
                     request: None,
+                    ..
                 } => {
                     let value: Value = serde_json::from_str(text).ok()?;
                     (value["method"] == "notifications/cancelled").then(|| {
@@ -796,7 +950,7 @@ mod tests {
     #[test]
     fn a_request_goes_out_and_its_answer_ends_it_once() {
         let mut machine = ready(limits(2, 2));
-        machine.stream_opened(Millis(0));
+        machine.stream_opened(Millis(0), None);
         let key = machine
             .submit(Millis(10), Millis(10).after(MINUTE))
             .unwrap();
@@ -808,7 +962,8 @@ mod tests {
             transmits(&mut machine),
             vec![Transmit::Message {
                 text: "the request".into(),
-                request: Some(key)
+                request: Some(key),
+                event: EventId(2),
             }]
         );
         assert_eq!(events(&mut machine), vec![Event::Sent { key }]);
@@ -866,7 +1021,7 @@ mod tests {
     #[test]
     fn queue_timeout_names_the_whole_deadline() {
         let mut machine = ready(limits(1, 4));
-        machine.stream_opened(Millis(0));
+        machine.stream_opened(Millis(0), None);
         let (holder, _) = submit_and_encode(&mut machine, Millis(0));
         let queued = machine.submit(Millis(5), Millis(1_505)).unwrap();
         assert_eq!(machine.queued(), 1);
@@ -891,7 +1046,7 @@ mod tests {
     #[test]
     fn a_freed_slot_goes_to_the_oldest_queued_request() {
         let mut machine = ready(limits(1, 4));
-        machine.stream_opened(Millis(0));
+        machine.stream_opened(Millis(0), None);
         let (holder, id) = submit_and_encode(&mut machine, Millis(0));
         let second = machine.submit(Millis(1), Millis(1).after(MINUTE)).unwrap();
         let third = machine.submit(Millis(2), Millis(2).after(MINUTE)).unwrap();
@@ -944,7 +1099,7 @@ mod tests {
         assert!(transmits(&mut machine).is_empty());
         // Sent: cancelled at the client with the caller's reason.
         machine.encoded(Millis(4), b, "b".into());
-        let generation = machine.stream_opened(Millis(5));
+        let generation = machine.stream_opened(Millis(5), None);
         assert_eq!(generation.get(), 1);
         let sent = transmits(&mut machine);
         assert_eq!(sent.len(), 1);
@@ -1003,7 +1158,7 @@ mod tests {
     #[test]
     fn a_reconnect_carries_the_waiting_requests_in_order() {
         let mut machine = ready(limits(4, 0));
-        let first = machine.stream_opened(Millis(0));
+        let first = machine.stream_opened(Millis(0), None);
         machine.stream_closed(Millis(1), first);
         let mut keys = Vec::new();
         for at in 2..5 {
@@ -1015,13 +1170,13 @@ mod tests {
             keys.push(key);
         }
         assert!(transmits(&mut machine).is_empty());
-        let second = machine.stream_opened(Millis(100));
+        let second = machine.stream_opened(Millis(100), None);
         assert_ne!(first, second);
         let texts: Vec<String> = transmits(&mut machine)
             .into_iter()
             .filter_map(|t| match t {
-                Transmit::Message { text, .. } => Some(text),
-                Transmit::Ping => None,
+                Transmit::Message { text, .. } => Some(text.to_string()),
+                Transmit::Priming { .. } | Transmit::Ping => None,
             })
             .collect();
         assert_eq!(texts, vec!["m2", "m3", "m4"]);
@@ -1039,9 +1194,9 @@ mod tests {
     #[test]
     fn a_closed_stream_fails_what_it_carried_and_an_old_one_fails_nothing() {
         let mut machine = ready(limits(4, 0));
-        let old = machine.stream_opened(Millis(0));
+        let old = machine.stream_opened(Millis(0), None);
         let (on_old, _) = submit_and_encode(&mut machine, Millis(1));
-        let current = machine.stream_opened(Millis(2));
+        let current = machine.stream_opened(Millis(2), None);
         let (on_current, _) = submit_and_encode(&mut machine, Millis(3));
         // One not sent yet: it keeps waiting for the next stream.
         let unsent = machine.submit(Millis(4), Millis(4).after(MINUTE)).unwrap();
@@ -1062,15 +1217,265 @@ mod tests {
         // No notices: there is no stream to carry them.
         assert!(transmits(&mut machine).is_empty());
         machine.encoded(Millis(7), unsent, "u".into());
-        machine.stream_opened(Millis(8));
+        machine.stream_opened(Millis(8), None);
         assert_eq!(transmits(&mut machine).len(), 1);
         assert_eq!(machine.pending_count(), 1);
+    }
+
+    /// The messages among `transmits`: (text, request, event id).
+    fn messages(transmits: &[Transmit]) -> Vec<(String, Option<RequestKey>, u64)> {
+        transmits
+            .iter()
+            .filter_map(|transmit| match transmit {
+                Transmit::Message {
+                    text,
+                    request,
+                    event,
+                } => Some((text.to_string(), *request, event.0)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ok_once(events: &[Event], key: RequestKey) {
+        let outcomes = done(events, key);
+        assert_eq!(outcomes.len(), 1, "one Done for {key:?}: {events:?}");
+        assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    }
+
+    #[test]
+    fn a_stream_opens_with_a_priming_event_and_ids_rise_across_generations() {
+        let mut machine = ready(limits(4, 0));
+        let first = machine.stream_opened(Millis(0), None);
+        assert_eq!(
+            all_transmits(&mut machine),
+            vec![Transmit::Priming { event: EventId(1) }]
+        );
+        let (a, a_id) = submit_and_encode(&mut machine, Millis(1));
+        assert_eq!(
+            messages(&all_transmits(&mut machine)),
+            vec![(format!("request {a_id}"), Some(a), 2)]
+        );
+        // A replaced stream's successor goes on counting, and so does a closed one's.
+        let second = machine.stream_opened(Millis(2), None);
+        machine.stream_closed(Millis(3), first);
+        assert_eq!(
+            all_transmits(&mut machine),
+            vec![Transmit::Priming { event: EventId(3) }]
+        );
+        machine.caller_gone(Millis(4), a);
+        let notice = all_transmits(&mut machine);
+        assert_eq!(cancellations(&notice).len(), 1);
+        assert_eq!(messages(&notice)[0].2, 4);
+        machine.stream_closed(Millis(5), second);
+        machine.stream_opened(Millis(6), None);
+        assert_eq!(
+            all_transmits(&mut machine),
+            vec![Transmit::Priming { event: EventId(5) }]
+        );
+        assert_eq!(machine.next_event_id(), 6);
+    }
+
+    #[test]
+    fn clients_before_2025_11_25_get_no_priming_event() {
+        let mut machine = ready_with(limits(2, 0), "2025-06-18");
+        machine.stream_opened(Millis(0), None);
+        assert!(all_transmits(&mut machine).is_empty());
+        let (key, _) = submit_and_encode(&mut machine, Millis(1));
+        // Their messages still carry ids, and they can resume.
+        assert_eq!(messages(&all_transmits(&mut machine))[0].2, 1);
+        machine.stream_opened(Millis(2), Some(EventId(0)));
+        assert_eq!(
+            messages(&all_transmits(&mut machine)),
+            vec![(
+                format!("request {}", machine.next_request_id() - 1),
+                Some(key),
+                2
+            )]
+        );
+    }
+
+    #[test]
+    fn a_replaced_streams_unseen_requests_are_sent_again_after_last_event_id() {
+        let mut machine = ready(limits(4, 0));
+        let old = machine.stream_opened(Millis(0), None);
+        let (a, a_id) = submit_and_encode(&mut machine, Millis(1));
+        let (b, b_id) = submit_and_encode(&mut machine, Millis(2));
+        let (c, c_id) = submit_and_encode(&mut machine, Millis(3));
+        // Priming 1, a 2, b 3, c 4.
+        assert_eq!(
+            messages(&all_transmits(&mut machine))
+                .iter()
+                .map(|m| m.2)
+                .collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        events(&mut machine);
+        // The old stream died unnoticed after the client saw `a`; it reconnects.
+        machine.stream_opened(Millis(1_000), Some(EventId(2)));
+        assert_eq!(
+            all_transmits(&mut machine),
+            vec![
+                Transmit::Priming { event: EventId(5) },
+                Transmit::Message {
+                    text: format!("request {b_id}").into(),
+                    request: Some(b),
+                    event: EventId(6),
+                },
+                Transmit::Message {
+                    text: format!("request {c_id}").into(),
+                    request: Some(c),
+                    event: EventId(7),
+                },
+            ]
+        );
+        // Not a new request: no second `Sent`, the same deadline, still pending.
+        assert!(events(&mut machine).is_empty());
+        assert_eq!(machine.pending_count(), 3);
+        assert_eq!(machine.poll_timeout(), Some(Millis(1).after(MINUTE)));
+        // The old stream's end, learnt late, changes nothing.
+        machine.stream_closed(Millis(1_001), old);
+        assert!(events(&mut machine).is_empty());
+        // Each answer ends its request once; a second answer to a resent one reaches nobody.
+        for (key, id) in [(a, a_id), (b, b_id), (c, c_id)] {
+            machine.client_message(Millis(1_500), &answer(id, "ok"));
+            let ended = events(&mut machine);
+            ok_once(&ended, key);
+            let Some(Event::Done { sampling, .. }) = ended.first() else {
+                panic!("{ended:?}");
+            };
+            // The sampling time runs from the first send.
+            assert!(sampling.is_some_and(|d| d >= Duration::from_millis(1_497)));
+            machine.client_message(Millis(1_501), &answer(id, "again"));
+            assert!(events(&mut machine).is_empty());
+        }
+        assert_eq!((machine.in_flight(), machine.pending_count()), (0, 0));
+    }
+
+    #[test]
+    fn a_resent_request_resumed_again_goes_by_its_latest_copy() {
+        let mut machine = ready(limits(2, 0));
+        machine.stream_opened(Millis(0), None);
+        let (key, id) = submit_and_encode(&mut machine, Millis(1));
+        all_transmits(&mut machine);
+        machine.stream_opened(Millis(2), Some(EventId(1)));
+        // Priming 3, the copy 4.
+        assert_eq!(messages(&all_transmits(&mut machine))[0].2, 4);
+        // The client saw the copy this time: nothing more.
+        machine.stream_opened(Millis(3), Some(EventId(4)));
+        assert_eq!(
+            all_transmits(&mut machine),
+            vec![Transmit::Priming { event: EventId(5) }]
+        );
+        // It saw only the priming event of the last stream: one more copy.
+        machine.stream_opened(Millis(4), Some(EventId(3)));
+        let again = all_transmits(&mut machine);
+        assert_eq!(
+            messages(&again),
+            vec![(format!("request {id}"), Some(key), 7)]
+        );
+        // Its deadline cancels it at the client once, as any sent request.
+        machine.handle_timeout(Millis(1).after(MINUTE));
+        assert_eq!(
+            error_of(&events(&mut machine), key).kind,
+            ErrorKind::Timeout
+        );
+        assert_eq!(cancellations(&transmits(&mut machine)).len(), 1);
+    }
+
+    #[test]
+    fn requests_at_or_below_last_event_id_are_not_sent_again_and_their_answers_count() {
+        let mut machine = ready(limits(4, 0));
+        machine.stream_opened(Millis(0), None);
+        let (a, a_id) = submit_and_encode(&mut machine, Millis(1));
+        let (b, b_id) = submit_and_encode(&mut machine, Millis(2));
+        all_transmits(&mut machine);
+        events(&mut machine);
+        machine.stream_opened(Millis(10), Some(EventId(3)));
+        assert_eq!(
+            all_transmits(&mut machine),
+            vec![Transmit::Priming { event: EventId(4) }]
+        );
+        assert_eq!(machine.pending_count(), 2);
+        machine.client_message(Millis(11), &answer(b_id, "b"));
+        machine.client_message(Millis(12), &answer(a_id, "a"));
+        let ended = events(&mut machine);
+        ok_once(&ended, a);
+        ok_once(&ended, b);
+    }
+
+    #[test]
+    fn without_last_event_id_or_with_one_never_handed_out_nothing_is_sent_again() {
+        let mut machine = ready(limits(4, 0));
+        machine.stream_opened(Millis(0), None);
+        let (a, a_id) = submit_and_encode(&mut machine, Millis(1));
+        all_transmits(&mut machine);
+        events(&mut machine);
+        for resume_after in [None, Some(EventId(3)), Some(EventId(u64::MAX))] {
+            machine.stream_opened(Millis(10), resume_after);
+            assert!(
+                messages(&all_transmits(&mut machine)).is_empty(),
+                "{resume_after:?}"
+            );
+        }
+        // The request keeps waiting, and its answer still counts.
+        assert_eq!(machine.pending_count(), 1);
+        machine.client_message(Millis(11), &answer(a_id, "a"));
+        ok_once(&events(&mut machine), a);
+    }
+
+    #[test]
+    fn a_request_waiting_for_a_stream_goes_out_once_on_a_resumed_one() {
+        let mut machine = ready(limits(2, 0));
+        let key = machine.submit(Millis(0), Millis(0).after(MINUTE)).unwrap();
+        events(&mut machine);
+        machine.encoded(Millis(0), key, "w".into());
+        machine.stream_opened(Millis(1), Some(EventId(0)));
+        assert_eq!(
+            all_transmits(&mut machine),
+            vec![
+                Transmit::Priming { event: EventId(1) },
+                Transmit::Message {
+                    text: "w".into(),
+                    request: Some(key),
+                    event: EventId(2),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn last_event_id_parses_strictly() {
+        assert_eq!(EventId::parse("7"), Some(EventId(7)));
+        assert_eq!(EventId::parse(" 0042 "), Some(EventId(42)));
+        assert_eq!(
+            EventId::parse("18446744073709551615"),
+            Some(EventId(u64::MAX))
+        );
+        for bad in [
+            "",
+            " ",
+            "-1",
+            "+1",
+            "1.0",
+            "1e3",
+            "0x10",
+            "abc",
+            "\u{0663}",
+            "18446744073709551616",
+            "000000000000000000001",
+            "1 2",
+            "\u{fffd}",
+        ] {
+            assert_eq!(EventId::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(EventId(12).to_string(), "12");
     }
 
     #[test]
     fn a_deadline_cancels_at_the_client_and_the_late_answer_is_ignored() {
         let mut machine = ready(limits(1, 1));
-        machine.stream_opened(Millis(0));
+        machine.stream_opened(Millis(0), None);
         let key = machine.submit(Millis(0), Millis(3_000)).unwrap();
         let id = encode_id(&events(&mut machine), key);
         machine.encoded(Millis(1), key, "x".into());
@@ -1095,7 +1500,7 @@ mod tests {
     #[test]
     fn a_deadline_during_encoding_ends_it_without_a_notice() {
         let mut machine = ready(limits(1, 0));
-        machine.stream_opened(Millis(0));
+        machine.stream_opened(Millis(0), None);
         let key = machine.submit(Millis(0), Millis(50)).unwrap();
         events(&mut machine);
         machine.handle_timeout(Millis(50));
@@ -1111,7 +1516,7 @@ mod tests {
     #[test]
     fn failed_encoding_and_undeliverable_messages_end_without_a_notice() {
         let mut machine = ready(limits(2, 0));
-        machine.stream_opened(Millis(0));
+        machine.stream_opened(Millis(0), None);
         let key = machine.submit(Millis(0), Millis(0).after(MINUTE)).unwrap();
         events(&mut machine);
         machine.encode_failed(Millis(1), key, ApiError::api("no"));
@@ -1138,7 +1543,7 @@ mod tests {
         );
         assert_eq!(machine.poll_timeout(), Some(Millis(170_000)));
         // An open stream or a request holds it off.
-        let generation = machine.stream_opened(Millis(60_000));
+        let generation = machine.stream_opened(Millis(60_000), None);
         assert_eq!(machine.poll_timeout(), None);
         machine.stream_closed(Millis(70_000), generation);
         let key = machine
@@ -1163,7 +1568,7 @@ mod tests {
             liveness_interval: Some(Duration::from_secs(5)),
             ..limits(2, 0)
         });
-        let generation = machine.stream_opened(Millis(0));
+        let generation = machine.stream_opened(Millis(0), None);
         assert_eq!(machine.poll_timeout(), None, "no request: no ping");
         let (key, id) = submit_and_encode(&mut machine, Millis(1_000));
         transmits(&mut machine);
@@ -1191,7 +1596,7 @@ mod tests {
     #[test]
     fn close_ends_every_request_once_with_the_reason() {
         let mut machine = ready(limits(1, 2));
-        machine.stream_opened(Millis(0));
+        machine.stream_opened(Millis(0), None);
         let (sent, id) = submit_and_encode(&mut machine, Millis(0));
         let queued = machine.submit(Millis(1), Millis(1).after(MINUTE)).unwrap();
         events(&mut machine);
@@ -1230,12 +1635,21 @@ mod tests {
             facts,
             true,
             41,
+            500,
             limits(1, 0),
             Millis(0),
         );
         let key = machine.submit(Millis(0), Millis(10)).unwrap();
         assert_eq!(encode_id(&events(&mut machine), key), 41);
         assert_eq!(machine.next_request_id(), 42);
+        // Event ids go on from the stored value.
+        machine.stream_opened(Millis(1), None);
+        assert_eq!(
+            all_transmits(&mut machine),
+            vec![Transmit::Priming {
+                event: EventId(500)
+            }]
+        );
     }
 
     mod random {
@@ -1244,11 +1658,15 @@ mod tests {
 
         #[derive(Debug, Clone)]
         enum Input {
-            Submit { timeout: u64 },
+            Submit {
+                timeout: u64,
+            },
             Encode,
             Answer,
             CallerGone(usize),
             OpenStream,
+            /// Reconnects naming an event this many ids before the last one handed out.
+            Resume(u64),
             CloseStream,
             Advance(u64),
             Close,
@@ -1261,6 +1679,7 @@ mod tests {
                 3 => Just(Input::Answer),
                 2 => (0usize..16).prop_map(Input::CallerGone),
                 1 => Just(Input::OpenStream),
+                1 => (0u64..6).prop_map(Input::Resume),
                 1 => Just(Input::CloseStream),
                 3 => (0u64..700).prop_map(Input::Advance),
                 1 => Just(Input::Close),
@@ -1285,6 +1704,7 @@ mod tests {
                 let mut sent_ids: Vec<u64> = Vec::new();
                 let mut dones: HashMap<RequestKey, usize> = HashMap::new();
                 let mut generation = None;
+                let mut last_event = 0;
                 for input in inputs {
                     match input {
                         Input::Submit { timeout } => {
@@ -1307,7 +1727,11 @@ mod tests {
                                 machine.caller_gone(now, *key);
                             }
                         }
-                        Input::OpenStream => generation = Some(machine.stream_opened(now)),
+                        Input::OpenStream => generation = Some(machine.stream_opened(now, None)),
+                        Input::Resume(back) => {
+                            let seen = machine.next_event_id().saturating_sub(1 + back);
+                            generation = Some(machine.stream_opened(now, Some(EventId(seen))));
+                        }
                         Input::CloseStream => {
                             if let Some(generation) = generation.take() {
                                 machine.stream_closed(now, generation);
@@ -1331,7 +1755,19 @@ mod tests {
                         }
                     }
                     while let Some(transmit) = machine.poll_transmit() {
-                        if let Transmit::Message { text, request: Some(_) } = transmit {
+                        let event = match &transmit {
+                            Transmit::Message { event, .. } | Transmit::Priming { event } => {
+                                Some(event.0)
+                            }
+                            Transmit::Ping => None,
+                        };
+                        if let Some(event) = event {
+                            // Event ids strictly rise, across every stream.
+                            prop_assert!(event > last_event, "{} after {}", event, last_event);
+                            last_event = event;
+                        }
+                        if let Transmit::Message { text, request: Some(_), .. } = transmit {
+                            // A resent request may be answered twice: the second reaches nobody.
                             sent_ids.push(text.parse().unwrap_or(0));
                         }
                     }

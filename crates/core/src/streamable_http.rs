@@ -5,17 +5,25 @@
 //! the body, open its stream, end it); they keep only the I/O, so `/mcp` answers the same on
 //! both. Methods other than `POST`, `GET` and `DELETE` never get here: the route table answers
 //! them 405.
+//!
+//! The standalone `GET` stream's SSE events are framed here too ([`push_event`]), once for both
+//! runtimes: every event has an `id:` (the lifecycle's [`EventId`]), so that a client whose
+//! stream broke reconnects with `Last-Event-ID` and gets again what it missed (see
+//! [`crate::lifecycle`]).
 
 use serde_json::json;
 
 use crate::api_error::ApiError;
 use crate::ids;
+use crate::lifecycle::EventId;
 use crate::mcp_session::SUPPORTED_PROTOCOL_VERSIONS;
 
 /// The secret that names a session (see [`ids::session_id`]).
 pub const SESSION_ID_HEADER: &str = "mcp-session-id";
 /// The version a client negotiated, sent on every request after `initialize`.
 pub const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+/// The last event id a reconnecting client saw on its stream.
+pub const LAST_EVENT_ID_HEADER: &str = "last-event-id";
 
 const INVALID_REQUEST: i64 = -32600;
 const INTERNAL_ERROR: i64 = -32603;
@@ -37,6 +45,7 @@ pub struct McpHeaders<'a> {
     pub session_id: Option<&'a str>,
     pub accept: Option<&'a str>,
     pub protocol_version: Option<&'a str>,
+    pub last_event_id: Option<&'a str>,
 }
 
 /// What the endpoint does with a request.
@@ -46,8 +55,13 @@ pub enum McpAction<'a> {
     Start,
     /// `POST` in session `id`: hand it the body.
     Deliver(&'a str),
-    /// `GET`: open session `id`'s event stream.
-    OpenStream(&'a str),
+    /// `GET`: open session `id`'s event stream; `resume_after`: the client's `Last-Event-ID`,
+    /// if it is one of ours (the spec lets a server ignore the header, and a value that is not
+    /// an id this server writes is ignored rather than refused).
+    OpenStream {
+        id: &'a str,
+        resume_after: Option<EventId>,
+    },
     /// `DELETE`: end session `id`.
     End(&'a str),
     /// Answer this and nothing else.
@@ -97,7 +111,10 @@ pub fn decide<'a>(method: McpMethod, headers: &McpHeaders<'a>) -> McpAction<'a> 
         McpMethod::Get if !accepts_event_stream(headers.accept) => {
             McpAction::Refuse(invalid(406, "GET must accept text/event-stream"))
         }
-        McpMethod::Get => McpAction::OpenStream(id),
+        McpMethod::Get => McpAction::OpenStream {
+            id,
+            resume_after: headers.last_event_id.and_then(EventId::parse),
+        },
         McpMethod::Delete => McpAction::End(id),
     }
 }
@@ -105,6 +122,36 @@ pub fn decide<'a>(method: McpMethod, headers: &McpHeaders<'a>) -> McpAction<'a> 
 /// No `Accept` is anything; otherwise it must name the event stream or `*/*`.
 fn accepts_event_stream(accept: Option<&str>) -> bool {
     accept.is_none_or(|accept| accept.contains("text/event-stream") || accept.contains("*/*"))
+}
+
+/// Appends one SSE event of the standalone stream: `id:`, the `message` type, and `data` (a
+/// JSON-RPC message; empty for the priming event, which clients of 2025-11-25 take as an id
+/// without a message). A line break in `data` (JSON whitespace) starts another `data:` line,
+/// which the client joins back with a line feed, so no text can end the event early.
+pub fn push_event(out: &mut String, id: EventId, data: &str) {
+    use std::fmt::Write;
+    out.reserve(data.len() + 40);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "id: {id}\nevent: message\n");
+    if data.contains(['\n', '\r']) {
+        for line in data.split(['\n', '\r']) {
+            out.push_str("data: ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    } else {
+        out.push_str("data: ");
+        out.push_str(data);
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+/// [`push_event`] into a new string.
+pub fn event(id: EventId, data: &str) -> String {
+    let mut out = String::new();
+    push_event(&mut out, id, data);
+    out
 }
 
 /// A JSON-RPC error with no id, the body of every refusal here.
@@ -222,7 +269,10 @@ mod tests {
         );
         assert_eq!(
             decide(McpMethod::Get, &headers(Some(ID))),
-            McpAction::OpenStream(ID)
+            McpAction::OpenStream {
+                id: ID,
+                resume_after: None
+            }
         );
         assert_eq!(
             decide(McpMethod::Delete, &headers(Some(ID))),
@@ -241,7 +291,13 @@ mod tests {
                 accept: Some(accept),
                 ..headers(Some(ID))
             };
-            assert_eq!(decide(McpMethod::Get, &with), McpAction::OpenStream(ID));
+            assert_eq!(
+                decide(McpMethod::Get, &with),
+                McpAction::OpenStream {
+                    id: ID,
+                    resume_after: None
+                }
+            );
         }
         let json_only = McpHeaders {
             accept: Some("application/json"),
@@ -274,6 +330,58 @@ mod tests {
             ..headers(None)
         };
         assert_eq!(decide(McpMethod::Post, &probe), McpAction::Start);
+    }
+
+    #[test]
+    fn last_event_id_is_passed_on_when_it_is_one_of_ours_and_ignored_otherwise() {
+        let with = |last| McpHeaders {
+            last_event_id: Some(last),
+            ..headers(Some(ID))
+        };
+        assert_eq!(
+            decide(McpMethod::Get, &with("41")),
+            McpAction::OpenStream {
+                id: ID,
+                resume_after: Some(EventId(41))
+            }
+        );
+        for foreign in [
+            "",
+            "abc",
+            "-3",
+            "4.5",
+            "99999999999999999999999",
+            "\u{fffd}",
+        ] {
+            assert_eq!(
+                decide(McpMethod::Get, &with(foreign)),
+                McpAction::OpenStream {
+                    id: ID,
+                    resume_after: None
+                },
+                "{foreign:?}"
+            );
+        }
+        // Only a GET resumes.
+        assert_eq!(decide(McpMethod::Post, &with("41")), McpAction::Deliver(ID));
+    }
+
+    #[test]
+    fn events_carry_their_id_and_no_data_can_end_them_early() {
+        assert_eq!(
+            event(EventId(7), r#"{"a":1}"#),
+            "id: 7\nevent: message\ndata: {\"a\":1}\n\n"
+        );
+        // The priming event: an id, empty data.
+        assert_eq!(event(EventId(1), ""), "id: 1\nevent: message\ndata: \n\n");
+        // JSON with line breaks as whitespace: every line is a data line.
+        assert_eq!(
+            event(EventId(2), "{\n\"a\":\r\n1}"),
+            "id: 2\nevent: message\ndata: {\ndata: \"a\":\ndata: \ndata: 1}\n\n"
+        );
+        let mut out = String::from(": keepalive\n\n");
+        push_event(&mut out, EventId(3), "x");
+        assert_eq!(out, ": keepalive\n\nid: 3\nevent: message\ndata: x\n\n");
     }
 
     #[test]

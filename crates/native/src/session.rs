@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use sampling2api_core::ApiError;
 use sampling2api_core::admission::client_not_reading;
 use sampling2api_core::lifecycle::{
-    Event, KeyMap, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration,
-    Transmit,
+    Event, EventId, KeyMap, LifecycleLimits, Millis, RequestKey, SessionLifecycle,
+    StreamGeneration, Transmit,
 };
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -23,7 +23,10 @@ use sampling2api_core::lifecycle::SamplingOutcome;
 /// A message on its way to the client. Its bytes count against the session's queue bound
 /// until the writer is done with it (drops it), or the channel holding it is dropped.
 pub struct Outgoing {
-    text: String,
+    text: Arc<str>,
+    /// Its SSE event id on an event stream (a pipe has none to write; its own replies have
+    /// none). Empty text with an id: the stream's priming event.
+    pub event: Option<EventId>,
     _counted: CountedBytes,
 }
 
@@ -191,7 +194,7 @@ impl Session {
         {
             let now = now();
             let mut inner = session.lock();
-            let generation = inner.machine.stream_opened(now);
+            let generation = inner.machine.stream_opened(now, None);
             inner.stream = Some((generation, lines));
             session.drain(&mut inner, now);
         }
@@ -262,7 +265,7 @@ impl Session {
 
     /// Counts `text` as waiting for the client, unless that would pass the session's bound.
     /// A message always fits an empty queue, so one request of any admitted size gets through.
-    fn enqueue(&self, text: String) -> Result<Outgoing, ApiError> {
+    fn enqueue(&self, text: Arc<str>, event: Option<EventId>) -> Result<Outgoing, ApiError> {
         let bytes = text.len();
         let before = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         if before > 0 && before.saturating_add(bytes) > self.max_queued_bytes {
@@ -271,6 +274,7 @@ impl Session {
         }
         Ok(Outgoing {
             text,
+            event,
             _counted: CountedBytes {
                 bytes,
                 total: self.queued_bytes.clone(),
@@ -283,11 +287,18 @@ impl Session {
     fn drain(&self, inner: &mut Inner, now: Millis) {
         loop {
             while let Some(transmit) = inner.machine.poll_transmit() {
-                let Transmit::Message { text, request } = transmit else {
+                let (text, request, event) = match transmit {
+                    Transmit::Message {
+                        text,
+                        request,
+                        event,
+                    } => (text, request, event),
+                    // A pipe has nothing to resume from; it carries messages only.
+                    Transmit::Priming { event } if !self.pipe => (Arc::from(""), None, event),
                     // Native streams keep themselves alive (SSE comments); no liveness asked.
-                    continue;
+                    Transmit::Priming { .. } | Transmit::Ping => continue,
                 };
-                if let Err(err) = self.transmit(inner, text) {
+                if let Err(err) = self.transmit(inner, text, Some(event)) {
                     match request {
                         Some(key) => inner.machine.undeliverable(now, key, err),
                         None => {
@@ -315,8 +326,13 @@ impl Session {
         }
     }
 
-    fn transmit(&self, inner: &Inner, text: String) -> Result<(), ApiError> {
-        let message = self.enqueue(text)?;
+    fn transmit(
+        &self,
+        inner: &Inner,
+        text: Arc<str>,
+        event: Option<EventId>,
+    ) -> Result<(), ApiError> {
+        let message = self.enqueue(text, event)?;
         let sent = inner
             .stream
             .as_ref()
@@ -424,18 +440,23 @@ impl Session {
     /// when the client is so far behind that it would pass the queue bound.
     pub fn deliver_now(&self, message: String) {
         let inner = self.lock();
-        if let Err(err) = self.transmit(&inner, message) {
+        if let Err(err) = self.transmit(&inner, Arc::from(message), None) {
             tracing::warn!(session = %self.handle, %err, "message to the MCP client dropped");
         }
     }
 
     /// Installs a new event stream (a reconnecting client replaces its old one) and returns
-    /// its generation and receiver; requests waiting for a stream go out on it.
-    pub fn open_stream(&self) -> (StreamGeneration, mpsc::UnboundedReceiver<Outgoing>) {
+    /// its generation and receiver. It opens with the priming event; requests the client did
+    /// not see after `resume_after` (its `Last-Event-ID`) go out on it again, and requests
+    /// waiting for a stream go out on it.
+    pub fn open_stream(
+        &self,
+        resume_after: Option<EventId>,
+    ) -> (StreamGeneration, mpsc::UnboundedReceiver<Outgoing>) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let now = now();
         let mut inner = self.lock();
-        let generation = inner.machine.stream_opened(now);
+        let generation = inner.machine.stream_opened(now, resume_after);
         if !inner.machine.is_closed() {
             inner.stream = Some((generation, sender));
         }
@@ -661,7 +682,7 @@ mod tests {
         session.start_timer(move || {
             let _ = expired_sender.send(());
         });
-        let (generation, _messages) = session.open_stream();
+        let (generation, _messages) = session.open_stream(None);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(expired.try_recv().is_err(), "an open stream keeps it");
         let started = Instant::now();
@@ -671,6 +692,39 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(started.elapsed() >= Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn a_resumed_event_stream_gets_the_request_the_client_missed() {
+        let session = Session::over_event_stream(
+            "s".into(),
+            McpSession::new(ServerInfo::sampling2api()),
+            limits(2, 1 << 20),
+        );
+        session.start_timer(|| {});
+        initialize(&session);
+        let (old, mut first) = session.open_stream(None);
+        let priming = first.recv().await.unwrap();
+        assert_eq!((&*priming, priming.event), ("", Some(EventId(1))));
+        let mut request = session.submit(Duration::from_secs(60)).unwrap();
+        let id = request.slot().await.unwrap();
+        request.encoded(Ok(json!({"id": id}).to_string()));
+        let sent = first.recv().await.unwrap();
+        assert_eq!(sent.event, Some(EventId(2)));
+        // The client lost that stream after the priming event and reconnects with its id.
+        let (_, mut second) = session.open_stream(Some(EventId(1)));
+        assert_eq!(second.recv().await.unwrap().event, Some(EventId(3)));
+        let again = second.recv().await.unwrap();
+        assert_eq!((&*again, again.event), (&*sent, Some(EventId(4))));
+        // The old stream's late end fails nothing; the answer ends the request.
+        session.stream_closed(old);
+        session.receive(
+            json!({"jsonrpc":"2.0","id":id,"result":{"role":"assistant",
+                "content":{"type":"text","text":"hi"},"model":"m"}})
+            .to_string()
+            .as_bytes(),
+        );
+        assert_eq!(request.outcome().await.unwrap().model.as_deref(), Some("m"));
     }
 
     #[tokio::test]

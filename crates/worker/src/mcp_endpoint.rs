@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
+use sampling2api_core::lifecycle::EventId;
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use sampling2api_core::streamable_http::{
-    self, McpAction, McpAnswer, McpHeaders, McpMethod, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER,
+    self, LAST_EVENT_ID_HEADER, McpAction, McpAnswer, McpHeaders, McpMethod,
+    PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER,
 };
 use sampling2api_core::{ApiError, ids, routes};
 use worker::worker_sys::web_sys;
@@ -48,10 +50,11 @@ pub async fn handle(
         }
     };
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let (session_id, accept, protocol_version) = (
+    let (session_id, accept, protocol_version, last_event_id) = (
         header(SESSION_ID_HEADER),
         header("accept"),
         header(PROTOCOL_VERSION_HEADER),
+        header(LAST_EVENT_ID_HEADER),
     );
     let decided = streamable_http::decide(
         method,
@@ -59,6 +62,7 @@ pub async fn handle(
             session_id: session_id.as_deref(),
             accept: accept.as_deref(),
             protocol_version: protocol_version.as_deref(),
+            last_event_id: last_event_id.as_deref(),
         },
     );
     match decided {
@@ -78,7 +82,9 @@ pub async fn handle(
                 MessageReply::Reply { status, body } => http::json(status, body),
             }
         }
-        McpAction::OpenStream(id) => open_stream(env, namespace, id, &req.inner().signal()).await,
+        McpAction::OpenStream { id, resume_after } => {
+            open_stream(env, namespace, id, resume_after, &req.inner().signal()).await
+        }
         McpAction::End(id) => {
             let existed = SessionObjectClient::new(env, namespace, id)?.end().await?;
             RegistryClient::new(env, namespace)?
@@ -151,14 +157,17 @@ async fn start_session(
     Ok(response)
 }
 
+/// The client's `GET` stream, fed by the session object: it sends finished SSE events (ids
+/// and framing from core, see the object), written out unchanged.
 async fn open_stream(
     env: &Env,
     namespace: &Namespace,
     id: &str,
+    resume_after: Option<EventId>,
     caller: &web_sys::AbortSignal,
 ) -> Result<Response, ApiError> {
     let Some(socket) = SessionObjectClient::new(env, namespace, id)?
-        .connect()
+        .connect(resume_after)
         .await?
     else {
         return answered(streamable_http::unknown_session());
@@ -192,11 +201,11 @@ async fn open_stream(
                     let frame = if text == LIVENESS_PING {
                         // A write the client ignores; if the client is gone, it fails, and the
                         // runtime cancels this stream.
-                        ": ping\n\n".to_string()
+                        b": ping\n\n".to_vec()
                     } else {
-                        format!("event: message\ndata: {text}\n\n")
+                        text.into_bytes()
                     };
-                    if frames.send(Ok(frame.into_bytes())).await.is_err() {
+                    if frames.send(Ok(frame)).await.is_err() {
                         break;
                     }
                 }

@@ -7,11 +7,13 @@
 //! may carry megabytes of images). The outcome comes back typed both ways.
 
 use sampling2api_core::ApiError;
+use sampling2api_core::lifecycle::EventId;
 use sampling2api_core::sampling::CreateMessageParams;
 use sampling2api_core::sampling::{
     CreateMessageResult, ReportedUsage, SamplingContent, SamplingRole,
 };
 use sampling2api_core::status::InFlightRequest;
+use sampling2api_core::streamable_http::LAST_EVENT_ID_HEADER;
 use serde::{Deserialize, Serialize};
 use worker::worker_sys::web_sys;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Stub, WebSocket};
@@ -337,9 +339,19 @@ impl SessionObjectClient {
     }
 
     /// The client's new event stream (replacing any older one); `None`: no such session.
-    pub async fn connect(&self) -> Result<Option<WebSocket>, ApiError> {
+    /// Opens the session's stream socket; `resume_after`: the client's `Last-Event-ID`, passed
+    /// on to the object. `None`: no such session.
+    pub async fn connect(
+        &self,
+        resume_after: Option<EventId>,
+    ) -> Result<Option<WebSocket>, ApiError> {
         let headers = Headers::new();
         headers.set("upgrade", "websocket").map_err(internal)?;
+        if let Some(id) = resume_after {
+            headers
+                .set(LAST_EVENT_ID_HEADER, &id.to_string())
+                .map_err(internal)?;
+        }
         let mut init = RequestInit::new();
         init.with_method(SessionRoute::Connect.method())
             .with_headers(headers);

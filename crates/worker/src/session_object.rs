@@ -23,7 +23,13 @@
 //! from them, with the stream that survived hibernation. The object tells its namespace's
 //! registry when the session becomes ready and when its stream opens or closes (routing prefers
 //! sessions with a stream), and removes it there when the session expires.
+//!
+//! The object frames the stream's SSE events itself (core `streamable_http::push_event`, with
+//! the lifecycle's event ids); the Worker writes them out as they come. Event ids must never
+//! repeat within a session, also across eviction: the facts hold an id above every one written
+//! out, stored ahead in steps of [`EVENT_ID_RESERVE`], and a resumed lifecycle counts on from it.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -36,12 +42,14 @@ use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use sampling2api_core::ApiError;
 use sampling2api_core::admission;
 use sampling2api_core::lifecycle::{
-    Event, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration, Transmit,
+    Event, EventId, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration,
+    Transmit,
 };
 use sampling2api_core::mcp_session::{
     ClientFacts, McpSession, ServerInfo, encode_sampling_request_json,
 };
 use sampling2api_core::status::{InFlightRequest, Stage};
+use sampling2api_core::streamable_http::{self, LAST_EVENT_ID_HEADER};
 use serde::{Deserialize, Serialize};
 use worker::{
     Delay, DurableObject, Env, Request, Response, Result, State, WebSocket,
@@ -66,11 +74,19 @@ const FACTS: &str = "facts";
 
 const MAX_TIMER_MS: u64 = 24 * 60 * 60 * 1000;
 
+/// How far ahead of the ids handed out the stored event-id floor is set: one storage write per
+/// this many events (and one after each resume), rather than one per event.
+const EVENT_ID_RESERVE: u64 = 1024;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredFacts {
     client: ClientFacts,
     ready: bool,
     next_request_id: u64,
+    /// Above every event id written to the client's stream: a resumed lifecycle counts on
+    /// from here, so that no id repeats (0 in facts stored before ids existed).
+    #[serde(default)]
+    next_event_id: u64,
     /// Who this object is, to report to its registry (from `SessionRoute::Init`).
     #[serde(default)]
     namespace: String,
@@ -100,6 +116,8 @@ struct Inner {
     /// The next request id in storage: ids must survive eviction, so that a late answer never
     /// matches a newer request.
     saved_next_id: Cell<u64>,
+    /// The event-id floor in storage (see [`StoredFacts::next_event_id`]).
+    saved_event_floor: Cell<u64>,
     /// The idle alarm this instance set (`None`: none set, or not known since a wake).
     alarm_at: Cell<Option<Millis>>,
     timer: RefCell<Timer>,
@@ -158,6 +176,7 @@ impl DurableObject for McpSessionObject {
                 requests: RefCell::new(HashMap::new()),
                 tickets: RefCell::new(HashMap::new()),
                 saved_next_id: Cell::new(0),
+                saved_event_floor: Cell::new(0),
                 alarm_at: Cell::new(None),
                 timer: RefCell::new(Timer::default()),
             }),
@@ -178,18 +197,20 @@ impl DurableObject for McpSessionObject {
                 let Some(client) = session.client().cloned().filter(|_| handled.initialized) else {
                     return Ok(Response::ok(reply)?.with_status(400));
                 };
+                let lifecycle = SessionLifecycle::new(session, inner.limits(), now());
                 let facts = StoredFacts {
                     client,
                     ready: false,
-                    next_request_id: session.next_request_id(),
+                    next_request_id: lifecycle.next_request_id(),
+                    next_event_id: event_floor(&lifecycle),
                     namespace: namespace.clone(),
                     id: id.clone(),
                 };
                 inner.state.storage().put(FACTS, &facts).await?;
                 inner.saved_next_id.set(facts.next_request_id);
+                inner.saved_event_floor.set(facts.next_event_id);
                 *inner.identity.borrow_mut() = Some((namespace, id));
-                *inner.lifecycle.borrow_mut() =
-                    Some(SessionLifecycle::new(session, inner.limits(), now()));
+                *inner.lifecycle.borrow_mut() = Some(lifecycle);
                 // No stream yet: the idle alarm drops the session unless one opens in time.
                 inner.drive().await;
                 Response::ok(reply)
@@ -218,13 +239,19 @@ impl DurableObject for McpSessionObject {
                 if !inner.load().await? {
                     return Response::error("unknown session", 404);
                 }
+                // The client's `Last-Event-ID`, as the Worker parsed it.
+                let resume_after = req
+                    .headers()
+                    .get(LAST_EVENT_ID_HEADER)?
+                    .as_deref()
+                    .and_then(EventId::parse);
                 // A reconnecting client's new stream replaces the old one.
                 for old in inner.state.get_websockets() {
                     let _ = old.close(Some(1000), Some("replaced by a newer stream"));
                 }
                 let pair = WebSocketPair::new()?;
                 inner.state.accept_web_socket(&pair.server);
-                inner.adopt(pair.server)?;
+                inner.adopt(pair.server, resume_after)?;
                 inner.drive().await;
                 inner.report().await;
                 Response::from_websocket(pair.client)
@@ -434,22 +461,26 @@ impl Inner {
             *self.identity.borrow_mut() = Some((stored.namespace, stored.id));
         }
         self.saved_next_id.set(stored.next_request_id);
+        self.saved_event_floor.set(stored.next_event_id);
         *self.lifecycle.borrow_mut() = Some(SessionLifecycle::resume(
             ServerInfo::sampling2api(),
             stored.client,
             stored.ready,
             stored.next_request_id,
+            stored.next_event_id,
             self.limits(),
             now(),
         ));
         if let Some(socket) = self.state.get_websockets().pop() {
-            self.adopt(socket)?;
+            // The stream survived hibernation, not its requests: nothing to send again.
+            self.adopt(socket, None)?;
         }
         Ok(true)
     }
 
-    /// `socket` becomes the lifecycle's open stream.
-    fn adopt(&self, socket: WebSocket) -> Result<()> {
+    /// `socket` becomes the lifecycle's open stream; `resume_after`: the client's
+    /// `Last-Event-ID` (see `SessionLifecycle::stream_opened`).
+    fn adopt(&self, socket: WebSocket, resume_after: Option<EventId>) -> Result<()> {
         let token = match socket.deserialize_attachment::<u32>() {
             Ok(Some(token)) => token,
             _ => {
@@ -458,7 +489,9 @@ impl Inner {
                 token
             }
         };
-        if let Some(generation) = self.with(|lifecycle, now| lifecycle.stream_opened(now)) {
+        if let Some(generation) =
+            self.with(|lifecycle, now| lifecycle.stream_opened(now, resume_after))
+        {
             *self.stream.borrow_mut() = Some(ClientStream {
                 socket,
                 token,
@@ -494,7 +527,7 @@ impl Inner {
         Ok(())
     }
 
-    /// Saves the current facts (readiness and the next request id).
+    /// Saves the current facts (readiness, the next request id, the event-id floor).
     async fn save(&self) -> Result<()> {
         let identity = self.identity.borrow().clone().unwrap_or_default();
         let facts = self.lifecycle.borrow().as_ref().and_then(|lifecycle| {
@@ -502,6 +535,7 @@ impl Inner {
                 client: lifecycle.client()?.clone(),
                 ready: lifecycle.session().is_ready(),
                 next_request_id: lifecycle.next_request_id(),
+                next_event_id: event_floor(lifecycle),
                 namespace: identity.0,
                 id: identity.1,
             })
@@ -509,6 +543,7 @@ impl Inner {
         if let Some(facts) = facts {
             self.state.storage().put(FACTS, &facts).await?;
             self.saved_next_id.set(facts.next_request_id);
+            self.saved_event_floor.set(facts.next_event_id);
         }
         Ok(())
     }
@@ -531,8 +566,8 @@ impl Inner {
     }
 
     /// Carries out what the lifecycle asks after an input: encodes requests that got a slot,
-    /// answers requests that ended, stores the id counter before a request goes out, writes
-    /// transmits to the stream, and arms the timers.
+    /// answers requests that ended, stores the id counters before a request or an event id
+    /// past the stored ones goes out, writes transmits to the stream, and arms the timers.
     async fn drive(self: &Rc<Self>) {
         loop {
             if self.handle_events() {
@@ -541,8 +576,14 @@ impl Inner {
                 }
                 return;
             }
-            let next_id = self.with(|lifecycle, _| lifecycle.next_request_id());
-            if next_id.is_some_and(|next| next > self.saved_next_id.get())
+            let unsaved = self.with(|lifecycle, _| {
+                must_save(
+                    lifecycle,
+                    self.saved_next_id.get(),
+                    self.saved_event_floor.get(),
+                )
+            });
+            if unsaved == Some(true)
                 && let Err(err) = self.save().await
             {
                 worker::console_error!("saving the session's facts failed: {err}");
@@ -603,15 +644,15 @@ impl Inner {
             .with(|lifecycle, _| lifecycle.poll_transmit())
             .flatten()
         {
-            let (text, request) = match &transmit {
-                Transmit::Message { text, request } => (text.as_str(), *request),
-                Transmit::Ping => (LIVENESS_PING, None),
+            let request = match &transmit {
+                Transmit::Message { request, .. } => *request,
+                Transmit::Priming { .. } | Transmit::Ping => None,
             };
             let written = self
                 .stream
                 .borrow()
                 .as_ref()
-                .is_some_and(|stream| stream.socket.send_with_str(text).is_ok());
+                .is_some_and(|stream| stream.socket.send_with_str(frame(&transmit)).is_ok());
             if !written && let Some(key) = request {
                 self.with(|lifecycle, now| {
                     lifecycle.undeliverable(now, key, admission::stream_closed())
@@ -700,6 +741,7 @@ impl Inner {
         self.requests.borrow_mut().clear();
         self.tickets.borrow_mut().clear();
         self.saved_next_id.set(0);
+        self.saved_event_floor.set(0);
         let storage = self.state.storage();
         storage.delete_all().await?;
         if self.alarm_at.take().is_some() {
@@ -707,6 +749,28 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// What goes on the stream socket for `transmit`: an SSE event as the client gets it (the
+/// Worker writes it out unchanged), or the liveness ping the Worker turns into a comment.
+fn frame(transmit: &Transmit) -> Cow<'static, str> {
+    match transmit {
+        Transmit::Message { text, event, .. } => Cow::Owned(streamable_http::event(*event, text)),
+        Transmit::Priming { event } => Cow::Owned(streamable_http::event(*event, "")),
+        Transmit::Ping => Cow::Borrowed(LIVENESS_PING),
+    }
+}
+
+/// The event-id floor to store: above every id `lifecycle` handed out, with room for
+/// [`EVENT_ID_RESERVE`] more before the next write.
+fn event_floor(lifecycle: &SessionLifecycle) -> u64 {
+    lifecycle.next_event_id().saturating_add(EVENT_ID_RESERVE)
+}
+
+/// Whether the facts must be stored before the lifecycle's transmits go out: a request id or
+/// an event id past the stored ones would otherwise be reused after an eviction.
+fn must_save(lifecycle: &SessionLifecycle, saved_next_id: u64, saved_event_floor: u64) -> bool {
+    lifecycle.next_request_id() > saved_next_id || lifecycle.next_event_id() > saved_event_floor
 }
 
 /// When the object must next act on time.
@@ -766,23 +830,23 @@ mod tests {
         let mut session = McpSession::new(ServerInfo::sampling2api());
         let initialize = br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"c","version":"1"}}}"#;
         assert!(session.handle_incoming(initialize).initialized);
-        let mut lifecycle = SessionLifecycle::new(
-            session,
-            LifecycleLimits {
-                max_in_flight: 1,
-                max_queued: 1,
-                stream_wait: Duration::from_millis(300),
-                session_idle: IDLE,
-                liveness_interval: Some(LIVENESS_INTERVAL),
-                mcp_path: "/mcp".into(),
-            },
-            now,
-        );
+        let mut lifecycle = SessionLifecycle::new(session, lifecycle_limits(), now);
         lifecycle.client_message(
             now,
             br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
         );
         lifecycle
+    }
+
+    fn lifecycle_limits() -> LifecycleLimits {
+        LifecycleLimits {
+            max_in_flight: 1,
+            max_queued: 1,
+            stream_wait: Duration::from_millis(300),
+            session_idle: IDLE,
+            liveness_interval: Some(LIVENESS_INTERVAL),
+            mcp_path: "/mcp".into(),
+        }
     }
 
     /// Encodes every request the lifecycle asks for, as the object does.
@@ -811,7 +875,7 @@ mod tests {
     fn an_open_stream_needs_no_wakeup_until_a_request_comes() {
         let start = Millis(1_000_000);
         let mut lifecycle = lifecycle(start);
-        lifecycle.stream_opened(start);
+        lifecycle.stream_opened(start, None);
         assert_eq!(
             wakeups(&lifecycle),
             Wakeups {
@@ -880,10 +944,83 @@ mod tests {
     }
 
     #[test]
+    fn transmits_go_to_the_socket_as_finished_sse_events() {
+        let message = Transmit::Message {
+            text: r#"{"jsonrpc":"2.0","id":3}"#.into(),
+            request: None,
+            event: EventId(9),
+        };
+        assert_eq!(
+            frame(&message),
+            "id: 9\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3}\n\n"
+        );
+        assert_eq!(
+            frame(&Transmit::Priming { event: EventId(1) }),
+            "id: 1\nevent: message\ndata: \n\n"
+        );
+        assert_eq!(frame(&Transmit::Ping), LIVENESS_PING);
+    }
+
+    /// The event ids of what `lifecycle` transmitted (draining it).
+    fn written_ids(lifecycle: &mut SessionLifecycle) -> Vec<u64> {
+        std::iter::from_fn(|| lifecycle.poll_transmit())
+            .filter_map(|transmit| match transmit {
+                Transmit::Message { event, .. } | Transmit::Priming { event } => Some(event.0),
+                Transmit::Ping => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn event_ids_never_repeat_across_evictions() {
+        let start = Millis(1_000_000);
+        let mut lifecycle = lifecycle(start);
+        // As the object does: store before writing whenever an id passed the stored floor.
+        let mut saved_floor = event_floor(&lifecycle);
+        let mut saved_next_id = lifecycle.next_request_id();
+        let mut written: Vec<u64> = Vec::new();
+        for incarnation in 0..4u64 {
+            // Some streams and requests, more events than one reserve holds.
+            let rounds = if incarnation == 1 { 700 } else { 3 };
+            for round in 0..rounds {
+                let at = start.after(Duration::from_millis(round));
+                lifecycle.stream_opened(at, None);
+                if let Ok(key) = lifecycle.submit(at, at.after(Duration::from_secs(60))) {
+                    encode_all(&mut lifecycle, at);
+                    lifecycle.caller_gone(at, key);
+                    while lifecycle.poll_event().is_some() {}
+                }
+                if must_save(&lifecycle, saved_next_id, saved_floor) {
+                    saved_floor = event_floor(&lifecycle);
+                    saved_next_id = lifecycle.next_request_id();
+                }
+                let ids = written_ids(&mut lifecycle);
+                assert!(
+                    ids.iter().all(|id| *id < saved_floor),
+                    "{ids:?} {saved_floor}"
+                );
+                written.extend(ids);
+            }
+            // Evicted: only the stored facts remain.
+            lifecycle = SessionLifecycle::resume(
+                ServerInfo::sampling2api(),
+                lifecycle.client().cloned().unwrap(),
+                true,
+                saved_next_id,
+                saved_floor,
+                lifecycle_limits(),
+                start,
+            );
+        }
+        assert!(written.len() > 2_000, "{}", written.len());
+        assert!(written.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
     fn a_closed_stream_with_nothing_held_sets_the_alarm_from_the_close() {
         let start = Millis(1_000_000);
         let mut lifecycle = lifecycle(start);
-        let generation = lifecycle.stream_opened(start);
+        let generation = lifecycle.stream_opened(start, None);
         let closed = start.after(Duration::from_secs(30));
         lifecycle.stream_closed(closed, generation);
         assert_eq!(

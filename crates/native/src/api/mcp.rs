@@ -13,10 +13,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use sampling2api_core::lifecycle::StreamGeneration;
+use sampling2api_core::lifecycle::{EventId, StreamGeneration};
 use sampling2api_core::mcp_session::{McpSession, ServerInfo};
 use sampling2api_core::streamable_http::{
-    self, McpAction, McpAnswer, McpHeaders, McpMethod, PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER,
+    self, LAST_EVENT_ID_HEADER, McpAction, McpAnswer, McpHeaders, McpMethod,
+    PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER,
 };
 use sampling2api_core::{admission, ids, routes};
 
@@ -68,6 +69,7 @@ pub async fn endpoint(
             session_id: text(SESSION_ID_HEADER),
             accept: text(header::ACCEPT.as_str()),
             protocol_version: text(PROTOCOL_VERSION_HEADER),
+            last_event_id: text(LAST_EVENT_ID_HEADER),
         },
     );
     match decided {
@@ -93,8 +95,8 @@ pub async fn endpoint(
                 Err(err) => answered(streamable_http::internal_error(&err)),
             })
         }
-        McpAction::OpenStream(id) => Ok(match bridge.session(id) {
-            Some(session) => open_stream(session),
+        McpAction::OpenStream { id, resume_after } => Ok(match bridge.session(id) {
+            Some(session) => open_stream(session, resume_after),
             None => answered(streamable_http::unknown_session()),
         }),
         McpAction::End(id) => Ok(match bridge.session(id) {
@@ -163,9 +165,10 @@ fn start_session(bridge: &Arc<Bridge>, body: &Bytes) -> Response {
     response
 }
 
-/// The client's `GET` stream: the session's messages to the client, as SSE events.
-fn open_stream(session: Arc<Session>) -> Response {
-    let (generation, messages) = session.open_stream();
+/// The client's `GET` stream: the session's messages to the client, as SSE events with ids
+/// (`resume_after`: the client's `Last-Event-ID`, see `Session::open_stream`).
+fn open_stream(session: Arc<Session>, resume_after: Option<EventId>) -> Response {
+    let (generation, messages) = session.open_stream(resume_after);
     let stream = EventStream {
         session,
         generation,
@@ -200,7 +203,7 @@ const MESSAGES_PER_FRAME: usize = 256;
 impl EventStream {
     /// Every message waiting in the channel, as one chunk of SSE events.
     fn frame(&mut self, first: crate::session::Outgoing) -> Bytes {
-        let mut frame = String::with_capacity(first.len() + 24);
+        let mut frame = String::with_capacity(first.len() + 48);
         push_event(&mut frame, &first);
         for _ in 1..MESSAGES_PER_FRAME {
             match self.messages.try_recv() {
@@ -212,10 +215,12 @@ impl EventStream {
     }
 }
 
-fn push_event(frame: &mut String, message: &str) {
-    frame.push_str("event: message\ndata: ");
-    frame.push_str(message);
-    frame.push_str("\n\n");
+fn push_event(frame: &mut String, message: &crate::session::Outgoing) {
+    match message.event {
+        Some(id) => streamable_http::push_event(frame, id, message),
+        // Only a pipe's own replies have no id, and a pipe has no event stream.
+        None => tracing::warn!("a message without an event id skipped on an event stream"),
+    }
 }
 
 impl futures::Stream for EventStream {
