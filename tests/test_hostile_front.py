@@ -348,7 +348,7 @@ def test_http2_streams_are_bounded_and_a_reset_flood_is_survived(native: Deploym
 
 # --- oversized request headers ------------------------------------------------------------------
 
-BRIDGE_HEADER_BYTES = 128 * 1024  # core request_headers::MAX_HEADER_BYTES
+BRIDGE_HEADER_BYTES = 96 * 1024  # core request_headers::MAX_HEADER_BYTES
 BRIDGE_HEADER_FIELDS = 100  # core request_headers::MAX_HEADER_FIELDS
 
 
@@ -382,6 +382,10 @@ def test_oversized_headers_get_a_json_431_and_the_bridge_keeps_serving(target: D
         assert_json_431(http.post("/v1/messages", json=HELLO, headers=many_fields(BRIDGE_HEADER_FIELDS + 1)), "header fields")
         # Keyless routes are bounded too.
         assert_json_431(http.get("/health", headers=fillers(BRIDGE_HEADER_BYTES + 1024)), "bytes")
+        if target.kind == "worker":
+            # Past workerd's own cut (about 128 KiB for the whole head) the runtime answers before
+            # the Worker runs: 431 with a plain-text body (Cloudflare's edge has its own limit).
+            assert http.get("/health", headers=fillers(140 * 1024)).status_code == 431
         # Still serving, on the same client.
         assert http.post("/v1/messages", json=HELLO).status_code == 200
     with pytest.raises(anthropic.APIStatusError) as raised:

@@ -79,8 +79,10 @@ def test_two_tokens_reach_the_namespace_of_the_allowed_one(deployments: list[Dep
         assert reply.json()["content"][0]["text"] == "two"
         listed = httpx.get(f"{instance.base_url}/sessions", headers=both, timeout=5).json()["data"]
         assert [s["client_name"] for s in listed] == ["two"]
-        # The same through the SDK, which sends both headers when given both credentials.
-        sdk = anthropic.Anthropic(base_url=instance.base_url, api_key="tok-stranger", auth_token="tok-allowed-two")
+        # The same through the SDK: its key as x-api-key, a Bearer token added by the caller.
+        sdk = anthropic.Anthropic(
+            base_url=instance.base_url, api_key="tok-stranger", default_headers={"authorization": "Bearer tok-allowed-two"}
+        )
         assert sdk.messages.create(**WHOAMI).content[0].text == "two"
         neither = httpx.post(
             f"{instance.base_url}/v1/messages", json=OK, headers={"x-api-key": "tok-stranger", "authorization": "Bearer tok-other"}
