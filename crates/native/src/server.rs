@@ -893,6 +893,39 @@ mod tests {
         );
     }
 
+    /// hyper's hard limits sit above the bridge's own (which the front layer enforces with a
+    /// JSON 431): heads between the two reach the app, only those past them get hyper's 431.
+    #[tokio::test]
+    async fn only_heads_past_the_hard_limits_are_refused_by_hyper() {
+        let address = start().await;
+        let head = |lines: usize, each: usize| {
+            let mut head = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
+            for index in 0..lines {
+                head.extend_from_slice(format!("x-{index}: {}\r\n", "a".repeat(each)).as_bytes());
+            }
+            head.extend_from_slice(b"\r\n");
+            head
+        };
+        let bridge_bytes = request_headers::MAX_HEADER_BYTES;
+        let bridge_fields = request_headers::MAX_HEADER_FIELDS;
+        for (lines, each, status) in [
+            // Past the bridge's bounds, within hyper's: the app sees them.
+            (30, (bridge_bytes + 8192) / 30, 200),
+            (bridge_fields + 50, 1, 200),
+            // Past hyper's.
+            (60, HARD_MAX_HEAD_BYTES / 60 + 16, 431),
+            (HARD_MAX_HEADER_LINES + 1, 1, 431),
+        ] {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            stream.write_all(&head(lines, each)).await.unwrap();
+            let mut pending = Vec::new();
+            let got = response(&mut stream, &mut pending)
+                .await
+                .map(|(status, _)| status);
+            assert_eq!(got, Some(status), "{lines} lines of {each} bytes");
+        }
+    }
+
     #[test]
     fn the_first_bytes_tell_http2_from_http1() {
         assert_eq!(protocol_from_start(b""), Some(Protocol::Http1));
