@@ -1,7 +1,8 @@
 //! The one set of error texts for everything that refuses a sampling request or ends its
 //! lifecycle early: over the session's in-flight and queue limits (429), a client that does not
 //! read, the queue's timeout, no event stream, the session or its stream ending, the caller
-//! leaving. [`crate::lifecycle::SessionLifecycle`] owns the slots and the queue.
+//! leaving. [`crate::lifecycle::SessionLifecycle`] owns the slots and the queue. Also
+//! [`LargeEvents`]: a session's memory of the events its client's stream closed under.
 
 use crate::api_error::{ApiError, ErrorKind, shown_millis};
 
