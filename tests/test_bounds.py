@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from conftest import Deployment, bridge_binary, deploy, free_port, not_on_worker, only_http, wait_for_health
+from conftest import Deployment, bridge_binary, deploy, free_port, not_on_worker, only_http, wait_for_health, wait_until
 
 MIB = 1024 * 1024
 PROTOCOL = "2025-11-25"
@@ -448,3 +448,41 @@ def test_mcp_sessions_are_bounded(kind: str, deployments: list[Deployment]) -> N
     # One ends: there is room again.
     assert httpx.delete(deployment.mcp_url, headers={**headers, "mcp-session-id": opened[0]}, timeout=10).status_code == 200
     assert httpx.post(deployment.mcp_url, json=initialize(), headers=headers, timeout=10).status_code == 200
+
+
+def test_a_request_over_the_python_sdks_sse_event_cap_fails_fast_and_keeps_the_clients_stream(
+    kind: str, deployments: list[Deployment]
+) -> None:
+    """The Python MCP SDK's client drops its GET stream on an SSE event over 1 MiB
+    (``max_sse_event_size``) and gives the stream up for good after two such drops in a row. A
+    request carrying a 2 MB image fails at once with a 503 that names the setting and is not
+    retried (the SDK's two retries would cost the client its stream); a second such request is
+    refused (413) without being sent; smaller requests keep working."""
+    only_http(kind, "over stdio a request is one line on a pipe, with no per-event cap")
+    import anthropic
+
+    deployment = deploy(kind, extra_args=["--request-timeout-secs", "20", "--stream-wait-ms", "3000"])
+    deployments.append(deployment)
+    data = "iVBORw0KGgo" + "A" * 2_000_001  # a PNG signature, then 1.5 MB of zeros, as base64
+    large = [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
+             {"type": "text", "text": "describe"}]
+    caller = deployment.anthropic(max_retries=2, timeout=30)  # the SDK's default retries
+    started = time.monotonic()
+    with pytest.raises(anthropic.APIStatusError) as first:
+        caller.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": large}])
+    assert time.monotonic() - started < 5, "failed at once, not at the 20 s deadline"
+    assert first.value.status_code == 503
+    assert first.value.response.headers["x-should-retry"] == "false"
+    message = first.value.body["error"]["message"]
+    assert "max_sse_event_size" in message and "MiB as one SSE event" in message, message
+    # The client reconnects its stream; a small request is served.
+    wait_until(lambda: any(s["event_stream_open"] for s in deployment.sessions()), what="the stream back")
+    assert caller.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "small"}]).content[0].text == "echo: small"
+    # As large again: refused before it is sent, so the stream survives.
+    with pytest.raises(anthropic.APIStatusError) as second:
+        caller.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": large}])
+    assert second.value.status_code == 413
+    assert second.value.body["error"]["type"] == "request_too_large"
+    assert "closed under a request of" in second.value.body["error"]["message"]
+    assert caller.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "still"}]).content[0].text == "echo: still"
+    assert all(s["event_stream_open"] for s in deployment.sessions())

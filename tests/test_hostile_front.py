@@ -17,6 +17,7 @@ import time
 from typing import Iterator
 from urllib.parse import urlparse
 
+import anthropic
 import h2.config
 import h2.connection
 import h2.events
@@ -343,3 +344,90 @@ def test_http2_streams_are_bounded_and_a_reset_flood_is_survived(native: Deploym
     served_quickly(native)
     grown_mb = (native.bridge_status("VmHWM") - before) / 1024
     assert grown_mb < 40, f"a reset flood grew the bridge by {grown_mb:.0f} MB"
+
+
+# --- oversized request headers ------------------------------------------------------------------
+
+BRIDGE_HEADER_BYTES = 96 * 1024  # core request_headers::MAX_HEADER_BYTES
+BRIDGE_HEADER_FIELDS = 100  # core request_headers::MAX_HEADER_FIELDS
+
+
+def fillers(total: int, each: int = 4000) -> dict[str, str]:
+    """Header fields of `each` bytes of value, `total` bytes of values together."""
+    return {f"x-filler-{index}": "a" * min(each, total - index * each) for index in range((total + each - 1) // each)}
+
+
+def many_fields(count: int) -> dict[str, str]:
+    return {f"x-field-{index}": "v" for index in range(count)}
+
+
+def assert_json_431(reply: httpx.Response, what: str) -> None:
+    assert reply.status_code == 431, (what, reply.status_code, reply.text[:200])
+    assert reply.headers["content-type"].startswith("application/json"), what
+    body = reply.json()
+    assert body["type"] == "error", what
+    assert body["error"]["type"] == "request_too_large", what
+    assert what in body["error"]["message"], body
+    assert reply.headers["request-id"].startswith("req_")
+
+
+def test_oversized_headers_get_a_json_431_and_the_bridge_keeps_serving(target: Deployment) -> None:
+    """Headers within the bridge's bound are served; past it, a JSON 431 `request_too_large` on a
+    connection that stays usable (HTTP/1.1 keep-alive); through the SDK, an APIStatusError."""
+    with httpx.Client(base_url=target.base_url, headers={"content-type": "application/json", **target.auth_headers()}, timeout=10) as http:
+        # 64 KB of headers: served (callers send up to ~8 KB).
+        assert http.post("/v1/messages", json=HELLO, headers=fillers(64 * 1024)).status_code == 200
+        # Just over the bridge's bound (names and values together), and one field too many.
+        assert_json_431(http.post("/v1/messages", json=HELLO, headers=fillers(BRIDGE_HEADER_BYTES + 1024)), "bytes")
+        assert_json_431(http.post("/v1/messages", json=HELLO, headers=many_fields(BRIDGE_HEADER_FIELDS + 1)), "header fields")
+        # Keyless routes are bounded too.
+        assert_json_431(http.get("/health", headers=fillers(BRIDGE_HEADER_BYTES + 1024)), "bytes")
+        if target.kind == "worker":
+            # Past workerd's own cut (about 128 KiB for the whole head) the runtime answers before
+            # the Worker runs: 431 with a plain-text body (Cloudflare's edge has its own limit).
+            assert http.get("/health", headers=fillers(140 * 1024)).status_code == 431
+        # Still serving, on the same client.
+        assert http.post("/v1/messages", json=HELLO).status_code == 200
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        target.anthropic(max_retries=0).messages.create(**HELLO, extra_headers=fillers(BRIDGE_HEADER_BYTES + 1024))
+    assert raised.value.status_code == 431
+    assert isinstance(raised.value.body, dict) and raised.value.body["error"]["type"] == "request_too_large"
+    served_quickly(target)
+
+
+def test_headers_past_the_hard_limit_are_refused_by_hyper(native: Deployment) -> None:
+    """Past hyper's hard limits (twice the bridge's bound) hyper answers 431 itself, without a
+    body, and closes the connection; the bridge keeps serving."""
+    headers = {"content-type": "application/json", **native.auth_headers()}
+    for extra in (fillers(300 * 1024), many_fields(2 * BRIDGE_HEADER_FIELDS + 10)):
+        with httpx.Client(base_url=native.base_url, headers=headers, timeout=10) as http:
+            try:
+                reply = http.post("/v1/messages", json=HELLO, headers=extra)
+                assert reply.status_code == 431, reply.text[:200]
+                assert reply.content == b""
+            except httpx.RemoteProtocolError:
+                pass  # closed before the client read the 431
+    served_quickly(native)
+
+
+def test_oversized_headers_over_http2(native: Deployment) -> None:
+    """HTTP/2 (h2c) gets the same bound and JSON 431; past the hard header-list size h2 refuses
+    the stream (431 without a body), and the connection still serves."""
+    import httpx2
+
+    transport = httpx2.HTTPTransport(http1=False, http2=True)
+    headers = {"content-type": "application/json", **native.auth_headers()}
+    with httpx2.Client(transport=transport, base_url=native.base_url, headers=headers, timeout=10) as http:
+        ok = http.post("/v1/messages", json=HELLO, headers=fillers(64 * 1024))
+        assert (ok.http_version, ok.status_code) == ("HTTP/2", 200)
+        over = http.post("/v1/messages", json=HELLO, headers=fillers(BRIDGE_HEADER_BYTES + 1024))
+        assert over.status_code == 431
+        assert over.json()["error"]["type"] == "request_too_large"
+        assert over.headers["request-id"].startswith("req_")
+        try:
+            hard = http.post("/v1/messages", json=HELLO, headers=fillers(300 * 1024))
+            assert hard.status_code == 431 and hard.content == b""
+        except (httpx2.RemoteProtocolError, httpx2.LocalProtocolError):
+            pass
+        assert http.post("/v1/messages", json=HELLO).status_code == 200
+    served_quickly(native)

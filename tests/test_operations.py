@@ -45,6 +45,12 @@ def test_api_keys(kind: str, deployments: list[Deployment]) -> None:
     assert httpx.post(url, json=OK, headers={"x-api-key": "wrong"}).status_code == 401
     assert httpx.post(url, json=OK, headers={"x-api-key": KEY}).status_code == 200
     assert httpx.post(url, json=OK, headers={"authorization": f"Bearer {KEY}"}).status_code == 200
+    # Two keys (the Anthropic SDK given an API key and an auth token sends both): either lets in.
+    assert httpx.post(url, json=OK, headers={"x-api-key": "wrong", "authorization": f"Bearer {KEY}"}).status_code == 200
+    assert httpx.post(url, json=OK, headers={"x-api-key": KEY, "authorization": "Bearer wrong"}).status_code == 200
+    both_wrong = httpx.post(url, json=OK, headers={"x-api-key": "wrong", "authorization": "Bearer wrong2"})
+    assert both_wrong.status_code == 401
+    assert both_wrong.json()["error"]["type"] == "authentication_error"
     # Both SDKs, each with its own header convention.
     assert deployment.anthropic().messages.create(**OK).content[0].text == "echo: x"
     with pytest.raises(anthropic.AuthenticationError):

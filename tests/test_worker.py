@@ -64,6 +64,35 @@ def test_allow_list_restricts_tokens(deployments: list[Deployment]) -> None:
         instance.stop()
 
 
+def test_two_tokens_reach_the_namespace_of_the_allowed_one(deployments: list[Deployment]) -> None:
+    """A caller that presents two tokens (x-api-key and Authorization: Bearer) of which only the
+    second is on the allow-list is served in that token's namespace, as natively either key lets
+    a caller in; neither allowed is a 401."""
+    instance = WranglerDev({"ALLOWED_TOKENS": "tok-allowed-two", "REQUEST_TIMEOUT_SECS": "3", "STREAM_WAIT_MS": "500"})
+    try:
+        allowed = Deployment("worker", instance.base_url, api_key="tok-allowed-two")
+        deployments.append(allowed)
+        allowed.connect(ClientSpec("two"))
+        both = {"x-api-key": "tok-stranger", "authorization": "Bearer tok-allowed-two"}
+        reply = httpx.post(f"{instance.base_url}/v1/messages", json=WHOAMI, headers=both, timeout=10)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["content"][0]["text"] == "two"
+        listed = httpx.get(f"{instance.base_url}/sessions", headers=both, timeout=5).json()["data"]
+        assert [s["client_name"] for s in listed] == ["two"]
+        # The same through the SDK: its key as x-api-key, a Bearer token added by the caller.
+        sdk = anthropic.Anthropic(
+            base_url=instance.base_url, api_key="tok-stranger", default_headers={"authorization": "Bearer tok-allowed-two"}
+        )
+        assert sdk.messages.create(**WHOAMI).content[0].text == "two"
+        neither = httpx.post(
+            f"{instance.base_url}/v1/messages", json=OK, headers={"x-api-key": "tok-stranger", "authorization": "Bearer tok-other"}
+        )
+        assert neither.status_code == 401
+        assert neither.json()["error"]["type"] == "authentication_error"
+    finally:
+        instance.stop()
+
+
 def test_sessions_survive_a_restart_of_their_objects(deployments: list[Deployment]) -> None:
     """A deploy or an eviction drops every object's memory and cuts the streams; storage stays.
     A client that reconnects its stream with the same session id keeps working."""

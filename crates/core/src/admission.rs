@@ -1,7 +1,8 @@
 //! The one set of error texts for everything that refuses a sampling request or ends its
 //! lifecycle early: over the session's in-flight and queue limits (429), a client that does not
 //! read, the queue's timeout, no event stream, the session or its stream ending, the caller
-//! leaving. [`crate::lifecycle::SessionLifecycle`] owns the slots and the queue.
+//! leaving. [`crate::lifecycle::SessionLifecycle`] owns the slots and the queue. Also
+//! [`LargeEvents`]: a session's memory of the events its client's stream closed under.
 
 use crate::api_error::{ApiError, ErrorKind, shown_millis};
 
@@ -55,6 +56,74 @@ pub fn stream_closed() -> ApiError {
     ApiError::unavailable("the MCP client's event stream closed before it answered")
 }
 
+/// The SSE event size some MCP clients cap one event at: the Python MCP SDK drops its event
+/// stream on a larger event (`max_sse_event_size`, 1 MiB by default). The bridge cannot know a
+/// client's cap; a stream that closes under an event past this one most likely hit it.
+pub const COMMON_SSE_EVENT_CAP: usize = 1024 * 1024;
+
+/// One session's memory of the events its client's stream closed under. The Python MCP SDK
+/// reconnects its event stream after such a close, but gives it up for good after two in a
+/// row (its reconnection count is reset only by a stream the server ends): a second large
+/// request would cost the session its stream, and every later request would wait for one in
+/// vain. So once a stream closed under an event past [`COMMON_SSE_EVENT_CAP`], requests at
+/// least that large are refused at once instead of being sent. Held by each runtime's session.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LargeEvents {
+    /// The smallest event (bytes, as `CreateMessageParams::size_hint` measures it) the
+    /// client's stream closed under.
+    closed_under: Option<usize>,
+}
+
+impl LargeEvents {
+    /// Refuses (413, not retryable) a request whose event is at least as large as one the
+    /// client's stream already closed under.
+    pub fn check(&self, event_bytes: usize) -> Result<(), ApiError> {
+        match self.closed_under {
+            Some(closed_under) if event_bytes >= closed_under => Err(ApiError::new(
+                ErrorKind::RequestTooLarge,
+                format!(
+                    "this request ({} as one SSE event) is not sent to the MCP client: its event \
+                     stream closed under a request of {} earlier in this session, most likely \
+                     over its cap on one event (the Python MCP SDK: 1 MiB unless its \
+                     max_sse_event_size is raised), and another close would cost the session its \
+                     stream. Send a smaller request, or reconnect the client with a higher limit",
+                    shown_mib(event_bytes),
+                    shown_mib(closed_under)
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `err`, the outcome of a request sent as an event of `event_bytes`: when it is
+    /// [`stream_closed`] and the event was past [`COMMON_SSE_EVENT_CAP`], the likely cause and
+    /// the client setting are named, the error is not retryable (the same event would close the
+    /// stream again), and the size is remembered for [`LargeEvents::check`]. Any other error is
+    /// returned as it is.
+    pub fn outcome(&mut self, err: ApiError, event_bytes: usize) -> ApiError {
+        if event_bytes <= COMMON_SSE_EVENT_CAP || err != stream_closed() {
+            return err;
+        }
+        self.closed_under = Some(
+            self.closed_under
+                .map_or(event_bytes, |s| s.min(event_bytes)),
+        );
+        ApiError::unavailable(format!(
+            "the MCP client's event stream closed while this request ({} as one SSE event) was \
+             on it: clients that cap an event's size drop their stream on a larger one (the \
+             Python MCP SDK at 1 MiB unless its max_sse_event_size is raised); not retryable, \
+             since the same event would close the stream again. Raise the client's limit, send \
+             a smaller request, or connect the client over stdio",
+            shown_mib(event_bytes)
+        ))
+        .not_retryable()
+    }
+}
+
+fn shown_mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
 /// The outcome recorded for a request whose API caller went away (nobody reads it; it keeps
 /// the rule that every request ends exactly once).
 pub fn caller_left() -> ApiError {
@@ -86,5 +155,45 @@ mod tests {
         let busy = too_busy();
         assert_eq!(busy.status(), 429);
         assert_eq!(busy.retry_after_secs, Some(1));
+    }
+
+    #[test]
+    fn a_stream_closed_under_a_large_event_is_explained_and_remembered() {
+        let mut events = LargeEvents::default();
+        // Small events, and other errors, change nothing.
+        assert_eq!(
+            events.outcome(stream_closed(), COMMON_SSE_EVENT_CAP),
+            stream_closed()
+        );
+        assert_eq!(events.outcome(session_ended(), 5_000_000), session_ended());
+        assert!(events.check(50_000_000).is_ok());
+        // A stream closed under 2.7 MiB: explained, not retryable, remembered.
+        let err = events.outcome(stream_closed(), 2_800_000);
+        assert_eq!(err.status(), 503);
+        assert!(!err.retryable);
+        assert!(
+            err.message.contains("(2.7 MiB as one SSE event)"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("max_sse_event_size"));
+        assert!(stream_closed().retryable);
+        // Requests as large are refused; smaller ones still go.
+        let refused = events.check(2_800_000).unwrap_err();
+        assert_eq!(refused.status(), 413);
+        assert!(!refused.retryable);
+        assert!(
+            refused
+                .message
+                .contains("closed under a request of 2.7 MiB"),
+            "{}",
+            refused.message
+        );
+        assert!(events.check(2_799_999).is_ok());
+        // A close under a smaller event lowers the bar; a larger one does not raise it.
+        events.outcome(stream_closed(), 2_000_000);
+        events.outcome(stream_closed(), 9_000_000);
+        assert!(events.check(2_000_000).is_err());
+        assert!(events.check(1_999_999).is_ok());
     }
 }

@@ -22,6 +22,9 @@ pub enum ErrorKind {
     RequestTimeout,
     /// Body over the size cap: 413.
     RequestTooLarge,
+    /// Headers over the bridge's bound (`request_headers`): 431, with the same error type as a
+    /// body over its cap.
+    HeadersTooLarge,
     /// Too many requests in flight: 429.
     RateLimit,
     /// The MCP client failed or sent something unusable: 500.
@@ -44,6 +47,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::RequestTimeout => 408,
             ErrorKind::RequestTooLarge => 413,
+            ErrorKind::HeadersTooLarge => 431,
             ErrorKind::RateLimit => 429,
             ErrorKind::Api => 500,
             ErrorKind::Unavailable => 503,
@@ -59,7 +63,7 @@ impl ErrorKind {
             ErrorKind::Authentication => "authentication_error",
             ErrorKind::Permission => "permission_error",
             ErrorKind::NotFound => "not_found_error",
-            ErrorKind::RequestTooLarge => "request_too_large",
+            ErrorKind::RequestTooLarge | ErrorKind::HeadersTooLarge => "request_too_large",
             ErrorKind::RateLimit => "rate_limit_error",
             ErrorKind::Api | ErrorKind::Unavailable => "api_error",
             ErrorKind::Timeout | ErrorKind::RequestTimeout => "timeout_error",

@@ -21,13 +21,26 @@ pub fn presented_keys<'a>(
 
 /// Whether any presented key equals any configured key. Every pair is compared in full.
 pub fn authorized(presented: &[&str], configured: &[String]) -> bool {
-    let mut matched = subtle::Choice::from(0);
+    first_authorized(presented, configured).is_some()
+}
+
+/// The first presented key that equals a configured one. A caller that sends two keys (both
+/// headers, as the Anthropic SDKs do when given an API key and an auth token) is let in by
+/// either, and what it owns (the worker's namespace) follows the key that let it in, not
+/// whichever header happens to come first. Every pair is compared in full, so the timing
+/// tells at most which of the caller's own keys matched.
+pub fn first_authorized<'a>(presented: &[&'a str], configured: &[String]) -> Option<&'a str> {
+    let mut first = None;
     for key in presented {
+        let mut matched = subtle::Choice::from(0);
         for expected in configured {
             matched |= key.as_bytes().ct_eq(expected.as_bytes());
         }
+        if first.is_none() && bool::from(matched) {
+            first = Some(*key);
+        }
     }
-    bool::from(matched)
+    first
 }
 
 #[cfg(test)]
@@ -53,5 +66,15 @@ mod tests {
         assert!(!authorized(&["secret-one!"], &keys));
         assert!(!authorized(&[], &keys));
         assert!(!authorized(&["x"], &[]));
+    }
+
+    #[test]
+    fn the_first_key_that_matches_is_the_one_that_counts() {
+        let keys = vec!["one".to_string(), "two".to_string()];
+        assert_eq!(first_authorized(&["stranger", "two"], &keys), Some("two"));
+        assert_eq!(first_authorized(&["two", "one"], &keys), Some("two"));
+        assert_eq!(first_authorized(&["one", "stranger"], &keys), Some("one"));
+        assert_eq!(first_authorized(&["stranger", "other"], &keys), None);
+        assert_eq!(first_authorized(&[], &keys), None);
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Modules, by what they answer:
 //! - the HTTP front: `routes` (the one route table), `browser_guard` (Host, Origin, JSON bodies),
-//!   `auth` (API keys), `flavor` (Anthropic or OpenAI error shape), `api_error`, `ids`.
+//!   `auth` (API keys), `request_headers` (their size), `flavor` (Anthropic or OpenAI error
+//!   shape), `api_error`, `ids`.
 //! - the API: `anthropic` and `openai` (request and response types, validation),
 //!   `to_sampling` (an API request → `sampling/createMessage` params), `tool_emulation` and
 //!   `structured_output` (for clients that cannot take tools or schemas), `from_sampling` (the
@@ -41,6 +42,7 @@ pub mod mcp_session;
 pub mod metrics;
 pub mod models;
 pub mod openai;
+pub mod request_headers;
 pub mod routes;
 pub mod routing;
 pub mod sampling;

@@ -596,9 +596,10 @@ pub fn stream_error(err: &ApiError) -> String {
 
 fn openai_error_type(kind: ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidRequest | ErrorKind::MethodNotAllowed | ErrorKind::RequestTooLarge => {
-            "invalid_request_error"
-        }
+        ErrorKind::InvalidRequest
+        | ErrorKind::MethodNotAllowed
+        | ErrorKind::RequestTooLarge
+        | ErrorKind::HeadersTooLarge => "invalid_request_error",
         ErrorKind::Authentication => "authentication_error",
         ErrorKind::Permission => "permission_error",
         ErrorKind::NotFound => "not_found_error",

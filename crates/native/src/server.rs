@@ -34,6 +34,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use sampling2api_core::request_headers;
+
 use crate::config::FrontArgs;
 
 /// File descriptors kept free for what is not a connection (logs, pipes, the listener).
@@ -53,6 +55,21 @@ const PARK_AFTER: Duration = Duration::from_millis(100);
 /// A silent HTTP/2 peer is pinged this often and dropped when it does not answer in time.
 const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// hyper's hard limits on a request's headers, above the bridge's own (core
+/// `request_headers`, checked in the front layer with an Anthropic-shaped 431): headers
+/// between the two reach the front and get that JSON error; only those past these get
+/// hyper's bare 431 (HTTP/1.1, connection closed; HTTP/2, the stream refused). Twice the
+/// bridge's limits, so that no request within them comes near these.
+/// HTTP/1.1: the request line and headers together. hyper buffers at most this much of a head
+/// (its read buffer is capped at ~408 KB anyway), so it is also the per-connection worst case
+/// while a head is read.
+const HARD_MAX_HEAD_BYTES: usize = 2 * request_headers::MAX_HEADER_BYTES;
+/// HTTP/1.1 header lines. Past hyper's default of 100 it parses into a heap array of this
+/// many slots (about 64 bytes each, freed once the head is parsed) instead of a stack one.
+const HARD_MAX_HEADER_LINES: usize = 2 * request_headers::MAX_HEADER_FIELDS;
+/// HTTP/2: the decoded header list, names and values plus 32 bytes per field (RFC 9113).
+/// hyper's default is 16 KB, which refused even the headers the HTTP/1.1 side takes.
+const HARD_MAX_H2_HEADER_LIST: u32 = 2 * request_headers::MAX_HEADER_BYTES as u32;
 
 /// The connection bounds, from the flags.
 #[derive(Debug, Clone)]
@@ -264,12 +281,16 @@ impl Builders {
         // closes a connection that has no request open (headers that never finish included)
         // after `idle_timeout`, and hyper's timer would cost every request a timer reset.
         http1.header_read_timeout(None);
+        http1
+            .max_header_size(HARD_MAX_HEAD_BYTES)
+            .max_headers(HARD_MAX_HEADER_LINES);
         let mut http2 = http2::Builder::new(TokioExecutor::new());
         http2
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.h2_max_streams)
             .max_pending_accept_reset_streams(H2_PENDING_ACCEPT_RESETS)
             .max_local_error_reset_streams(H2_LOCAL_ERROR_RESETS)
+            .max_header_list_size(HARD_MAX_H2_HEADER_LIST)
             .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
             .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT);
         Builders { http1, http2 }
@@ -870,6 +891,39 @@ mod tests {
             next.is_none() || next == Some((200, b"ok".to_vec())),
             "{next:?}"
         );
+    }
+
+    /// hyper's hard limits sit above the bridge's own (which the front layer enforces with a
+    /// JSON 431): heads between the two reach the app, only those past them get hyper's 431.
+    #[tokio::test]
+    async fn only_heads_past_the_hard_limits_are_refused_by_hyper() {
+        let address = start().await;
+        let head = |lines: usize, each: usize| {
+            let mut head = b"GET /health HTTP/1.1\r\nHost: x\r\n".to_vec();
+            for index in 0..lines {
+                head.extend_from_slice(format!("x-{index}: {}\r\n", "a".repeat(each)).as_bytes());
+            }
+            head.extend_from_slice(b"\r\n");
+            head
+        };
+        let bridge_bytes = request_headers::MAX_HEADER_BYTES;
+        let bridge_fields = request_headers::MAX_HEADER_FIELDS;
+        for (lines, each, status) in [
+            // Past the bridge's bounds, within hyper's: the app sees them.
+            (30, (bridge_bytes + 8192) / 30, 200),
+            (bridge_fields + 50, 1, 200),
+            // Past hyper's.
+            (60, HARD_MAX_HEAD_BYTES / 60 + 16, 431),
+            (HARD_MAX_HEADER_LINES + 1, 1, 431),
+        ] {
+            let mut stream = TcpStream::connect(address).await.unwrap();
+            stream.write_all(&head(lines, each)).await.unwrap();
+            let mut pending = Vec::new();
+            let got = response(&mut stream, &mut pending)
+                .await
+                .map(|(status, _)| status);
+            assert_eq!(got, Some(status), "{lines} lines of {each} bytes");
+        }
     }
 
     #[test]

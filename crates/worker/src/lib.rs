@@ -32,7 +32,7 @@ pub use session_object::McpSessionObject;
 
 use journal::Journal;
 use sampling2api_core::routes::{self, DEFAULT_MCP_PATH, Endpoint, Resolved};
-use sampling2api_core::{ApiError, browser_guard, ids};
+use sampling2api_core::{ApiError, browser_guard, ids, request_headers};
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
 #[event(fetch)]
@@ -58,6 +58,13 @@ async fn route(
     ctx: &Context,
     journal: &mut Journal,
 ) -> std::result::Result<Response, ApiError> {
+    // The bridge's own bound on headers, as natively; Cloudflare's (or workerd's) own limits
+    // apply before the Worker runs and answer without it.
+    request_headers::check(
+        req.headers()
+            .entries()
+            .map(|(name, value)| (name.len(), value.len())),
+    )?;
     let path = req.path();
     let method = req.method();
     let resolved = routes::resolve(method.as_ref(), &path, DEFAULT_MCP_PATH);

@@ -40,7 +40,7 @@ use std::time::Duration;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use sampling2api_core::ApiError;
-use sampling2api_core::admission;
+use sampling2api_core::admission::{self, LargeEvents};
 use sampling2api_core::lifecycle::{
     Event, EventId, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration,
     Transmit,
@@ -121,6 +121,9 @@ struct Inner {
     /// The idle alarm this instance set (`None`: none set, or not known since a wake).
     alarm_at: Cell<Option<Millis>>,
     timer: RefCell<Timer>,
+    /// The events the client's stream closed under (core `admission::LargeEvents`); kept in
+    /// memory only, so an eviction forgets them.
+    large_events: Cell<LargeEvents>,
 }
 
 /// The socket the lifecycle knows as its open stream. The token, kept in the socket's
@@ -142,6 +145,8 @@ struct Held {
     status: Option<InFlightRequest>,
     /// When it got a slot: its sampling time runs from there, as natively.
     slot_at: Option<Millis>,
+    /// The size of its event, as the Worker measured it (`SampleRequest::event_bytes`).
+    event_bytes: usize,
 }
 
 /// The timer loop: running while `wake` is set; `armed` is when it will next call
@@ -179,6 +184,7 @@ impl DurableObject for McpSessionObject {
                 saved_event_floor: Cell::new(0),
                 alarm_at: Cell::new(None),
                 timer: RefCell::new(Timer::default()),
+                large_events: Cell::new(LargeEvents::default()),
             }),
         }
     }
@@ -264,6 +270,11 @@ impl DurableObject for McpSessionObject {
                 if !inner.load().await? {
                     return refusal(ApiError::not_found("the MCP session no longer exists"));
                 }
+                // Not sent at all when the client's stream already closed under an event this
+                // large (as natively).
+                if let Err(error) = inner.large_events.get().check(request.event_bytes) {
+                    return refusal(error);
+                }
                 let timeout = Duration::from_millis(request.timeout_ms);
                 let submitted = inner
                     .with(|lifecycle, now| lifecycle.submit(now, now.after(timeout)))
@@ -287,6 +298,7 @@ impl DurableObject for McpSessionObject {
                         ticket: request.ticket,
                         status: request.status,
                         slot_at: None,
+                        event_bytes: request.event_bytes,
                     },
                 );
                 let (mut body_out, body) = mpsc::channel::<Result<Vec<u8>>>(1);
@@ -625,6 +637,12 @@ impl Inner {
                     if let Some(held) = held {
                         self.tickets.borrow_mut().remove(&held.ticket);
                         let seconds = held.slot_at.map(|at| now().since(at) as f64 / 1000.0);
+                        let outcome = outcome.map_err(|err| {
+                            let mut large_events = self.large_events.get();
+                            let err = large_events.outcome(err, held.event_bytes);
+                            self.large_events.set(large_events);
+                            err
+                        });
                         if let Some(waiter) = held.waiter {
                             let _ = waiter.send(SampleResponse::new(outcome, seconds));
                         }

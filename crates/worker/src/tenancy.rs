@@ -2,7 +2,7 @@
 //! accepts it, and the namespace it owns. A namespace is the SHA-256 of the token, so sessions
 //! of different tokens live in different Durable Objects and can never be named from outside.
 
-use sampling2api_core::auth::{authorized, presented_keys};
+use sampling2api_core::auth::{first_authorized, presented_keys};
 use sampling2api_core::{ApiError, ErrorKind};
 use sha2::{Digest, Sha256};
 use worker::{Env, Request};
@@ -28,32 +28,38 @@ pub fn namespace_of(request: &Request, env: &Env) -> Result<Namespace, ApiError>
 }
 
 /// The namespace of the token the headers present, if `allowed` (the deployment's
-/// comma-separated allow-list, when it has one) lets it in.
+/// comma-separated allow-list, when it has one) lets it in. A caller that presents two tokens
+/// (`x-api-key` and `Authorization: Bearer`) gets the namespace of the first one the list
+/// allows, as natively either key lets a caller in; with no list, of the first presented
+/// (`x-api-key`).
 pub fn namespace_for(
     x_api_key: Option<&str>,
     authorization: Option<&str>,
     allowed: Option<&str>,
 ) -> Result<Namespace, ApiError> {
     let presented = presented_keys(x_api_key, authorization);
-    let Some(token) = presented.first().copied() else {
+    let Some(first) = presented.first().copied() else {
         return Err(ApiError::new(
             ErrorKind::Authentication,
             "a token is required: send it as Authorization: Bearer or x-api-key",
         ));
     };
-    if let Some(allowed) = allowed {
-        let allowed: Vec<String> = allowed
-            .split(',')
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
-        if !authorized(&presented, &allowed) {
-            return Err(ApiError::new(
-                ErrorKind::Authentication,
-                "this token is not allowed on this deployment",
-            ));
+    let token = match allowed {
+        Some(allowed) => {
+            let allowed: Vec<String> = allowed
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
+            first_authorized(&presented, &allowed).ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Authentication,
+                    "this token is not allowed on this deployment",
+                )
+            })?
         }
-    }
+        None => first,
+    };
     let digest = Sha256::digest(token.as_bytes());
     Ok(Namespace(
         digest.iter().map(|byte| format!("{byte:02x}")).collect(),
@@ -104,5 +110,33 @@ mod tests {
         assert!(err.message.contains("not allowed"));
         // An empty entry allows no empty token; an empty list allows nobody.
         assert!(namespace_for(Some("one"), None, Some(",")).is_err());
+    }
+
+    #[test]
+    fn two_tokens_own_the_namespace_of_the_one_the_list_allows() {
+        let allowed = Some("two");
+        let two = namespace_for(Some("two"), None, None).unwrap();
+        let one = namespace_for(Some("one"), None, None).unwrap();
+        // Only the second (Bearer) token is allowed: it is the one that counts.
+        assert_eq!(
+            namespace_for(Some("one"), Some("Bearer two"), allowed).unwrap(),
+            two
+        );
+        assert_eq!(
+            namespace_for(Some("two"), Some("Bearer one"), allowed).unwrap(),
+            two
+        );
+        // Both allowed, or no list: the first presented (x-api-key).
+        assert_eq!(
+            namespace_for(Some("one"), Some("Bearer two"), Some("one,two")).unwrap(),
+            one
+        );
+        assert_eq!(
+            namespace_for(Some("one"), Some("Bearer two"), None).unwrap(),
+            one
+        );
+        // Neither allowed.
+        let err = namespace_for(Some("one"), Some("Bearer three"), allowed).unwrap_err();
+        assert_eq!(err.status(), 401);
     }
 }

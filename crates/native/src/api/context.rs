@@ -1,6 +1,6 @@
 //! The layer around every route: it names the request (its id, and its route from the core's
-//! table), refuses what the front must refuse (foreign hosts and origins, missing keys, bodies
-//! not declared JSON), counts and logs the request. Handlers take the [`RequestId`] it leaves.
+//! table), refuses what the front must refuse (headers past the bridge's bound, foreign hosts
+//! and origins, missing keys, bodies not declared JSON), counts and logs the request. Handlers take the [`RequestId`] it leaves.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sampling2api_core::flavor::Flavor;
 use sampling2api_core::routes::{self, Route};
-use sampling2api_core::{ApiError, ErrorKind, auth, browser_guard, ids};
+use sampling2api_core::{ApiError, ErrorKind, auth, browser_guard, ids, request_headers};
 
 use super::error::HttpError;
 use crate::bridge::Bridge;
@@ -98,7 +98,8 @@ pub async fn request_context(
         id: Arc::from(ids::request_id(random_u128())),
         flavor,
     };
-    let refusal = browser_refusal(bridge, &request)
+    let refusal = headers_too_large(request.headers())
+        .or_else(|| browser_refusal(bridge, &request))
         .or_else(|| check_key(bridge, route, request.headers()).err())
         .or_else(|| not_json_body(route, &request));
     let mut response = match refusal {
@@ -144,6 +145,15 @@ pub async fn request_context(
         tracing::debug!(request_id, %method, path, status, latency_ms, "request");
     }
     response
+}
+
+/// Headers past the bridge's bound (core `request_headers`; hyper's hard limit is higher,
+/// see `server.rs`), refused before anything reads them.
+fn headers_too_large(headers: &HeaderMap) -> Option<ApiError> {
+    let fields = headers
+        .iter()
+        .map(|(name, value)| (name.as_str().len(), value.len()));
+    request_headers::check(fields).err()
 }
 
 /// With keys configured, every route but the keyless ones (liveness, the page) needs one; so

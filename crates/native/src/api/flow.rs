@@ -114,6 +114,8 @@ pub async fn accept(
     params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
         hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
     });
+    // Not sent at all when the client's stream already closed under an event this large.
+    session.check_event_size(params.size_hint())?;
     let admission = session.submit(bridge.settings.request_timeout)?;
     Ok(Accepted {
         model,
@@ -156,7 +158,11 @@ pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesRes
         },
         prompt,
     );
-    let result = bridge.sample(params, admission, &ticket).await;
+    let event_bytes = params.size_hint();
+    let result = bridge
+        .sample(params, admission, &ticket)
+        .await
+        .map_err(|err| session.failed_with_event(err, event_bytes));
     let response = result.and_then(|result| {
         to_messages_response(
             result,
