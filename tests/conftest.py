@@ -73,6 +73,7 @@ WORKER_VARS = {
     "--default-model-hint": "DEFAULT_MODEL_HINT",
     "--max-in-flight-per-session": "MAX_IN_FLIGHT_PER_SESSION",
     "--max-queued-per-session": "MAX_QUEUED_PER_SESSION",
+    "--max-resend-bytes": "MAX_RESEND_BYTES",
     "--max-reported-models": "MAX_REPORTED_MODELS",
     "--tools": "TOOLS",
     "--session-idle-secs": "SESSION_IDLE_SECS",

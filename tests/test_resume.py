@@ -147,6 +147,49 @@ def test_events_carry_ids_and_last_event_id_resends_only_what_the_client_missed(
     bridge.assert_idle()
 
 
+def test_a_request_not_kept_for_resending_fails_at_once_when_the_client_missed_it(
+    kind: str, deployments: list[Deployment]
+) -> None:
+    """`--max-resend-bytes` bounds what a session keeps to send again; with 0 nothing is kept,
+    so a request the client shows it never saw fails now (503) instead of at its deadline."""
+    only_http(kind, "stdio has no GET stream")
+    bridge = deploy(kind, [], extra_args=["--request-timeout-secs", str(DEADLINE_SECS), "--max-resend-bytes", "0"])
+    deployments.append(bridge)
+    raw = RawMcpClient(bridge.mcp_url, bridge.auth_headers())
+    result: dict[str, httpx.Response] = {}
+    caller = threading.Thread(
+        target=lambda: result.update(
+            r=bridge.http.post(
+                "/v1/messages",
+                json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "lost"}]},
+                timeout=DEADLINE_SECS + 10,
+            )
+        )
+    )
+    with open_stream(raw) as first:
+        events = EventReader(first)
+        priming = events.next()
+        assert priming is not None and priming.id is not None, priming
+        caller.start()
+        sent = events.next()
+        assert sent is not None and json.loads(sent.data or "")["method"] == "sampling/createMessage"
+        started = time.monotonic()
+        with open_stream(raw, priming.id) as second:
+            events = EventReader(second)
+            primed = events.next()
+            assert primed is not None and primed.data == ""
+            caller.join(10)
+            assert not caller.is_alive(), "the request waited instead of failing"
+            # Nothing is sent again.
+            assert events.next(within=1) is None
+    assert time.monotonic() - started < 10
+    response = result["r"]
+    assert response.status_code == 503, response.text
+    assert response.json()["type"] == "error"
+    assert "event stream closed" in response.json()["error"]["message"]
+    bridge.assert_idle()
+
+
 def test_a_bad_last_event_id_is_ignored(bridge: Deployment) -> None:
     raw = RawMcpClient(bridge.mcp_url, bridge.auth_headers())
     for value in ["abc", "-1", "99999999999999999999999", "1.5", ""]:

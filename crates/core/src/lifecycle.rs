@@ -48,8 +48,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::{
-    CANCELLED_CALLER_LEFT, CANCELLED_DEADLINE, caller_left, no_event_stream, queue_timeout,
-    session_ended, stream_closed, too_busy,
+    CANCELLED_CALLER_LEFT, CANCELLED_DEADLINE, COMMON_SSE_EVENT_CAP, caller_left, no_event_stream,
+    queue_timeout, session_ended, stream_closed, too_busy,
 };
 use crate::api_error::ApiError;
 use crate::mcp_session::{ClientFacts, McpSession, ServerInfo};
@@ -171,7 +171,18 @@ pub struct LifecycleLimits {
     pub liveness_interval: Option<Duration>,
     /// Where the client opens its event stream, named in the no-stream error.
     pub mcp_path: String,
+    /// Bytes of sent requests' messages kept, all together, to send them again on a resumed
+    /// stream (see [`SessionLifecycle::stream_opened`]); a message that does not fit is not
+    /// kept, and fails if the client later shows it never received it.
+    pub max_resend_bytes: usize,
 }
+
+/// A sent message larger than this is never kept to be sent again: a stream that broke while
+/// such an event was on it most likely broke because of it (clients that cap one SSE event drop
+/// their stream on a larger one, see [`COMMON_SSE_EVENT_CAP`]), and the same event would break
+/// the resumed stream again. Such a request fails with [`stream_closed`] instead, which the
+/// runtimes' [`crate::admission::LargeEvents`] then explains.
+pub const RESEND_MAX_EVENT_BYTES: usize = COMMON_SSE_EVENT_CAP;
 
 /// Bytes for the driver to write to the client's current stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +192,7 @@ pub enum Transmit {
     /// [`SessionLifecycle::undeliverable`]. (Shared: the machine keeps a sent request's text
     /// until its answer, to send it again on a resumed stream.)
     Message {
-        text: Arc<str>,
+        text: Arc<String>,
         request: Option<RequestKey>,
         event: EventId,
     },
@@ -222,12 +233,13 @@ enum Stage {
         json: String,
     },
     /// On the client's stream as event `event` (the latest copy, if it was sent again); `text`
-    /// is kept to send it again on a resumed stream.
+    /// is kept to send it again on a resumed stream, when it fits [`RESEND_MAX_EVENT_BYTES`]
+    /// and the session's [`LifecycleLimits::max_resend_bytes`].
     Sent {
         id: u64,
         at: Millis,
         event: EventId,
-        text: Arc<str>,
+        text: Option<Arc<String>>,
     },
 }
 
@@ -259,6 +271,8 @@ pub struct SessionLifecycle {
     next_generation: u64,
     /// The next [`EventId`] to hand out.
     next_event: u64,
+    /// Bytes of sent messages kept to be sent again (at most `limits.max_resend_bytes`).
+    kept_bytes: usize,
     last_activity: Millis,
     next_ping: Option<Millis>,
     expired: bool,
@@ -287,6 +301,7 @@ impl SessionLifecycle {
             stream: None,
             next_generation: 1,
             next_event: 1,
+            kept_bytes: 0,
             last_activity: now,
             next_ping: None,
             expired: false,
@@ -445,7 +460,7 @@ impl SessionLifecycle {
             self.transmits.push_back(Transmit::Priming { event });
         }
         if let Some(last_seen) = resume_after.filter(|id| id.0 < self.next_event) {
-            self.resend_after(last_seen);
+            self.resend_after(now, last_seen);
         }
         for key in std::mem::take(&mut self.waiting) {
             let Some(request) = self.requests.get_mut(&key) else {
@@ -661,8 +676,9 @@ impl SessionLifecycle {
     }
 
     /// Sends again, in their first order, the requests still waiting for their answers whose
-    /// latest copy went out after event `last_seen`.
-    fn resend_after(&mut self, last_seen: EventId) {
+    /// latest copy went out after event `last_seen`. One whose message was not kept (too
+    /// large) fails now: the client has shown it never received it, so no answer will come.
+    fn resend_after(&mut self, now: Millis, last_seen: EventId) {
         let mut unseen: Vec<(EventId, RequestKey)> = self
             .requests
             .iter()
@@ -673,24 +689,27 @@ impl SessionLifecycle {
             .collect();
         unseen.sort_unstable();
         for (_, key) in unseen {
+            let kept = match self.requests.get(&key).map(|request| &request.stage) {
+                Some(Stage::Sent { text, .. }) => text.clone(),
+                _ => continue,
+            };
+            let Some(text) = kept else {
+                self.finish(now, key, Err(stream_closed()), None);
+                continue;
+            };
             let event = self.take_event_id();
             if let Some(Request {
-                stage:
-                    Stage::Sent {
-                        event: latest,
-                        text,
-                        ..
-                    },
+                stage: Stage::Sent { event: latest, .. },
                 ..
             }) = self.requests.get_mut(&key)
             {
                 *latest = event;
-                self.transmits.push_back(Transmit::Message {
-                    text: text.clone(),
-                    request: Some(key),
-                    event,
-                });
             }
+            self.transmits.push_back(Transmit::Message {
+                text,
+                request: Some(key),
+                event,
+            });
         }
     }
 
@@ -700,14 +719,19 @@ impl SessionLifecycle {
             self.finish(now, key, Err(error), None);
             return;
         }
-        let text: Arc<str> = Arc::from(json);
+        let text = Arc::new(json);
         let event = self.take_event_id();
+        let keep = text.len() <= RESEND_MAX_EVENT_BYTES
+            && self.kept_bytes + text.len() <= self.limits.max_resend_bytes;
+        if keep {
+            self.kept_bytes += text.len();
+        }
         if let Some(request) = self.requests.get_mut(&key) {
             request.stage = Stage::Sent {
                 id,
                 at: now,
                 event,
-                text: text.clone(),
+                text: keep.then(|| text.clone()),
             };
         }
         self.sent += 1;
@@ -728,7 +752,7 @@ impl SessionLifecycle {
         if let Some((_, notice)) = self.session.cancel(id, reason) {
             let event = self.take_event_id();
             self.transmits.push_back(Transmit::Message {
-                text: Arc::from(notice),
+                text: Arc::new(notice),
                 request: None,
                 event,
             });
@@ -765,7 +789,10 @@ impl SessionLifecycle {
                 self.waiting.remove(&key);
                 self.in_flight -= 1;
             }
-            Stage::Sent { id, .. } => {
+            Stage::Sent { id, text, .. } => {
+                if let Some(text) = text {
+                    self.kept_bytes -= text.len();
+                }
                 // Already removed by an answer, a cancel, or a stream's end; harmless if not.
                 self.session.cancel(id, "done");
                 self.sent -= 1;
@@ -833,6 +860,7 @@ mod tests {
             session_idle: Duration::from_secs(120),
             liveness_interval: None,
             mcp_path: "/mcp".into(),
+            max_resend_bytes: usize::MAX,
         }
     }
 
@@ -961,7 +989,7 @@ mod tests {
         assert_eq!(
             transmits(&mut machine),
             vec![Transmit::Message {
-                text: "the request".into(),
+                text: Arc::new("the request".to_string()),
                 request: Some(key),
                 event: EventId(2),
             }]
@@ -1425,6 +1453,52 @@ mod tests {
     }
 
     #[test]
+    fn what_is_not_kept_for_resending_fails_at_once_when_the_client_missed_it() {
+        let small = "request 1".len();
+        let mut machine = ready(LifecycleLimits {
+            // Room for one small message: the second small one is not kept.
+            max_resend_bytes: small,
+            ..limits(4, 0)
+        });
+        machine.stream_opened(Millis(0), None);
+        // Priming 1; the large request 2, a 3, b 4.
+        let large = machine.submit(Millis(1), Millis(1).after(MINUTE)).unwrap();
+        let large_id = encode_id(&events(&mut machine), large);
+        machine.encoded(Millis(1), large, "x".repeat(RESEND_MAX_EVENT_BYTES + 1));
+        let (a, a_id) = submit_and_encode(&mut machine, Millis(2));
+        let (b, _) = submit_and_encode(&mut machine, Millis(3));
+        assert_eq!((large_id, a_id), (1, 2));
+        all_transmits(&mut machine);
+        events(&mut machine);
+        // The client saw only the priming event.
+        machine.stream_opened(Millis(10), Some(EventId(1)));
+        // `a` is sent again; the large one and `b` fail now instead of at their deadline, with
+        // the stream-closed error (the runtimes' LargeEvents explains the large one).
+        assert_eq!(
+            messages(&all_transmits(&mut machine)),
+            vec![(format!("request {a_id}"), Some(a), 6)]
+        );
+        let ended = events(&mut machine);
+        assert_eq!(error_of(&ended, large), stream_closed());
+        assert_eq!(error_of(&ended, b), stream_closed());
+        assert_eq!(ended.len(), 2, "{ended:?}");
+        // Their late answers reach nobody; `a` still ends once, and its answer frees the budget.
+        machine.client_message(Millis(11), &answer(large_id, "late"));
+        assert!(events(&mut machine).is_empty());
+        machine.client_message(Millis(12), &answer(a_id, "a"));
+        ok_once(&events(&mut machine), a);
+        assert_eq!(machine.kept_bytes, 0);
+        let (c, c_id) = submit_and_encode(&mut machine, Millis(13));
+        all_transmits(&mut machine);
+        events(&mut machine);
+        machine.stream_opened(Millis(20), Some(EventId(6)));
+        assert_eq!(
+            messages(&all_transmits(&mut machine)),
+            vec![(format!("request {c_id}"), Some(c), 9)]
+        );
+    }
+
+    #[test]
     fn a_request_waiting_for_a_stream_goes_out_once_on_a_resumed_one() {
         let mut machine = ready(limits(2, 0));
         let key = machine.submit(Millis(0), Millis(0).after(MINUTE)).unwrap();
@@ -1436,7 +1510,7 @@ mod tests {
             vec![
                 Transmit::Priming { event: EventId(1) },
                 Transmit::Message {
-                    text: "w".into(),
+                    text: Arc::new("w".to_string()),
                     request: Some(key),
                     event: EventId(2),
                 },

@@ -97,6 +97,15 @@ pub const MAX_QUEUED_PER_SESSION: Setting = Setting {
     min: 0,
 };
 
+/// Bytes of sent sampling requests one session keeps, all together, to send them again when
+/// the client resumes its event stream (`Last-Event-ID`); a request that does not fit (or is
+/// over 1 MiB) is not kept, and fails if the client shows it never received it. 0: none kept.
+pub const MAX_RESEND_BYTES: Setting = Setting {
+    name: "MAX_RESEND_BYTES",
+    default: 16 * 1024 * 1024,
+    min: 0,
+};
+
 /// Models clients answered with that `/v1/models` keeps listing; the oldest goes first.
 pub const MAX_REPORTED_MODELS: Setting = Setting {
     name: "MAX_REPORTED_MODELS",
@@ -109,7 +118,7 @@ pub const TOOLS: &str = "TOOLS";
 pub const DEFAULT_TOOL_MODE: ToolMode = ToolMode::Auto;
 
 /// Every shared number setting, for tests and documentation.
-pub const ALL: [Setting; 8] = [
+pub const ALL: [Setting; 9] = [
     REQUEST_TIMEOUT_SECS,
     PING_INTERVAL_MS,
     STREAM_WAIT_MS,
@@ -117,6 +126,7 @@ pub const ALL: [Setting; 8] = [
     MAX_BODY_BYTES,
     MAX_IN_FLIGHT_PER_SESSION,
     MAX_QUEUED_PER_SESSION,
+    MAX_RESEND_BYTES,
     MAX_REPORTED_MODELS,
 ];
 

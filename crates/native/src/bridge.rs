@@ -104,6 +104,7 @@ impl Bridge {
                 // The native event stream keeps itself alive with SSE comments.
                 liveness_interval: None,
                 mcp_path: self.mcp_path.to_string(),
+                max_resend_bytes: self.settings.max_resend_bytes,
             },
             max_queued_bytes: self.settings.max_client_queue_bytes,
         }

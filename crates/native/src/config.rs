@@ -144,6 +144,15 @@ pub struct CommonArgs {
         env = "SAMPLING2API_MAX_QUEUED_PER_SESSION"
     )]
     pub max_queued_per_session: u64,
+    /// Bytes of sent sampling requests one MCP session keeps to send them again when its
+    /// client resumes its event stream with `Last-Event-ID` (http mode); a request over 1 MiB
+    /// or past this total is not kept, and fails if the client shows it never received it.
+    #[arg(
+        long,
+        default_value_t = settings::MAX_RESEND_BYTES.default,
+        env = "SAMPLING2API_MAX_RESEND_BYTES"
+    )]
+    pub max_resend_bytes: u64,
     /// Bytes of messages one MCP session may have waiting for a client that does not read its
     /// stdout (stdio) or its event stream (http); requests beyond get 503. A message always
     /// fits when nothing waits, so one request of any accepted size gets through.
@@ -332,6 +341,7 @@ pub struct ApiSettings {
     pub default_model_hint: Option<String>,
     pub max_in_flight_per_session: usize,
     pub max_queued_per_session: usize,
+    pub max_resend_bytes: usize,
     pub body_read_timeout: Duration,
     pub max_receiving_bytes: usize,
     pub allow_hosts: Vec<String>,
@@ -389,6 +399,7 @@ impl From<&CommonArgs> for ApiSettings {
                 .count(args.max_in_flight_per_session),
             max_queued_per_session: settings::MAX_QUEUED_PER_SESSION
                 .count(args.max_queued_per_session),
+            max_resend_bytes: settings::MAX_RESEND_BYTES.count(args.max_resend_bytes),
             body_read_timeout: Duration::from_secs(args.front.body_read_timeout_secs),
             max_receiving_bytes: args.front.max_receiving_bytes,
             allow_hosts: args.front.allow_hosts.clone(),

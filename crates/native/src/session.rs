@@ -24,7 +24,7 @@ use sampling2api_core::lifecycle::SamplingOutcome;
 /// A message on its way to the client. Its bytes count against the session's queue bound
 /// until the writer is done with it (drops it), or the channel holding it is dropped.
 pub struct Outgoing {
-    text: Arc<str>,
+    text: Arc<String>,
     /// Its SSE event id on an event stream (a pipe has none to write; its own replies have
     /// none). Empty text with an id: the stream's priming event.
     pub event: Option<EventId>,
@@ -287,7 +287,7 @@ impl Session {
 
     /// Counts `text` as waiting for the client, unless that would pass the session's bound.
     /// A message always fits an empty queue, so one request of any admitted size gets through.
-    fn enqueue(&self, text: Arc<str>, event: Option<EventId>) -> Result<Outgoing, ApiError> {
+    fn enqueue(&self, text: Arc<String>, event: Option<EventId>) -> Result<Outgoing, ApiError> {
         let bytes = text.len();
         let before = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         if before > 0 && before.saturating_add(bytes) > self.max_queued_bytes {
@@ -316,7 +316,9 @@ impl Session {
                         event,
                     } => (text, request, event),
                     // A pipe has nothing to resume from; it carries messages only.
-                    Transmit::Priming { event } if !self.pipe => (Arc::from(""), None, event),
+                    Transmit::Priming { event } if !self.pipe => {
+                        (Arc::new(String::new()), None, event)
+                    }
                     // Native streams keep themselves alive (SSE comments); no liveness asked.
                     Transmit::Priming { .. } | Transmit::Ping => continue,
                 };
@@ -351,7 +353,7 @@ impl Session {
     fn transmit(
         &self,
         inner: &Inner,
-        text: Arc<str>,
+        text: Arc<String>,
         event: Option<EventId>,
     ) -> Result<(), ApiError> {
         let message = self.enqueue(text, event)?;
@@ -462,7 +464,7 @@ impl Session {
     /// when the client is so far behind that it would pass the queue bound.
     pub fn deliver_now(&self, message: String) {
         let inner = self.lock();
-        if let Err(err) = self.transmit(&inner, Arc::from(message), None) {
+        if let Err(err) = self.transmit(&inner, Arc::new(message), None) {
             tracing::warn!(session = %self.handle, %err, "message to the MCP client dropped");
         }
     }
@@ -590,6 +592,7 @@ mod tests {
                 session_idle: Duration::from_millis(150),
                 liveness_interval: None,
                 mcp_path: "/mcp".into(),
+                max_resend_bytes: usize::MAX,
             },
             max_queued_bytes,
         }

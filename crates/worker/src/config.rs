@@ -16,6 +16,8 @@ pub struct Settings {
     pub default_model_hint: Option<String>,
     pub max_in_flight_per_session: usize,
     pub max_queued_per_session: usize,
+    /// `MAX_RESEND_BYTES`: sent requests a session keeps for a resumed event stream.
+    pub max_resend_bytes: usize,
     /// Models clients answered with that the namespace's registry keeps (oldest dropped first).
     pub max_reported_models: usize,
     /// Log request bodies (prompts) too; off unless asked for.
@@ -61,6 +63,7 @@ impl Settings {
                 .count(number(settings::MAX_IN_FLIGHT_PER_SESSION)),
             max_queued_per_session: settings::MAX_QUEUED_PER_SESSION
                 .count(number(settings::MAX_QUEUED_PER_SESSION)),
+            max_resend_bytes: settings::MAX_RESEND_BYTES.count(number(settings::MAX_RESEND_BYTES)),
             max_reported_models: settings::MAX_REPORTED_MODELS
                 .count(number(settings::MAX_REPORTED_MODELS)),
             log_prompts: text("LOG_PROMPTS")

@@ -434,6 +434,7 @@ impl Inner {
             session_idle: self.settings.session_idle,
             liveness_interval: Some(LIVENESS_INTERVAL),
             mcp_path: "/mcp".into(),
+            max_resend_bytes: self.settings.max_resend_bytes,
         }
     }
 
@@ -864,6 +865,7 @@ mod tests {
             session_idle: IDLE,
             liveness_interval: Some(LIVENESS_INTERVAL),
             mcp_path: "/mcp".into(),
+            max_resend_bytes: usize::MAX,
         }
     }
 
@@ -964,7 +966,7 @@ mod tests {
     #[test]
     fn transmits_go_to_the_socket_as_finished_sse_events() {
         let message = Transmit::Message {
-            text: r#"{"jsonrpc":"2.0","id":3}"#.into(),
+            text: std::sync::Arc::new(r#"{"jsonrpc":"2.0","id":3}"#.to_string()),
             request: None,
             event: EventId(9),
         };
