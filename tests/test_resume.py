@@ -86,18 +86,24 @@ def bridge(kind: str, deployments: list[Deployment]) -> Deployment:
     return deployment
 
 
-def test_events_carry_ids_and_last_event_id_resends_only_what_the_client_missed(bridge: Deployment) -> None:
-    raw = RawMcpClient(bridge.mcp_url, bridge.auth_headers())
-    result: dict[str, httpx.Response] = {}
-    caller = threading.Thread(
+def api_caller(bridge: Deployment, content: str, result: dict[str, httpx.Response]) -> threading.Thread:
+    """A thread (not started) that makes one `/v1/messages` request and leaves its response in
+    `result["r"]`."""
+    return threading.Thread(
         target=lambda: result.update(
             r=bridge.http.post(
                 "/v1/messages",
-                json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "again"}]},
+                json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": content}]},
                 timeout=DEADLINE_SECS + 10,
             )
         )
     )
+
+
+def test_events_carry_ids_and_last_event_id_resends_only_what_the_client_missed(bridge: Deployment) -> None:
+    raw = RawMcpClient(bridge.mcp_url, bridge.auth_headers())
+    result: dict[str, httpx.Response] = {}
+    caller = api_caller(bridge, "again", result)
     with open_stream(raw) as first:
         assert first.status_code == 200
         assert first.headers["content-type"].startswith("text/event-stream")
@@ -157,15 +163,7 @@ def test_a_request_not_kept_for_resending_fails_at_once_when_the_client_missed_i
     deployments.append(bridge)
     raw = RawMcpClient(bridge.mcp_url, bridge.auth_headers())
     result: dict[str, httpx.Response] = {}
-    caller = threading.Thread(
-        target=lambda: result.update(
-            r=bridge.http.post(
-                "/v1/messages",
-                json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "lost"}]},
-                timeout=DEADLINE_SECS + 10,
-            )
-        )
-    )
+    caller = api_caller(bridge, "lost", result)
     with open_stream(raw) as first:
         events = EventReader(first)
         priming = events.next()
