@@ -177,3 +177,65 @@ mod tests {
         assert_eq!(body["error"]["type"], "not_found_error");
     }
 }
+
+#[cfg(test)]
+mod size_probe {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use axum::extract::{Request, State};
+    use axum::middleware::Next;
+
+    use super::context::{Front, RequestId, request_context};
+    use super::flow::{Accepted, complete};
+    use crate::bridge::Bridge;
+
+    fn future_size<A, F: Future>(_: impl FnOnce(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn print_future_sizes() {
+        println!(
+            "create_message {}",
+            future_size(|(b, r, q): (State<Arc<Bridge>>, RequestId, Request)| {
+                super::messages::create_message(b, r, q)
+            })
+        );
+        println!(
+            "chat {}",
+            future_size(|(b, r, q): (State<Arc<Bridge>>, RequestId, Request)| {
+                super::chat_completions::chat_completions(b, r, q)
+            })
+        );
+        println!(
+            "request_context {}",
+            future_size(|(s, r, n): (State<Front>, Request, Next)| request_context(s, r, n))
+        );
+        println!(
+            "complete {}",
+            future_size(|(b, a): (Arc<Bridge>, Accepted)| async move { complete(&b, a).await })
+        );
+        println!("accepted {}", std::mem::size_of::<Accepted>());
+        println!("request {}", std::mem::size_of::<Request>());
+        use sampling2api_core::sampling::CreateMessageParams;
+        println!("params {}", std::mem::size_of::<CreateMessageParams>());
+        println!("plan {}", std::mem::size_of::<sampling2api_core::to_sampling::AnswerPlan>());
+        println!("submitted {}", std::mem::size_of::<crate::session::Submitted>());
+        println!("ticket {}", std::mem::size_of::<crate::status::StatusTicket<'static>>());
+        println!("response {}", std::mem::size_of::<sampling2api_core::anthropic::MessagesResponse>());
+        println!("result {}", std::mem::size_of::<sampling2api_core::sampling::CreateMessageResult>());
+        println!(
+            "sample {}",
+            future_size(|(b, p, s, t): (Arc<Bridge>, Box<CreateMessageParams>, crate::session::Submitted, &crate::status::StatusTicket<'static>)| async move { b.sample(p, s, t).await })
+        );
+        println!(
+            "outcome {}",
+            future_size(|mut s: crate::session::Submitted| async move { s.outcome().await })
+        );
+        println!(
+            "slot {}",
+            future_size(|mut s: crate::session::Submitted| async move { s.slot().await })
+        );
+    }
+}
