@@ -42,9 +42,11 @@ impl<T> Future for CpuWork<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
-            CpuWork::Done(outcome) => Poll::Ready(outcome.take().unwrap_or_else(|| {
-                Err(ApiError::api("the bridge polled finished work again"))
-            })),
+            CpuWork::Done(outcome) => Poll::Ready(
+                outcome
+                    .take()
+                    .unwrap_or_else(|| Err(ApiError::api("the bridge polled finished work again"))),
+            ),
             CpuWork::Pool(handle) => Pin::new(handle).poll(cx).map(|joined| match joined {
                 Ok(outcome) => outcome,
                 // Only a panic (a bug) or a runtime shutting down gets here.

@@ -37,6 +37,14 @@ impl RequestId {
         self.flavor
     }
 
+    #[cfg(test)]
+    pub fn for_tests(id: &str) -> Self {
+        RequestId {
+            id: Arc::from(id),
+            flavor: Flavor::Anthropic,
+        }
+    }
+
     pub fn error(&self, error: ApiError) -> HttpError {
         HttpError {
             flavor: self.flavor,
