@@ -58,6 +58,10 @@ impl Accepted {
     }
 }
 
+/// A request being received: what the route's parser returned besides the request, and the
+/// request accepted.
+pub type Receiving<R> = Pin<Box<dyn Future<Output = Result<(R, Accepted), ApiError>> + Send>>;
+
 /// Receives a sampling request: reads and parses its body with `parse` (which also returns
 /// what the route needs besides the request), then routes, admits and converts it (`accept`).
 ///
@@ -72,7 +76,7 @@ pub fn receive<R: Send + 'static>(
     request: Request,
     (request_id, route): (RequestId, &'static str),
     parse: impl FnOnce(&[u8]) -> Result<(R, MessagesRequest), ApiError> + Send + 'static,
-) -> Pin<Box<dyn Future<Output = Result<(R, Accepted), ApiError>> + Send>> {
+) -> Receiving<R> {
     Box::pin(async move {
         let (Parts { headers, .. }, body) = request.into_parts();
         let ((extra, parsed), body_bytes) = read_json(&bridge, &headers, body, parse).await?;
