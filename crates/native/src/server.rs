@@ -32,7 +32,7 @@ use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
-use tower::Service as _;
+use tower::ServiceExt;
 
 use crate::config::FrontArgs;
 
@@ -613,14 +613,11 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for Tracked {
             body,
             open: body_open,
         });
+        let app = self.app.clone();
         let is_http1 = request.version() <= axum::http::Version::HTTP_11;
         let activity = self.activity.clone();
-        // Called here rather than inside the future below, which would then hold the request
-        // (and a clone of the router) for as long as the response takes. The router is always
-        // ready, so `poll_ready` has nothing to wait for.
-        let routed = self.app.clone().call(request);
         Box::pin(async move {
-            let mut response = routed.await?;
+            let mut response = app.oneshot(request).await?;
             // A response that refused the request without reading its body (a bad key, origin
             // or content type): hyper will not reuse the connection, whose next bytes are that
             // body. Say so, as Go's server does, so that a client does not send its next request
