@@ -203,10 +203,12 @@ impl Bridge {
     /// Waits for a slot at the session, sends `params` to the client and waits for its
     /// result; queueing and sampling together get at most the request deadline (set when the
     /// request was submitted). Dropping the returned future (the API caller went away) cancels
-    /// the request at the client.
+    /// the request at the client. `params` come boxed so that this future, which a request
+    /// keeps while it waits for its answer, holds a pointer to them rather than the struct
+    /// (they are dropped once encoded).
     pub async fn sample(
         &self,
-        params: CreateMessageParams,
+        params: Box<CreateMessageParams>,
         mut submitted: Submitted,
         ticket: &StatusTicket<'_>,
     ) -> Result<CreateMessageResult, ApiError> {

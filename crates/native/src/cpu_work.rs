@@ -3,26 +3,58 @@
 //! serving everyone else meanwhile. Smaller work runs in place, where handing it over would
 //! cost more than doing it.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use sampling2api_core::ApiError;
+use tokio::task::JoinHandle;
 
 /// From this size on, parsing or encoding a body takes a few hundred microseconds or more.
 pub const OFF_THE_RUNTIME_BYTES: usize = 256 * 1024;
 
-/// Runs `work`, which handles about `bytes` of JSON: in place if small, else on the
-/// blocking pool.
-pub async fn run<T: Send + 'static>(
+/// Runs `work`, which handles about `bytes` of JSON: in place (at once) if small, else on the
+/// blocking pool. Not an `async fn`: such a future would hold `work`, and with it whatever
+/// `work` captured, for as long as the future that awaits it lives (a request waiting for its
+/// answer keeps its future for seconds).
+pub fn run<T: Send + 'static>(
     bytes: usize,
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+) -> CpuWork<T> {
     if bytes < OFF_THE_RUNTIME_BYTES {
-        return work();
+        CpuWork::Done(Some(work()))
+    } else {
+        CpuWork::Pool(tokio::task::spawn_blocking(work))
     }
-    match tokio::task::spawn_blocking(work).await {
-        Ok(outcome) => outcome,
-        // Only a panic (a bug) or a runtime shutting down gets here.
-        Err(err) => Err(ApiError::api(format!(
-            "the bridge failed while processing a large body: {err}"
-        ))),
+}
+
+/// The outcome of [`run`]: already there, or coming from the blocking pool.
+pub enum CpuWork<T> {
+    Done(Option<Result<T, ApiError>>),
+    Pool(JoinHandle<Result<T, ApiError>>),
+}
+
+// The outcome is only ever moved out whole, never pinned in place.
+impl<T> Unpin for CpuWork<T> {}
+
+impl<T> Future for CpuWork<T> {
+    type Output = Result<T, ApiError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            CpuWork::Done(outcome) => Poll::Ready(
+                outcome
+                    .take()
+                    .unwrap_or_else(|| Err(ApiError::api("the bridge polled finished work again"))),
+            ),
+            CpuWork::Pool(handle) => Pin::new(handle).poll(cx).map(|joined| match joined {
+                Ok(outcome) => outcome,
+                // Only a panic (a bug) or a runtime shutting down gets here.
+                Err(err) => Err(ApiError::api(format!(
+                    "the bridge failed while processing a large body: {err}"
+                ))),
+            }),
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! The layer around every route: it names the request (its id, and its route from the core's
 //! table), refuses what the front must refuse (headers past the bridge's bound, foreign hosts
-//! and origins, missing keys, bodies not declared JSON), counts and logs the request. Handlers take the [`RequestId`] it leaves.
+//! and origins, missing keys, bodies not declared JSON), counts and logs the request. Handlers
+//! take the [`RequestId`] it leaves.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +36,14 @@ impl RequestId {
 
     pub fn flavor(&self) -> Flavor {
         self.flavor
+    }
+
+    #[cfg(test)]
+    pub fn for_tests(id: &str) -> Self {
+        RequestId {
+            id: Arc::from(id),
+            flavor: Flavor::Anthropic,
+        }
     }
 
     pub fn error(&self, error: ApiError) -> HttpError {
@@ -77,12 +87,15 @@ pub struct Front {
 
 /// Assigns the request id, refuses foreign browser origins, missing keys and non-JSON bodies,
 /// counts the request in the metrics, and logs one line per API request.
-pub async fn request_context(
+///
+/// Not an `async fn`: the checks run here, and the future returned, which lives as long as
+/// the request (seconds, for one waiting for its client), holds the route's boxed future and
+/// what the log line needs, not the request an `async fn` would keep as its argument.
+pub fn request_context(
     State(front): State<Front>,
     mut request: Request,
-    next: Next,
-) -> Response {
-    let bridge = &front.bridge;
+    mut next: Next,
+) -> impl Future<Output = Response> + Send {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -98,53 +111,65 @@ pub async fn request_context(
         id: Arc::from(ids::request_id(random_u128())),
         flavor,
     };
+    let bridge = &front.bridge;
     let refusal = headers_too_large(request.headers())
         .or_else(|| browser_refusal(bridge, &request))
         .or_else(|| check_key(bridge, route, request.headers()).err())
         .or_else(|| not_json_body(route, &request));
-    let mut response = match refusal {
-        Some(err) => request_id.error(err).into_response(),
+    let answer = match refusal {
+        Some(err) => Err(request_id.error(err).into_response()),
         None => {
             request.extensions_mut().insert(request_id.clone());
-            next.run(request).await
+            // `Next::run` is an `async fn` that would keep the request in its future too.
+            Ok(tower::Service::call(&mut next, request))
         }
     };
-    let request_id = request_id.as_str();
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("request-id", value);
+    async move {
+        let mut response = match answer {
+            Ok(running) => match running.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            Err(refused) => refused,
+        };
+        let bridge = &front.bridge;
+        let request_id = request_id.as_str();
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            response.headers_mut().insert("request-id", value);
+        }
+        let status = response.status().as_u16();
+        let label = route.map_or("unmatched", |route| route.path_at(&front.mcp_path));
+        bridge.metrics.record_request(label, status);
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        // Accepted requests are on the status board already (their handlers add a RequestLog).
+        if route.is_some_and(|route| route.samples)
+            && response.extensions().get::<RequestLog>().is_none()
+        {
+            bridge
+                .status
+                .record_refused(request_id.to_string(), &path, status, started);
+        }
+        if path.starts_with("/v1/") {
+            let log = response
+                .extensions()
+                .get::<RequestLog>()
+                .cloned()
+                .unwrap_or_default();
+            tracing::info!(
+                request_id,
+                %method,
+                path,
+                status,
+                latency_ms,
+                session = log.session.as_deref().unwrap_or("-"),
+                model = log.model.as_deref().unwrap_or("-"),
+                "api request"
+            );
+        } else {
+            tracing::debug!(request_id, %method, path, status, latency_ms, "request");
+        }
+        response
     }
-    let status = response.status().as_u16();
-    let label = route.map_or("unmatched", |route| route.path_at(&front.mcp_path));
-    bridge.metrics.record_request(label, status);
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    // Accepted requests are on the status board already (their handlers add a RequestLog).
-    if route.is_some_and(|route| route.samples)
-        && response.extensions().get::<RequestLog>().is_none()
-    {
-        bridge
-            .status
-            .record_refused(request_id.to_string(), &path, status, started);
-    }
-    if path.starts_with("/v1/") {
-        let log = response
-            .extensions()
-            .get::<RequestLog>()
-            .cloned()
-            .unwrap_or_default();
-        tracing::info!(
-            request_id,
-            %method,
-            path,
-            status,
-            latency_ms,
-            session = log.session.as_deref().unwrap_or("-"),
-            model = log.model.as_deref().unwrap_or("-"),
-            "api request"
-        );
-    } else {
-        tracing::debug!(request_id, %method, path, status, latency_ms, "request");
-    }
-    response
 }
 
 /// Headers past the bridge's bound (core `request_headers`; hyper's hard limit is higher,

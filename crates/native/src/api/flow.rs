@@ -1,9 +1,13 @@
 //! The flow of a sampling request that `/v1/messages` and `/v1/chat/completions` share: accept
 //! (route to a session, admit, convert), sample, answer as JSON or as a stream.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::Request;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -16,7 +20,7 @@ use sampling2api_core::stream_framing::StreamFraming;
 use sampling2api_core::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::{ApiError, ids, tokens};
 
-use super::context::RequestLog;
+use super::context::{RequestId, RequestLog};
 use crate::answer_stream::AnswerStream;
 use crate::bridge::Bridge;
 use crate::cpu_work;
@@ -31,7 +35,8 @@ pub struct Accepted {
     pub model: String,
     pub stream: bool,
     pub session: Arc<Session>,
-    pub params: CreateMessageParams,
+    /// Boxed: see `Bridge::sample`.
+    pub params: Box<CreateMessageParams>,
     /// What the answer needs (emulated tool calls to parse, a structured value to extract).
     pub plan: AnswerPlan,
     pub input_tokens: u64,
@@ -51,6 +56,40 @@ impl Accepted {
             model: Some(self.model.clone()),
         }
     }
+}
+
+/// A request being received: what the route's parser returned besides the request, and the
+/// request accepted.
+pub type Receiving<R> = Pin<Box<dyn Future<Output = Result<(R, Accepted), ApiError>> + Send>>;
+
+/// Receives a sampling request: reads and parses its body with `parse` (which also returns
+/// what the route needs besides the request), then routes, admits and converts it (`accept`).
+///
+/// The returned future is boxed and owns the request: when it completes, the request's head
+/// and body are dropped and its memory is freed, before the answer is waited for. That matters
+/// on HTTP/1.1: hyper parses the head and the body as slices of its connection's 8 KB read
+/// buffer, so anything of them kept while the request waits (a header map, the URI) would keep
+/// that buffer, and hyper, which reads on meanwhile, allocates another. The future's own state
+/// (body reading, parsing, image fetching) is freed with it too.
+pub fn receive<R: Send + 'static>(
+    bridge: Arc<Bridge>,
+    request: Request,
+    (request_id, route): (RequestId, &'static str),
+    parse: impl FnOnce(&[u8]) -> Result<(R, MessagesRequest), ApiError> + Send + 'static,
+) -> Receiving<R> {
+    Box::pin(async move {
+        let (Parts { headers, .. }, body) = request.into_parts();
+        let ((extra, parsed), body_bytes) = read_json(&bridge, &headers, body, parse).await?;
+        let accepted = accept(
+            &bridge,
+            &headers,
+            parsed,
+            body_bytes,
+            (request_id.as_str(), route),
+        )
+        .await?;
+        Ok((extra, accepted))
+    })
 }
 
 /// Reads a request's body and parses it with `parse`, off the runtime thread if it is large.
@@ -121,7 +160,7 @@ pub async fn accept(
         model,
         stream,
         session,
-        params,
+        params: Box::new(params),
         plan,
         input_tokens,
         message_id: ids::message_id(random_u128()),
@@ -132,8 +171,14 @@ pub async fn accept(
     })
 }
 
-/// Samples and builds the Anthropic response.
-pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesResponse, ApiError> {
+/// Samples and builds the Anthropic response. Not an `async fn`: the request is put on the
+/// status board here, and the future returned, which lives until the client answers, holds
+/// only what the answer needs (an `async fn` would also keep the whole `Accepted` it was
+/// given).
+pub fn complete(
+    bridge: &Bridge,
+    accepted: Accepted,
+) -> impl Future<Output = Result<MessagesResponse, ApiError>> + Send + '_ {
     let Accepted {
         model,
         stream: _,
@@ -159,38 +204,40 @@ pub async fn complete(bridge: &Bridge, accepted: Accepted) -> Result<MessagesRes
         prompt,
     );
     let event_bytes = params.size_hint();
-    let result = bridge
-        .sample(params, admission, &ticket)
-        .await
-        .map_err(|err| session.failed_with_event(err, event_bytes));
-    let response = result.and_then(|result| {
-        to_messages_response(
-            result,
-            ResponseContext {
-                message_id,
-                requested_model: &model,
-                estimated_input_tokens: input_tokens,
-                plan,
-            },
-            || ids::tool_use_id(random_u128()),
-        )
-    });
-    let response = match response {
-        Ok(response) => response,
-        Err(err) => {
-            ticket.finish(err.status(), 0, 0);
-            return Err(err);
-        }
-    };
-    ticket.finish(
-        200,
-        response.usage.input_tokens,
-        response.usage.output_tokens,
-    );
-    bridge
-        .metrics
-        .record_tokens(response.usage.input_tokens, response.usage.output_tokens);
-    Ok(response)
+    async move {
+        let result = bridge
+            .sample(params, admission, &ticket)
+            .await
+            .map_err(|err| session.failed_with_event(err, event_bytes));
+        let response = result.and_then(|result| {
+            to_messages_response(
+                result,
+                ResponseContext {
+                    message_id,
+                    requested_model: &model,
+                    estimated_input_tokens: input_tokens,
+                    plan,
+                },
+                || ids::tool_use_id(random_u128()),
+            )
+        });
+        let response = match response {
+            Ok(response) => response,
+            Err(err) => {
+                ticket.finish(err.status(), 0, 0);
+                return Err(err);
+            }
+        };
+        ticket.finish(
+            200,
+            response.usage.input_tokens,
+            response.usage.output_tokens,
+        );
+        bridge
+            .metrics
+            .record_tokens(response.usage.input_tokens, response.usage.output_tokens);
+        Ok(response)
+    }
 }
 
 /// The opening goes out at once, keep-alives follow while the client works, then the ending

@@ -1,5 +1,6 @@
 //! `POST /v1/messages` and `POST /v1/messages/count_tokens`.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -14,41 +15,39 @@ use serde_json::json;
 
 use super::context::RequestId;
 use super::error::{HttpError, json_response};
-use super::flow::{accept, complete, read_json, stream_response};
+use super::flow::{complete, read_json, receive, stream_response};
 use crate::bridge::Bridge;
 
-pub async fn create_message(
+/// Not an `async fn`, which would keep its arguments (the whole request) for as long as the
+/// request waits for its answer: see `flow::receive`.
+pub fn create_message(
     State(bridge): State<Arc<Bridge>>,
     request_id: RequestId,
     request: Request,
-) -> Result<Response, HttpError> {
-    // Taken apart rather than extracted piecewise: a `HeaderMap` extractor copies the map.
-    let (Parts { headers, .. }, body) = request.into_parts();
-    let fail = |err| request_id.error(err);
-    let (parsed, body_bytes) = read_json(&bridge, &headers, body, |body| {
-        parse_messages_request(body, true)
-    })
-    .await
-    .map_err(fail)?;
-    let tag = (request_id.as_str(), routes::path_of(Endpoint::Messages));
-    let accepted = accept(&bridge, &headers, parsed, body_bytes, tag)
-        .await
-        .map_err(fail)?;
-    let log = accepted.log();
-    let mut response = if accepted.stream {
-        stream_response(bridge, accepted, StreamFraming::Anthropic)
-    } else {
-        let body = complete(&bridge, accepted).await.and_then(|response| {
-            serde_json::to_string(&response)
-                .map_err(|err| ApiError::api(format!("could not encode the response: {err}")))
-        });
-        match body {
-            Ok(body) => json_response(StatusCode::OK, body),
-            Err(err) => fail(err).into_response(),
-        }
-    };
-    response.extensions_mut().insert(log);
-    Ok(response)
+) -> impl Future<Output = Result<Response, HttpError>> + Send {
+    let tag = (request_id.clone(), routes::path_of(Endpoint::Messages));
+    let receiving = receive(bridge.clone(), request, tag, |body| {
+        parse_messages_request(body, true).map(|request| ((), request))
+    });
+    async move {
+        let fail = |err| request_id.error(err);
+        let ((), accepted) = receiving.await.map_err(fail)?;
+        let log = accepted.log();
+        let mut response = if accepted.stream {
+            stream_response(bridge, accepted, StreamFraming::Anthropic)
+        } else {
+            let body = complete(&bridge, accepted).await.and_then(|response| {
+                serde_json::to_string(&response)
+                    .map_err(|err| ApiError::api(format!("could not encode the response: {err}")))
+            });
+            match body {
+                Ok(body) => json_response(StatusCode::OK, body),
+                Err(err) => fail(err).into_response(),
+            }
+        };
+        response.extensions_mut().insert(log);
+        Ok(response)
+    }
 }
 
 /// `count_tokens`: the same estimator as `usage`, no client involved (tools count as the

@@ -96,7 +96,7 @@ mod tests {
     use super::*;
     use crate::config::{ApiSettings, Invocation, Mode};
 
-    fn bridge() -> Arc<Bridge> {
+    pub(super) fn bridge() -> Arc<Bridge> {
         let argv = ["sampling2api", "http", "--allow-host", "*"];
         let Ok(Invocation::Bridge(cli)) = Invocation::try_parse_from(argv) else {
             panic!("the test's command line parses");
@@ -175,5 +175,130 @@ mod tests {
         let (status, body) = call(&app, "POST", "/mcp").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert_eq!(body["error"]["type"], "not_found_error");
+    }
+}
+
+/// What a sampling request holds while it waits for its client (seconds, and thousands of
+/// them at once): not its head or body, and futures without the request inside.
+#[cfg(test)]
+mod waiting {
+    use std::future::Future;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::http::{HeaderValue, Uri};
+    use axum::middleware::Next;
+    use bytes::Bytes;
+    use sampling2api_core::anthropic::parse_messages_request;
+    use serde_json::json;
+    use tokio::sync::mpsc;
+
+    use super::context::{Front, RequestId, request_context};
+    use super::flow::{Accepted, complete, receive};
+    use crate::bridge::Bridge;
+    use crate::session::Session;
+
+    /// The size of the future `f` returns, without calling it.
+    fn future_size<A, F: Future>(_: impl FnOnce(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A bridge with one stdio client that can sample.
+    fn bridge_with_client() -> (
+        Arc<Bridge>,
+        mpsc::UnboundedReceiver<crate::session::Outgoing>,
+    ) {
+        let bridge = super::tests::bridge();
+        let (lines, outgoing) = mpsc::unbounded_channel();
+        let session = Session::over_pipe("s".into(), lines, bridge.session_limits());
+        session.receive(
+            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25","capabilities":{"sampling":{}}}})
+            .to_string()
+            .as_bytes(),
+        );
+        session.receive(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        bridge.add_session(session);
+        (bridge, outgoing)
+    }
+
+    /// hyper hands a request over as slices of its connection's read buffer (the target, the
+    /// header values, the body). Once the request is accepted, none of them may be kept: a
+    /// request waiting for its answer would keep hyper's whole 8 KB buffer alive, and hyper
+    /// would allocate another for the connection.
+    #[tokio::test]
+    async fn an_accepted_request_keeps_nothing_of_the_buffer_it_was_read_from() {
+        let (bridge, _outgoing) = bridge_with_client();
+        let body = json!({"model": "m", "max_tokens": 5,
+            "messages": [{"role": "user", "content": "hi"}]})
+        .to_string();
+        let wire = Bytes::from(format!(
+            "/v1/messages|application/json|{}|{body}",
+            body.len()
+        ));
+        let parts: Vec<(usize, usize)> = {
+            let mut start = 0;
+            let mut ranges = Vec::new();
+            for piece in wire.split(|byte| *byte == b'|') {
+                ranges.push((start, start + piece.len()));
+                start += piece.len() + 1;
+            }
+            ranges
+        };
+        let slice = |index: usize| wire.slice(parts[index].0..parts[index].1);
+        let request = Request::builder()
+            .method("POST")
+            .uri(Uri::from_maybe_shared(slice(0)).unwrap())
+            .header(
+                "content-type",
+                HeaderValue::from_maybe_shared(slice(1)).unwrap(),
+            )
+            .header(
+                "content-length",
+                HeaderValue::from_maybe_shared(slice(2)).unwrap(),
+            )
+            .body(Body::from(slice(3)))
+            .unwrap();
+        assert!(!wire.is_unique());
+        let receiving = receive(
+            bridge.clone(),
+            request,
+            (RequestId::for_tests("req_x"), "/v1/messages"),
+            |body| parse_messages_request(body, true).map(|request| ((), request)),
+        );
+        let Ok(((), accepted)) = receiving.await else {
+            panic!("the request is accepted");
+        };
+        assert!(
+            wire.is_unique(),
+            "an accepted request still holds part of the buffer it was read from"
+        );
+        assert_eq!(accepted.model, "m");
+    }
+
+    /// The futures a waiting request keeps hold what the wait needs, not the request they
+    /// started from (an `async fn` keeps its arguments to its end): the handler's is the
+    /// sampling future's plus a little, the request layer's is smaller than two requests.
+    #[test]
+    fn a_waiting_request_s_futures_do_not_hold_the_request() {
+        let request = std::mem::size_of::<Request>();
+        let completing =
+            future_size(|(b, a): (Arc<Bridge>, Accepted)| async move { complete(&b, a).await });
+        let handler = future_size(|(b, r, q): (State<Arc<Bridge>>, RequestId, Request)| {
+            super::messages::create_message(b, r, q)
+        });
+        let chat = future_size(|(b, r, q): (State<Arc<Bridge>>, RequestId, Request)| {
+            super::chat_completions::chat_completions(b, r, q)
+        });
+        let layer =
+            future_size(|(s, r, n): (State<Front>, Request, Next)| request_context(s, r, n));
+        assert!(handler < completing + request, "{handler} vs {completing}");
+        assert!(chat < completing + request, "{chat} vs {completing}");
+        assert!(layer < 2 * request, "{layer}");
+        assert!(
+            completing < std::mem::size_of::<Accepted>() * 4,
+            "{completing}"
+        );
     }
 }
