@@ -61,16 +61,33 @@ pub fn stream_closed() -> ApiError {
 /// client's cap; a stream that closes under an event past this one most likely hit it.
 pub const COMMON_SSE_EVENT_CAP: usize = 1024 * 1024;
 
+/// What an SSE event adds to its JSON message (the `id:`, `event: message` and `data: `
+/// lines, with room to spare): clients count a whole event against their cap.
+pub const SSE_FRAMING_BYTES: usize = 64;
+
+/// The size of the SSE event that carries a message of `json_bytes`.
+pub const fn event_size(json_bytes: usize) -> usize {
+    json_bytes.saturating_add(SSE_FRAMING_BYTES)
+}
+
+/// A stream that closes this long after a large event went out is taken to have closed under
+/// it; a later close (a request the client had been working on for a while) is not blamed on
+/// the event's size.
+pub const LARGE_EVENT_CLOSE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One session's memory of the events its client's stream closed under. The Python MCP SDK
 /// reconnects its event stream after such a close, but gives it up for good after two in a
 /// row (its reconnection count is reset only by a stream the server ends): a second large
 /// request would cost the session its stream, and every later request would wait for one in
 /// vain. So once a stream closed under an event past [`COMMON_SSE_EVENT_CAP`], requests at
-/// least that large are refused at once instead of being sent. Held by each runtime's session.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// least that large are refused at once instead of being sent. Held by the session's
+/// lifecycle (`lifecycle.rs`), which knows each event's size and when its stream closed; the
+/// worker stores it with the session's facts, so hibernation does not forget it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LargeEvents {
-    /// The smallest event (bytes, as `CreateMessageParams::size_hint` measures it) the
-    /// client's stream closed under.
+    /// The smallest event (bytes, [`event_size`] of its message) the client's stream closed
+    /// under.
+    #[serde(default)]
     closed_under: Option<usize>,
 }
 

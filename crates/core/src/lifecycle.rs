@@ -48,8 +48,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::{
-    CANCELLED_CALLER_LEFT, CANCELLED_DEADLINE, COMMON_SSE_EVENT_CAP, caller_left, no_event_stream,
-    queue_timeout, session_ended, stream_closed, too_busy,
+    CANCELLED_CALLER_LEFT, CANCELLED_DEADLINE, COMMON_SSE_EVENT_CAP, LARGE_EVENT_CLOSE_WINDOW,
+    LargeEvents, caller_left, event_size, no_event_stream, queue_timeout, session_ended,
+    stream_closed, too_busy,
 };
 use crate::api_error::ApiError;
 use crate::mcp_session::{ClientFacts, McpSession, ServerInfo};
@@ -177,7 +178,7 @@ pub struct LifecycleLimits {
     pub max_resend_bytes: usize,
 }
 
-/// A sent message larger than this is never kept to be sent again: a stream that broke while
+/// A sent message whose event is larger than this is never kept to be sent again: a stream that broke while
 /// such an event was on it most likely broke because of it (clients that cap one SSE event drop
 /// their stream on a larger one, see [`COMMON_SSE_EVENT_CAP`]), and the same event would break
 /// the resumed stream again. Such a request fails with [`stream_closed`] instead, which the
@@ -239,6 +240,8 @@ enum Stage {
         id: u64,
         at: Millis,
         event: EventId,
+        /// The message's length, for [`LargeEvents`].
+        bytes: usize,
         text: Option<Arc<String>>,
     },
 }
@@ -251,6 +254,20 @@ struct Request {
     timeout_ms: u64,
     /// When `handle_timeout` must look at this request next (its entry in `timers`).
     timer: Millis,
+}
+
+/// What a driver stored of a session, to rebuild its lifecycle after its process was evicted.
+#[derive(Debug, Clone)]
+pub struct ResumedFacts {
+    pub client: ClientFacts,
+    /// Whether the client had finished the handshake.
+    pub ready: bool,
+    /// Request ids continue from here (see [`McpSession::resume`]).
+    pub next_request_id: u64,
+    /// Event ids continue from here: the driver stores a value above every id it wrote out,
+    /// so that an event id never repeats within the session.
+    pub next_event_id: u64,
+    pub large_events: LargeEvents,
 }
 
 /// One session's protocol state and request lifecycle.
@@ -273,6 +290,8 @@ pub struct SessionLifecycle {
     next_event: u64,
     /// Bytes of sent messages kept to be sent again (at most `limits.max_resend_bytes`).
     kept_bytes: usize,
+    /// The events the client's stream closed under (see [`LargeEvents`]).
+    large_events: LargeEvents,
     last_activity: Millis,
     next_ping: Option<Millis>,
     expired: bool,
@@ -302,6 +321,7 @@ impl SessionLifecycle {
             next_generation: 1,
             next_event: 1,
             kept_bytes: 0,
+            large_events: LargeEvents::default(),
             last_activity: now,
             next_ping: None,
             expired: false,
@@ -312,24 +332,20 @@ impl SessionLifecycle {
     }
 
     /// A session rebuilt from stored facts after its process was evicted: no requests, no
-    /// stream; ids continue from `next_request_id` (see [`McpSession::resume`]) and event ids
-    /// from `next_event_id` (the driver stores a value above every id it wrote out, so that an
-    /// event id never repeats within the session).
+    /// stream; see [`ResumedFacts`].
     pub fn resume(
         server: ServerInfo,
-        client: ClientFacts,
-        ready: bool,
-        next_request_id: u64,
-        next_event_id: u64,
+        facts: ResumedFacts,
         limits: LifecycleLimits,
         now: Millis,
     ) -> Self {
         let mut machine = Self::new(
-            McpSession::resume(server, client, ready, next_request_id),
+            McpSession::resume(server, facts.client, facts.ready, facts.next_request_id),
             limits,
             now,
         );
-        machine.next_event = next_event_id.max(1);
+        machine.next_event = facts.next_event_id.max(1);
+        machine.large_events = facts.large_events;
         machine
     }
 
@@ -444,6 +460,23 @@ impl SessionLifecycle {
         now: Millis,
         resume_after: Option<EventId>,
     ) -> StreamGeneration {
+        self.open_stream(now, resume_after, true)
+    }
+
+    /// A stream that was open before the driver's process slept (a hibernated Durable Object's
+    /// socket) is the current one again: no priming event (the client holds ids already) and
+    /// nothing to send again (no request outlived the sleep). Requests waiting for a stream go
+    /// out on it.
+    pub fn stream_reattached(&mut self, now: Millis) -> StreamGeneration {
+        self.open_stream(now, None, false)
+    }
+
+    fn open_stream(
+        &mut self,
+        now: Millis,
+        resume_after: Option<EventId>,
+        prime: bool,
+    ) -> StreamGeneration {
         let generation = StreamGeneration(self.next_generation);
         self.next_generation += 1;
         self.last_activity = now;
@@ -451,10 +484,11 @@ impl SessionLifecycle {
             return generation;
         }
         self.stream = Some(generation);
-        if self
-            .session
-            .client()
-            .is_some_and(|client| client.protocol_version.as_str() >= PRIMING_SINCE)
+        if prime
+            && self
+                .session
+                .client()
+                .is_some_and(|client| client.protocol_version.as_str() >= PRIMING_SINCE)
         {
             let event = self.take_event_id();
             self.transmits.push_back(Transmit::Priming { event });
@@ -487,18 +521,19 @@ impl SessionLifecycle {
         self.stream = None;
         self.last_activity = now;
         self.next_ping = None;
-        let mut sent: Vec<(RequestKey, u64)> = self
+        let mut sent: Vec<(RequestKey, u64, Millis, usize)> = self
             .requests
             .iter()
             .filter_map(|(key, request)| match request.stage {
-                Stage::Sent { id, .. } => Some((*key, id)),
+                Stage::Sent { id, at, bytes, .. } => Some((*key, id, at, bytes)),
                 _ => None,
             })
             .collect();
         sent.sort_unstable();
-        for (key, id) in sent {
+        for (key, id, at, bytes) in sent {
             self.session.cancel(id, "stream closed");
-            self.finish(now, key, Err(stream_closed()), None);
+            let error = self.closed_under(now, at, bytes);
+            self.finish(now, key, Err(error), None);
         }
     }
 
@@ -588,6 +623,7 @@ impl SessionLifecycle {
         }
         self.in_flight = 0;
         self.sent = 0;
+        self.kept_bytes = 0;
         self.last_activity = now;
     }
 
@@ -662,6 +698,12 @@ impl SessionLifecycle {
         self.session.next_request_id()
     }
 
+    /// The events the client's stream closed under, for a driver that stores the session's
+    /// facts (see [`SessionLifecycle::resume`]).
+    pub fn large_events(&self) -> LargeEvents {
+        self.large_events
+    }
+
     /// The event id the next message will get: every id handed out so far is below it.
     pub fn next_event_id(&self) -> u64 {
         self.next_event
@@ -689,12 +731,15 @@ impl SessionLifecycle {
             .collect();
         unseen.sort_unstable();
         for (_, key) in unseen {
-            let kept = match self.requests.get(&key).map(|request| &request.stage) {
-                Some(Stage::Sent { text, .. }) => text.clone(),
+            let (kept, at, bytes) = match self.requests.get(&key).map(|request| &request.stage) {
+                Some(Stage::Sent {
+                    text, at, bytes, ..
+                }) => (text.clone(), *at, *bytes),
                 _ => continue,
             };
             let Some(text) = kept else {
-                self.finish(now, key, Err(stream_closed()), None);
+                let error = self.closed_under(now, at, bytes);
+                self.finish(now, key, Err(error), None);
                 continue;
             };
             let event = self.take_event_id();
@@ -713,15 +758,31 @@ impl SessionLifecycle {
         }
     }
 
-    /// Puts `key`'s message on the current stream and registers it for its answer.
+    /// The error of a sent request (first sent at `at`, `bytes` long) whose stream closed
+    /// before the client answered: [`stream_closed`], explained and remembered by
+    /// [`LargeEvents`] when the close came soon after a large event.
+    fn closed_under(&mut self, now: Millis, at: Millis, bytes: usize) -> ApiError {
+        if now.since(at) > millis_of(LARGE_EVENT_CLOSE_WINDOW) {
+            return stream_closed();
+        }
+        self.large_events
+            .outcome(stream_closed(), event_size(bytes))
+    }
+
+    /// Puts `key`'s message on the current stream and registers it for its answer. A message
+    /// at least as large as one the client's stream closed under is refused instead (413).
     fn send(&mut self, now: Millis, key: RequestKey, id: u64, json: String) {
+        if let Err(error) = self.large_events.check(event_size(json.len())) {
+            self.finish(now, key, Err(error), None);
+            return;
+        }
         if let Err(error) = self.session.expect_answer(id, key) {
             self.finish(now, key, Err(error), None);
             return;
         }
         let text = Arc::new(json);
         let event = self.take_event_id();
-        let keep = text.len() <= RESEND_MAX_EVENT_BYTES
+        let keep = event_size(text.len()) <= RESEND_MAX_EVENT_BYTES
             && self.kept_bytes + text.len() <= self.limits.max_resend_bytes;
         if keep {
             self.kept_bytes += text.len();
@@ -731,6 +792,7 @@ impl SessionLifecycle {
                 id,
                 at: now,
                 event,
+                bytes: text.len(),
                 text: keep.then(|| text.clone()),
             };
         }
@@ -1472,14 +1534,19 @@ mod tests {
         events(&mut machine);
         // The client saw only the priming event.
         machine.stream_opened(Millis(10), Some(EventId(1)));
-        // `a` is sent again; the large one and `b` fail now instead of at their deadline, with
-        // the stream-closed error (the runtimes' LargeEvents explains the large one).
+        // `a` is sent again; the large one and `b` fail now instead of at their deadline: `b`
+        // with the stream-closed error, the large one explained (see LargeEvents).
         assert_eq!(
             messages(&all_transmits(&mut machine)),
             vec![(format!("request {a_id}"), Some(a), 6)]
         );
         let ended = events(&mut machine);
-        assert_eq!(error_of(&ended, large), stream_closed());
+        let explained = error_of(&ended, large);
+        assert!(
+            explained.message.contains("max_sse_event_size"),
+            "{explained:?}"
+        );
+        assert!(!explained.retryable);
         assert_eq!(error_of(&ended, b), stream_closed());
         assert_eq!(ended.len(), 2, "{ended:?}");
         // Their late answers reach nobody; `a` still ends once, and its answer frees the budget.
@@ -1496,6 +1563,79 @@ mod tests {
             messages(&all_transmits(&mut machine)),
             vec![(format!("request {c_id}"), Some(c), 9)]
         );
+    }
+
+    /// A message whose event is over the common cap (`RESEND_MAX_EVENT_BYTES`).
+    fn large_message(id: u64) -> String {
+        format!("request {id} {}", "x".repeat(RESEND_MAX_EVENT_BYTES))
+    }
+
+    #[test]
+    fn a_stream_closing_under_a_large_event_is_explained_and_refuses_as_large_ones_after() {
+        let mut machine = ready(limits(4, 0));
+        let first = machine.stream_opened(Millis(0), None);
+        let a = machine.submit(Millis(1), Millis(1).after(MINUTE)).unwrap();
+        let a_id = encode_id(&events(&mut machine), a);
+        machine.encoded(Millis(1), a, large_message(a_id));
+        // `b`, as large, is still being encoded when the stream closes under `a`.
+        let b = machine.submit(Millis(2), Millis(2).after(MINUTE)).unwrap();
+        let b_id = encode_id(&events(&mut machine), b);
+        all_transmits(&mut machine);
+        events(&mut machine);
+        machine.stream_closed(Millis(200), first);
+        let err = error_of(&events(&mut machine), a);
+        assert_eq!(err.status(), 503);
+        assert!(!err.retryable);
+        assert!(err.message.contains("max_sse_event_size"), "{err:?}");
+        assert_eq!(machine.large_events(), {
+            let mut expected = LargeEvents::default();
+            expected.outcome(stream_closed(), event_size(large_message(a_id).len()));
+            expected
+        });
+        // `b` is refused when it would go out, without reaching the client's new stream; a
+        // small request still goes.
+        machine.encoded(Millis(300), b, large_message(b_id));
+        machine.stream_opened(Millis(1_000), None);
+        let refused = error_of(&events(&mut machine), b);
+        assert_eq!(refused.status(), 413);
+        assert!(!refused.retryable);
+        let (c, c_id) = submit_and_encode(&mut machine, Millis(1_001));
+        assert_eq!(
+            messages(&all_transmits(&mut machine)),
+            vec![(format!("request {c_id}"), Some(c), 4)]
+        );
+        // The memory outlives the process on a driver that stores it.
+        let resumed = SessionLifecycle::resume(
+            ServerInfo::sampling2api(),
+            ResumedFacts {
+                client: machine.client().cloned().unwrap(),
+                ready: true,
+                next_request_id: machine.next_request_id(),
+                next_event_id: machine.next_event_id(),
+                large_events: machine.large_events(),
+            },
+            limits(4, 0),
+            Millis(2_000),
+        );
+        assert_eq!(resumed.large_events(), machine.large_events());
+    }
+
+    #[test]
+    fn a_close_long_after_a_large_event_is_not_blamed_on_its_size() {
+        let mut machine = ready(limits(4, 0));
+        let stream = machine.stream_opened(Millis(0), None);
+        let a = machine.submit(Millis(1), Millis(1).after(MINUTE)).unwrap();
+        let a_id = encode_id(&events(&mut machine), a);
+        machine.encoded(Millis(1), a, large_message(a_id));
+        events(&mut machine);
+        machine.stream_closed(
+            Millis(1)
+                .after(LARGE_EVENT_CLOSE_WINDOW)
+                .after(Duration::from_millis(1)),
+            stream,
+        );
+        assert_eq!(error_of(&events(&mut machine), a), stream_closed());
+        assert_eq!(machine.large_events(), LargeEvents::default());
     }
 
     #[test]
@@ -1706,10 +1846,13 @@ mod tests {
         let facts = ready(limits(1, 0)).client().cloned().unwrap();
         let mut machine = SessionLifecycle::resume(
             ServerInfo::sampling2api(),
-            facts,
-            true,
-            41,
-            500,
+            ResumedFacts {
+                client: facts,
+                ready: true,
+                next_request_id: 41,
+                next_event_id: 500,
+                large_events: LargeEvents::default(),
+            },
             limits(1, 0),
             Millis(0),
         );
@@ -1767,9 +1910,11 @@ mod tests {
                 inputs in proptest::collection::vec(input(), 1..120),
                 max_in_flight in 1usize..4,
                 max_queued in 0usize..4,
+                max_resend_bytes in 0usize..8,
             ) {
                 let mut machine = ready(LifecycleLimits {
                     liveness_interval: Some(Duration::from_millis(250)),
+                    max_resend_bytes,
                     ..limits(max_in_flight, max_queued)
                 });
                 let mut now = Millis(0);
@@ -1848,6 +1993,11 @@ mod tests {
                     prop_assert!(machine.in_flight() <= max_in_flight);
                     prop_assert!(machine.queued() <= max_queued);
                     prop_assert!(machine.pending_count() <= machine.in_flight());
+                    // What is kept to be sent again stays in budget and goes with the requests.
+                    prop_assert!(machine.kept_bytes <= max_resend_bytes);
+                    if machine.pending_count() == 0 {
+                        prop_assert_eq!(machine.kept_bytes, 0);
+                    }
                 }
                 // Closing ends the rest; then every request ended exactly once.
                 machine.close(now, "end");

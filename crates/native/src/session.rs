@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use sampling2api_core::ApiError;
-use sampling2api_core::admission::LargeEvents;
 use sampling2api_core::admission::client_not_reading;
 use sampling2api_core::lifecycle::{
     Event, EventId, KeyMap, LifecycleLimits, Millis, RequestKey, SessionLifecycle,
@@ -107,8 +106,6 @@ pub struct Session {
     /// Bytes of messages sent to the client and not yet written out (see `Outgoing`).
     queued_bytes: Arc<AtomicUsize>,
     max_queued_bytes: usize,
-    /// The events the client's stream closed under (core `admission::LargeEvents`).
-    large_events: Mutex<LargeEvents>,
 }
 
 /// Read access to the session's lifecycle (never held across an `.await`).
@@ -186,8 +183,10 @@ impl Session {
     pub fn over_pipe(
         id: String,
         lines: mpsc::UnboundedSender<Outgoing>,
-        limits: SessionLimits,
+        mut limits: SessionLimits,
     ) -> Arc<Self> {
+        // A pipe is never resumed: nothing is kept to be sent again.
+        limits.lifecycle.max_resend_bytes = 0;
         let session = Self::build(
             id,
             McpSession::new(ServerInfo::sampling2api()),
@@ -236,26 +235,7 @@ impl Session {
             queued: AtomicUsize::new(0),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             max_queued_bytes: limits.max_queued_bytes,
-            large_events: Mutex::default(),
         })
-    }
-
-    /// Refuses a request whose event (`CreateMessageParams::size_hint`) is at least as large
-    /// as one this client's stream already closed under.
-    pub fn check_event_size(&self, event_bytes: usize) -> Result<(), ApiError> {
-        self.large_events().check(event_bytes)
-    }
-
-    /// A request's failure `err`, explained and remembered when the client's stream closed
-    /// under its large event.
-    pub fn failed_with_event(&self, err: ApiError, event_bytes: usize) -> ApiError {
-        self.large_events().outcome(err, event_bytes)
-    }
-
-    fn large_events(&self) -> MutexGuard<'_, LargeEvents> {
-        self.large_events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts the session's timer task (deadlines, queue and stream waits, idle expiry). It

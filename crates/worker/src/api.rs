@@ -226,7 +226,6 @@ async fn admit(
     let request = SampleRequest {
         ticket: ticket.clone(),
         timeout_ms: settings.request_timeout.as_millis() as u64,
-        event_bytes: accepted.params.size_hint(),
         status: accepted.status.clone(),
     };
     let abort = web_sys::AbortController::new().map_err(|err| internal(err.into()))?;

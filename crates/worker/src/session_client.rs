@@ -103,10 +103,6 @@ pub struct SampleRequest {
     /// Its whole deadline, from its arrival at the object. (The session's limits and stream
     /// wait are the object's own settings.)
     pub timeout_ms: u64,
-    /// The size of its event (`CreateMessageParams::size_hint`, as natively), for the
-    /// session's [`LargeEvents`](sampling2api_core::admission::LargeEvents).
-    #[serde(default)]
-    pub event_bytes: usize,
     /// What the status page shows of this request while the session object holds it.
     #[serde(default)]
     pub status: Option<InFlightRequest>,
@@ -527,7 +523,6 @@ mod tests {
         let sent = SampleRequest {
             ticket: "t1".into(),
             timeout_ms: 600_000,
-            event_bytes: params.size_hint(),
             status: Some(InFlightRequest {
                 request_id: "req_1".into(),
                 route: "messages".into(),
@@ -558,7 +553,6 @@ mod tests {
         let sent = SampleRequest {
             ticket: "t\n2".into(),
             timeout_ms: 1,
-            event_bytes: 0,
             status: None,
         };
         let (received, params_json) =

@@ -42,8 +42,8 @@ use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use sampling2api_core::ApiError;
 use sampling2api_core::admission::{self, LargeEvents};
 use sampling2api_core::lifecycle::{
-    Event, EventId, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration,
-    Transmit,
+    Event, EventId, LifecycleLimits, Millis, RequestKey, ResumedFacts, SessionLifecycle,
+    StreamGeneration, Transmit,
 };
 use sampling2api_core::mcp_session::{
     ClientFacts, McpSession, ServerInfo, encode_sampling_request_json,
@@ -87,6 +87,10 @@ struct StoredFacts {
     /// from here, so that no id repeats (0 in facts stored before ids existed).
     #[serde(default)]
     next_event_id: u64,
+    /// The events the client's stream closed under (core `admission::LargeEvents`): kept
+    /// across hibernation and eviction, as natively for the session's life.
+    #[serde(default)]
+    large_events: LargeEvents,
     /// Who this object is, to report to its registry (from `SessionRoute::Init`).
     #[serde(default)]
     namespace: String,
@@ -118,12 +122,11 @@ struct Inner {
     saved_next_id: Cell<u64>,
     /// The event-id floor in storage (see [`StoredFacts::next_event_id`]).
     saved_event_floor: Cell<u64>,
+    /// The [`LargeEvents`] last stored.
+    saved_large_events: Cell<LargeEvents>,
     /// The idle alarm this instance set (`None`: none set, or not known since a wake).
     alarm_at: Cell<Option<Millis>>,
     timer: RefCell<Timer>,
-    /// The events the client's stream closed under (core `admission::LargeEvents`); kept in
-    /// memory only, so an eviction forgets them.
-    large_events: Cell<LargeEvents>,
 }
 
 /// The socket the lifecycle knows as its open stream. The token, kept in the socket's
@@ -145,8 +148,14 @@ struct Held {
     status: Option<InFlightRequest>,
     /// When it got a slot: its sampling time runs from there, as natively.
     slot_at: Option<Millis>,
-    /// The size of its event, as the Worker measured it (`SampleRequest::event_bytes`).
-    event_bytes: usize,
+}
+
+/// How a socket becomes the session's stream.
+enum Opening {
+    /// A client's new `GET`, with its `Last-Event-ID` (see `SessionLifecycle::stream_opened`).
+    New { resume_after: Option<EventId> },
+    /// A socket that survived the object's hibernation.
+    Reattached,
 }
 
 /// The timer loop: running while `wake` is set; `armed` is when it will next call
@@ -182,9 +191,9 @@ impl DurableObject for McpSessionObject {
                 tickets: RefCell::new(HashMap::new()),
                 saved_next_id: Cell::new(0),
                 saved_event_floor: Cell::new(0),
+                saved_large_events: Cell::new(LargeEvents::default()),
                 alarm_at: Cell::new(None),
                 timer: RefCell::new(Timer::default()),
-                large_events: Cell::new(LargeEvents::default()),
             }),
         }
     }
@@ -209,6 +218,7 @@ impl DurableObject for McpSessionObject {
                     ready: false,
                     next_request_id: lifecycle.next_request_id(),
                     next_event_id: event_floor(&lifecycle),
+                    large_events: lifecycle.large_events(),
                     namespace: namespace.clone(),
                     id: id.clone(),
                 };
@@ -257,7 +267,7 @@ impl DurableObject for McpSessionObject {
                 }
                 let pair = WebSocketPair::new()?;
                 inner.state.accept_web_socket(&pair.server);
-                inner.adopt(pair.server, resume_after)?;
+                inner.adopt(pair.server, Opening::New { resume_after })?;
                 inner.drive().await;
                 inner.report().await;
                 Response::from_websocket(pair.client)
@@ -269,11 +279,6 @@ impl DurableObject for McpSessionObject {
                 };
                 if !inner.load().await? {
                     return refusal(ApiError::not_found("the MCP session no longer exists"));
-                }
-                // Not sent at all when the client's stream already closed under an event this
-                // large (as natively).
-                if let Err(error) = inner.large_events.get().check(request.event_bytes) {
-                    return refusal(error);
                 }
                 let timeout = Duration::from_millis(request.timeout_ms);
                 let submitted = inner
@@ -298,7 +303,6 @@ impl DurableObject for McpSessionObject {
                         ticket: request.ticket,
                         status: request.status,
                         slot_at: None,
-                        event_bytes: request.event_bytes,
                     },
                 );
                 let (mut body_out, body) = mpsc::channel::<Result<Vec<u8>>>(1);
@@ -475,25 +479,29 @@ impl Inner {
         }
         self.saved_next_id.set(stored.next_request_id);
         self.saved_event_floor.set(stored.next_event_id);
+        self.saved_large_events.set(stored.large_events);
         *self.lifecycle.borrow_mut() = Some(SessionLifecycle::resume(
             ServerInfo::sampling2api(),
-            stored.client,
-            stored.ready,
-            stored.next_request_id,
-            stored.next_event_id,
+            ResumedFacts {
+                client: stored.client,
+                ready: stored.ready,
+                next_request_id: stored.next_request_id,
+                next_event_id: stored.next_event_id,
+                large_events: stored.large_events,
+            },
             self.limits(),
             now(),
         ));
         if let Some(socket) = self.state.get_websockets().pop() {
-            // The stream survived hibernation, not its requests: nothing to send again.
-            self.adopt(socket, None)?;
+            // The stream survived hibernation, not its requests: nothing to send again, and no
+            // second priming event.
+            self.adopt(socket, Opening::Reattached)?;
         }
         Ok(true)
     }
 
-    /// `socket` becomes the lifecycle's open stream; `resume_after`: the client's
-    /// `Last-Event-ID` (see `SessionLifecycle::stream_opened`).
-    fn adopt(&self, socket: WebSocket, resume_after: Option<EventId>) -> Result<()> {
+    /// `socket` becomes the lifecycle's open stream.
+    fn adopt(&self, socket: WebSocket, opening: Opening) -> Result<()> {
         let token = match socket.deserialize_attachment::<u32>() {
             Ok(Some(token)) => token,
             _ => {
@@ -502,9 +510,10 @@ impl Inner {
                 token
             }
         };
-        if let Some(generation) =
-            self.with(|lifecycle, now| lifecycle.stream_opened(now, resume_after))
-        {
+        if let Some(generation) = self.with(|lifecycle, now| match opening {
+            Opening::New { resume_after } => lifecycle.stream_opened(now, resume_after),
+            Opening::Reattached => lifecycle.stream_reattached(now),
+        }) {
             *self.stream.borrow_mut() = Some(ClientStream {
                 socket,
                 token,
@@ -549,6 +558,7 @@ impl Inner {
                 ready: lifecycle.session().is_ready(),
                 next_request_id: lifecycle.next_request_id(),
                 next_event_id: event_floor(lifecycle),
+                large_events: lifecycle.large_events(),
                 namespace: identity.0,
                 id: identity.1,
             })
@@ -557,6 +567,7 @@ impl Inner {
             self.state.storage().put(FACTS, &facts).await?;
             self.saved_next_id.set(facts.next_request_id);
             self.saved_event_floor.set(facts.next_event_id);
+            self.saved_large_events.set(facts.large_events);
         }
         Ok(())
     }
@@ -594,7 +605,7 @@ impl Inner {
                     lifecycle,
                     self.saved_next_id.get(),
                     self.saved_event_floor.get(),
-                )
+                ) || lifecycle.large_events() != self.saved_large_events.get()
             });
             if unsaved == Some(true)
                 && let Err(err) = self.save().await
@@ -638,12 +649,6 @@ impl Inner {
                     if let Some(held) = held {
                         self.tickets.borrow_mut().remove(&held.ticket);
                         let seconds = held.slot_at.map(|at| now().since(at) as f64 / 1000.0);
-                        let outcome = outcome.map_err(|err| {
-                            let mut large_events = self.large_events.get();
-                            let err = large_events.outcome(err, held.event_bytes);
-                            self.large_events.set(large_events);
-                            err
-                        });
                         if let Some(waiter) = held.waiter {
                             let _ = waiter.send(SampleResponse::new(outcome, seconds));
                         }
@@ -761,6 +766,7 @@ impl Inner {
         self.tickets.borrow_mut().clear();
         self.saved_next_id.set(0);
         self.saved_event_floor.set(0);
+        self.saved_large_events.set(LargeEvents::default());
         let storage = self.state.storage();
         storage.delete_all().await?;
         if self.alarm_at.take().is_some() {
@@ -1024,10 +1030,13 @@ mod tests {
             // Evicted: only the stored facts remain.
             lifecycle = SessionLifecycle::resume(
                 ServerInfo::sampling2api(),
-                lifecycle.client().cloned().unwrap(),
-                true,
-                saved_next_id,
-                saved_floor,
+                ResumedFacts {
+                    client: lifecycle.client().cloned().unwrap(),
+                    ready: true,
+                    next_request_id: saved_next_id,
+                    next_event_id: saved_floor,
+                    large_events: LargeEvents::default(),
+                },
                 lifecycle_limits(),
                 start,
             );

@@ -153,8 +153,6 @@ pub async fn accept(
     params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
         hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
     });
-    // Not sent at all when the client's stream already closed under an event this large.
-    session.check_event_size(params.size_hint())?;
     let admission = session.submit(bridge.settings.request_timeout)?;
     Ok(Accepted {
         model,
@@ -203,12 +201,8 @@ pub fn complete(
         },
         prompt,
     );
-    let event_bytes = params.size_hint();
     async move {
-        let result = bridge
-            .sample(params, admission, &ticket)
-            .await
-            .map_err(|err| session.failed_with_event(err, event_bytes));
+        let result = bridge.sample(params, admission, &ticket).await;
         let response = result.and_then(|result| {
             to_messages_response(
                 result,
