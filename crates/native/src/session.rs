@@ -559,6 +559,21 @@ async fn run_timer(session: Arc<Session>, on_expired: impl FnOnce() + Send + 'st
 }
 
 #[cfg(test)]
+impl Session {
+    /// The client's side of the handshake, declaring `sampling` (for tests here and in `api`).
+    pub(crate) fn handshake_for_tests(&self) {
+        self.receive(
+            serde_json::json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                "protocolVersion":"2025-11-25","capabilities":{"sampling":{}}}})
+            .to_string()
+            .as_bytes(),
+        );
+        self.receive(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        assert!(self.can_sample());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{Value, json};
@@ -578,17 +593,6 @@ mod tests {
         }
     }
 
-    fn initialize(session: &Session) {
-        session.receive(
-            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                "protocolVersion":"2025-11-25","capabilities":{"sampling":{}}}})
-            .to_string()
-            .as_bytes(),
-        );
-        session.receive(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        assert!(session.can_sample());
-    }
-
     async fn next_message(outgoing: &mut mpsc::UnboundedReceiver<Outgoing>) -> Value {
         let message = outgoing.recv().await.unwrap();
         serde_json::from_str(&message).unwrap()
@@ -599,7 +603,7 @@ mod tests {
         let (lines, mut outgoing) = mpsc::unbounded_channel();
         let session = Session::over_pipe("s".into(), lines, limits(4, 100));
         session.start_timer(|| {});
-        initialize(&session);
+        session.handshake_for_tests();
         // The initialize reply went out through `deliver_now` in stdio mode; here none did.
         assert_eq!(session.queued_bytes(), 0);
         let mut first = session.submit(Duration::from_secs(60)).unwrap();
@@ -639,7 +643,7 @@ mod tests {
         let (lines, mut outgoing) = mpsc::unbounded_channel();
         let session = Session::over_pipe("s".into(), lines, limits(1, 1 << 20));
         session.start_timer(|| {});
-        initialize(&session);
+        session.handshake_for_tests();
         let mut long = session.submit(Duration::from_secs(600)).unwrap();
         let long_id = long.slot().await.unwrap();
         long.encoded(Ok(json!({"id": long_id}).to_string()));
@@ -709,7 +713,7 @@ mod tests {
             limits(2, 1 << 20),
         );
         session.start_timer(|| {});
-        initialize(&session);
+        session.handshake_for_tests();
         let (old, mut first) = session.open_stream(None);
         let priming = first.recv().await.unwrap();
         assert_eq!((&*priming, priming.event), ("", Some(EventId(1))));
@@ -739,7 +743,7 @@ mod tests {
         let (lines, _outgoing) = mpsc::unbounded_channel();
         let session = Session::over_pipe("s".into(), lines, limits(1, 1 << 20));
         session.start_timer(|| {});
-        initialize(&session);
+        session.handshake_for_tests();
         let mut held = session.submit(Duration::from_secs(60)).unwrap();
         held.slot().await.unwrap();
         let mut queued = session.submit(Duration::from_secs(60)).unwrap();

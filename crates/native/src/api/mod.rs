@@ -212,13 +212,7 @@ mod waiting {
         let bridge = super::tests::bridge();
         let (lines, outgoing) = mpsc::unbounded_channel();
         let session = Session::over_pipe("s".into(), lines, bridge.session_limits());
-        session.receive(
-            json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                "protocolVersion":"2025-11-25","capabilities":{"sampling":{}}}})
-            .to_string()
-            .as_bytes(),
-        );
-        session.receive(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        session.handshake_for_tests();
         bridge.add_session(session);
         (bridge, outgoing)
     }
