@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sampling2api_core::browser_guard::{
+use sampling2api_core::http::browser_guard::{
     HostName, HostPolicy, is_json_content_type, origin_allowed, parse_authority,
 };
 

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use sampling2api_core::settings;
-use sampling2api_core::tool_emulation::ToolMode;
+use sampling2api_core::convert::tool_emulation::ToolMode;
+use sampling2api_core::ops::settings;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -323,7 +323,7 @@ impl Invocation {
 }
 
 fn parse_alias(text: &str) -> Result<(String, String), String> {
-    sampling2api_core::models::ModelCatalog::parse_alias(text)
+    sampling2api_core::api::models::ModelCatalog::parse_alias(text)
 }
 
 /// Settings the API side needs, whatever the mode.

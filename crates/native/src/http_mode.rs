@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sampling2api_core::routes;
+use sampling2api_core::http::routes;
 use tokio::net::TcpListener;
 
 use crate::api;

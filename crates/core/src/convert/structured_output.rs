@@ -5,7 +5,7 @@
 use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use crate::tool_emulation::strip_fence;
+use crate::convert::fence::strip_fence;
 
 /// How many `{`/`[` positions are tried when looking for a value inside prose; a bound keeps a
 /// long answer full of braces from costing quadratic time.
@@ -94,7 +94,10 @@ mod tests {
             &json!({"type":"object","properties":{"city":{"type":"string"}}}),
             false,
         );
-        assert!(include_str!("../../../README.md").contains(&text), "{text}");
+        assert!(
+            include_str!("../../../../README.md").contains(&text),
+            "{text}"
+        );
     }
 
     #[test]
