@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 import tomllib
+import urllib.parse
 import venv
 import zipfile
 from pathlib import Path
@@ -157,6 +158,18 @@ def test_the_npm_tarballs_alone_install_offline_without_scripts(npm_project: Pat
     assert sorted(p.name for p in (modules / "@sampling2api").iterdir()) == ["linux-x64"]
     wrapper = json.loads((modules / "sampling2api" / "package.json").read_text())
     assert "scripts" not in wrapper, "the wrapper must not need install scripts"
+
+
+def test_a_global_install_from_the_tarballs_runs_too(dist: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "global"
+    installed = subprocess.run(
+        ["npm", "install", "--global", "--prefix", str(prefix), "--offline", "--ignore-scripts",
+         str(tarball(dist, "sampling2api")), str(tarball(dist, "sampling2api-linux-x64"))],
+        env=npm_env(tmp_path / "npm-cache"), capture_output=True, text=True, timeout=300,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    shown = subprocess.run([str(prefix / "bin" / "sampling2api"), "--version"], capture_output=True, text=True, timeout=30)
+    assert (shown.returncode, shown.stdout) == (0, f"sampling2api {version()}\n"), shown
 
 
 def test_vscode_launches_the_installed_npm_bin_and_an_anthropic_caller_gets_its_answer(npm_bin: Path) -> None:
@@ -509,3 +522,15 @@ def test_the_published_crates_are_packaged_with_their_licences(dist: Path) -> No
         dependency = tomllib.loads(manifest_file.read().decode())["dependencies"]["sampling2api-core"]
     assert dependency["version"] == f"={version()}", "the binary takes exactly the core it was built with"
     assert "path" not in dependency
+
+
+def test_the_install_in_vscode_link_installs_what_server_json_says(dist: Path) -> None:
+    # docs/install.md's link: VS Code's redirect page, then `vscode:mcp/install?<JSON>`.
+    text = (ROOT / "docs" / "install.md").read_text()
+    (link,) = set(re.findall(r"\(https://insiders\.vscode\.dev/redirect\?url=([^)\s]+)\)", text))
+    target = urllib.parse.unquote(link)
+    assert target.startswith("vscode:mcp/install?"), target
+    config = json.loads(urllib.parse.unquote(target.removeprefix("vscode:mcp/install?")))
+    npm = next(p for p in server_json(dist)["packages"] if p["registryType"] == "npm")
+    arguments = [a["value"] for a in npm["packageArguments"]]
+    assert config == {"name": "sampling2api", "type": "stdio", "command": "npx", "args": ["-y", npm["identifier"], *arguments]}
