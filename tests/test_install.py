@@ -501,7 +501,7 @@ def test_each_package_carries_the_registry_ownership_marker(dist: Path) -> None:
         readme = archive.extractfile(f"sampling2api-{version()}/README.md")
         assert readme is not None
         text = readme.read().decode()
-    # crates.io drops HTML comments when it renders a README: the marker must be visible text.
+    # The crate registry drops HTML comments when it renders a README: the marker must be visible text.
     assert mcp_name_marker(re.sub(r"<!--.*?-->", "", text, flags=re.S))
 
 
