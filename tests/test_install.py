@@ -6,7 +6,8 @@ target/dist (scripts/test-all runs it first; see docs/install.md).
   `sampling2api` entry and through `npx -y … sampling2api stdio`, as VS Code does, and an
   Anthropic SDK caller gets its answer; exit codes and signals pass through the Node wrapper, and
   stdout carries nothing but MCP. Without its platform package the wrapper says so in one line.
-- PyPI: the wheel installs into a fresh virtual environment and does the same round trip.
+- PyPI: the wheel installs into a fresh virtual environment, and runs through `uvx` as VS Code
+  runs a PyPI server, each doing the same round trip.
 - The arm64 Linux binary runs under qemu-user; every channel ships the same bytes per target;
   server.json holds to the MCP Registry schema's rules; the ownership markers match it.
 
@@ -367,6 +368,17 @@ def test_the_wheel_installs_into_a_fresh_venv_and_does_the_round_trip(dist: Path
     shown = subprocess.run([str(command), "--version"], capture_output=True, text=True, timeout=30)
     assert shown.stdout == f"sampling2api {version()}\n"
     round_trip(str(command), [], text="hello through the wheel")
+
+
+def test_uvx_runs_the_wheel_as_vscode_runs_a_pypi_server(dist: Path, tmp_path: Path) -> None:
+    # VS Code runs `uvx sampling2api==VERSION stdio`; here uvx finds the wheel in target/dist
+    # instead of an index, offline, with a cache of its own.
+    uvx = Path(sys.executable).with_name("uvx")
+    env = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_OFFLINE": "1", "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    args = ["--no-index", "--find-links", str(dist / "wheels"), f"sampling2api=={version()}"]
+    round_trip(str(uvx), args, env=env, text="hello through uvx")
+    finished = subprocess.run([sys.executable, str(SMOKE), str(uvx), *args], env=env, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
 
 
 # --- what every channel ships --------------------------------------------------------------
