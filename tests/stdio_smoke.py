@@ -4,7 +4,8 @@ under Wine (scripts/test-all), tests/test_platforms.py runs it against the Linux
 
 As a Windows client would, it ends every line with `\\r\\n`: initialize and initialized, then
 `GET /health` on the bridge's --listen port, then one `POST /v1/messages` whose
-`sampling/createMessage` it answers, then it closes stdin and expects the bridge to exit 0."""
+`sampling/createMessage` it answers, then it closes stdin and expects the bridge to exit 0 and
+every line it wrote to stdout to have been JSON-RPC."""
 
 from __future__ import annotations
 
@@ -103,6 +104,10 @@ def run(command: list[str]) -> None:
 
         stdin.close()
         assert bridge.wait(TIMEOUT) == 0
+        # stdout is the MCP channel to its end: whatever else the bridge wrote there (and, run
+        # through a launcher such as the npm package's, whatever the launcher wrote) is JSON-RPC.
+        while line := lines.get(timeout=TIMEOUT):
+            assert json.loads(line).get("jsonrpc") == "2.0", line
     finally:
         if bridge.poll() is None:
             bridge.kill()
