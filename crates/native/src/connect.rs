@@ -572,6 +572,8 @@ impl Plan {
             keys,
             consent,
         };
+        // A path that is not this system's (`--os windows` elsewhere) cannot be checked here.
+        let confine = workspace.filter(|dir| dir.is_absolute());
         let mut files = Vec::new();
         if let Some(path) = path {
             let mut explain = Vec::new();
@@ -594,7 +596,7 @@ impl Plan {
                 path: PathBuf::from(path),
                 edits: settings.edits(),
                 secret: settings.holds_secret(),
-                confine: workspace.clone(),
+                confine: confine.clone(),
                 explain,
             });
         }
@@ -603,7 +605,7 @@ impl Plan {
                 path: PathBuf::from(&consent.path),
                 edits: vscode::consent_edits(&consent.key, &consent.allow_models),
                 secret: false,
-                confine: workspace.clone(),
+                confine: confine.clone(),
                 explain: vec![vscode::consent_explanation(
                     &consent.key,
                     &settings.name,

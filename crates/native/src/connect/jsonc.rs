@@ -68,14 +68,14 @@ pub fn apply_edits(
         None => root.object_value_or_set(),
         Some(_) => root
             .object_value()
-            .ok_or_else(|| not_an("an object", "(the document)"))?,
+            .ok_or_else(|| not_an("a JSON object", "(the document)"))?,
     };
     let descend = |keys: &[String]| -> Result<CstObject, ConnectError> {
         let mut container: CstObject = top.clone();
         for key in keys {
             container = container
                 .object_value_or_create(key)
-                .ok_or_else(|| not_an("an object", key))?;
+                .ok_or_else(|| not_an("a JSON object", key))?;
         }
         Ok(container)
     };
@@ -118,7 +118,7 @@ pub fn apply_edits(
                 let container = descend(parents)?;
                 let array = container
                     .array_value_or_create(last)
-                    .ok_or_else(|| not_an("an array", last))?;
+                    .ok_or_else(|| not_an("a JSON array", last))?;
                 let wanted = to_value(value);
                 let existing = array.elements().into_iter().find_map(|element| {
                     let object = element.as_object()?;
@@ -198,7 +198,7 @@ mod tests {
         assert!(matches!(
             apply_edits("f", Some(r#"{"inputs": {}}"#), &upsert),
             Err(ConnectError::NotA {
-                kind: "an array",
+                kind: "a JSON array",
                 ..
             })
         ));
