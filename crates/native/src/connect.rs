@@ -445,11 +445,11 @@ impl Settings {
             return false;
         }
         match self.client {
-            Client::Vscode | Client::CopilotCli => match (&self.keys, self.transport) {
-                (KeyPlacement::VsCodeInput, _) => false,
-                (KeyPlacement::KeyFile(_), Transport::Stdio) => false,
-                _ => true,
-            },
+            // An input or a key file keeps the key out of the entry.
+            Client::Vscode | Client::CopilotCli => !matches!(
+                (&self.keys, self.transport),
+                (KeyPlacement::VsCodeInput, _) | (KeyPlacement::KeyFile(_), Transport::Stdio)
+            ),
             _ => true,
         }
     }
@@ -621,19 +621,29 @@ impl Plan {
     }
 }
 
-/// `path` made absolute (and free of `.`/`..`) as on `os`: a Windows path given on another
-/// system (`--os windows`, in tests) is taken as it is.
+/// `path` made absolute and free of `.`/`..`. A path of another system (`--os`, for tests of
+/// every layout from one machine) is only cleaned on paper, with that system's separators.
 fn absolute_on(os: Os, path: &Path) -> PathBuf {
-    let text = path.to_string_lossy();
-    let windows_absolute = text.starts_with(r"\\")
-        || (text.len() >= 3
-            && text.as_bytes()[0].is_ascii_alphabetic()
-            && text.as_bytes()[1] == b':'
-            && matches!(text.as_bytes()[2], b'\\' | b'/'));
-    if os == Os::Windows && windows_absolute && !cfg!(windows) {
-        return path.to_path_buf();
+    if os == Os::current() {
+        return files::normalize(path);
     }
-    files::normalize(path)
+    let text = path.to_string_lossy();
+    let separator = os.separator();
+    let rooted = text.starts_with(['/', '\\']);
+    let mut parts: Vec<&str> = Vec::new();
+    for part in split_path(&text, os) {
+        if part == ".." {
+            parts.pop();
+        } else {
+            parts.push(part);
+        }
+    }
+    let joined = parts.join(&separator.to_string());
+    PathBuf::from(if rooted {
+        format!("{separator}{joined}")
+    } else {
+        joined
+    })
 }
 
 /// The change `connect` makes to one file.

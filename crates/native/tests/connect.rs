@@ -9,7 +9,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+#[cfg(unix)]
+use std::process::Stdio;
+use std::process::{Command, Output};
+#[cfg(unix)]
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sampling2api");
@@ -36,7 +39,8 @@ fn scratch(name: &str) -> PathBuf {
     ));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    dir
+    // As the binary sees it from inside (macOS's /var is a link to /private/var).
+    fs::canonicalize(dir).unwrap()
 }
 
 fn connect(home: &Path, args: &[&str]) -> Output {
@@ -55,21 +59,14 @@ fn connect(home: &Path, args: &[&str]) -> Output {
 /// `connect` that must finish within `limit` (a hang is a failure, not a stuck test), with
 /// its address space capped where `sh` can (a read that never ends fails instead of
 /// exhausting the machine's memory).
+#[cfg(unix)]
 fn connect_bounded(home: &Path, args: &[&str], limit: Duration) -> Output {
-    let mut command = if cfg!(unix) {
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg("ulimit -v 2000000 2>/dev/null; exec \"$0\" connect \"$@\"")
-            .arg(BINARY)
-            .args(args);
-        command
-    } else {
-        let mut command = Command::new(BINARY);
-        command.arg("connect").args(args);
-        command
-    };
+    let mut command = Command::new("sh");
     command
+        .arg("-c")
+        .arg("ulimit -v 2000000 2>/dev/null; exec \"$0\" connect \"$@\"")
+        .arg(BINARY)
+        .args(args)
         .current_dir(home)
         .env("HOME", home)
         .env("USERPROFILE", home)
@@ -500,6 +497,7 @@ fn a_key_on_the_command_line_is_warned_about_and_other_ways_are_not() {
 }
 
 /// A cloned repository with a `.vscode/mcp.json` whose comment holds the attacker's line.
+#[cfg(unix)]
 fn hostile_project(home: &Path) -> PathBuf {
     let project = home.join("project");
     fs::create_dir_all(project.join(".vscode")).unwrap();

@@ -226,6 +226,8 @@ fn create_exclusive(path: &Path, content: &[u8], mode: Option<u32>) -> Result<()
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io_error(path))?;
     }
+    #[cfg(not(unix))]
+    let _ = mode; // Windows: the folder's ACL decides (see `new_mode`).
     file.write_all(content).map_err(io_error(path))?;
     file.sync_all().map_err(io_error(path))
 }

@@ -25,7 +25,12 @@ fn args(argv: &[&str]) -> ConnectArgs {
 
 /// The plan for the first client of `argv`, with `env` as the whole environment.
 fn plan_with(argv: &[&str], env: &[(&str, &str)]) -> Plan {
-    let mut args = args(argv);
+    let mut argv = argv.to_vec();
+    if !argv.contains(&"--os") {
+        // Linux's layout wherever the tests run (HOME, XDG paths, `/` separators).
+        argv.extend(["--os", "linux"]);
+    }
+    let mut args = args(&argv);
     let loaded = args.keys.load().unwrap();
     let endpoint = Endpoint::from_args(&args, loaded.only_file).unwrap();
     let mut env: Vec<(String, String)> = env
@@ -350,6 +355,7 @@ fn workspace_files_get_vscode_inputs_instead_of_keys() {
         ]);
         let main = &planned.files[0];
         assert!(!main.secret);
+        #[cfg(unix)]
         assert_eq!(main.confine.as_deref(), Some(Path::new("/src/app")));
         let text = apply_edits("f", None, &main.edits).unwrap();
         assert!(!text.contains("secret-key"), "{text}");
@@ -464,9 +470,15 @@ fn vscode_gets_its_consent_under_the_key_it_reads() {
     let consent = workspace.settings.consent.unwrap();
     assert_eq!(consent.key, "my-app/.vscode/mcp.json: sampling2api");
     assert_eq!(consent.path, "/src/my-app/.vscode/settings.json");
+    #[cfg(unix)]
     assert_eq!(
         workspace.files[1].confine.as_deref(),
         Some(Path::new("/src/my-app"))
+    );
+    // Another system's layout is cleaned on paper.
+    assert_eq!(
+        absolute_on(Os::Windows, Path::new(r"C:\src\.\x\..\app")),
+        PathBuf::from(r"C:\src\app")
     );
     // Without --allow-model the models already allowed stay as they are.
     let existing = "{\n  \"chat.mcp.serverSampling\": {\n    \"Global in Code: sampling2api\": {\"allowedModels\": [\"copilot/gpt-5\"], \"allowedDuringChat\": false}\n  }\n}\n";
