@@ -4,11 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
-use sampling2api_core::mcp_session::{ClientFacts, McpSession, ServerInfo};
-use sampling2api_core::to_sampling::{AnswerPlan, ClientSupport};
-use sampling2api_core::tool_emulation::EmulatedTools;
-use sampling2api_core::{openai, sse};
+use sampling2api_core::convert::from_sampling::{ResponseContext, to_messages_response};
+use sampling2api_core::mcp::session::{ClientFacts, McpSession, ServerInfo};
+use sampling2api_core::convert::to_sampling::AnswerPlan;
+use sampling2api_core::mcp::sampling::ClientSupport;
+use sampling2api_core::convert::tool_emulation::EmulatedTools;
+use sampling2api_core::{api::openai, api::sse};
 
 fuzz_target!(|data: &[u8]| {
     let facts = ClientFacts {

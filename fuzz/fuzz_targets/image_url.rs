@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;
-use sampling2api_core::image_url::{
+use sampling2api_core::convert::image_url::{
     Destination, Refusal, Url, check_destination, destination, is_public_ip, parse_image_url,
 };
 

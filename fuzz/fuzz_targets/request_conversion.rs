@@ -4,11 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sampling2api_core::anthropic::parse_messages_request;
-use sampling2api_core::openai::{parse_chat_request, to_messages_request};
-use sampling2api_core::to_sampling::{ClientSupport, to_create_message_params};
-use sampling2api_core::tokens::estimate_request;
-use sampling2api_core::tool_emulation::ToolMode;
+use sampling2api_core::api::anthropic::parse_messages_request;
+use sampling2api_core::api::openai::{parse_chat_request, to_messages_request};
+use sampling2api_core::convert::to_sampling::to_create_message_params;
+use sampling2api_core::mcp::sampling::ClientSupport;
+use sampling2api_core::convert::tokens::estimate_request;
+use sampling2api_core::convert::tool_emulation::ToolMode;
 
 fuzz_target!(|data: &[u8]| {
     let supports = [

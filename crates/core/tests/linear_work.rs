@@ -5,12 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use sampling2api_core::anthropic::parse_messages_request;
-use sampling2api_core::openai::{parse_chat_request, to_messages_request};
-use sampling2api_core::to_sampling::ClientSupport;
-use sampling2api_core::to_sampling::into_create_message_params;
-use sampling2api_core::tokens::estimate_request;
-use sampling2api_core::tool_emulation::ToolMode;
+use sampling2api_core::api::anthropic::parse_messages_request;
+use sampling2api_core::api::openai::{parse_chat_request, to_messages_request};
+use sampling2api_core::convert::to_sampling::into_create_message_params;
+use sampling2api_core::convert::tokens::estimate_request;
+use sampling2api_core::convert::tool_emulation::ToolMode;
+use sampling2api_core::mcp::sampling::ClientSupport;
 
 /// Bodies of about this size: big enough that quadratic work takes minutes even in release,
 /// small enough for a debug build to parse in well under the bound.

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sampling2api_core::ApiError;
-use sampling2api_core::anthropic::MessagesResponse;
-use sampling2api_core::stream_framing::StreamFraming;
+use sampling2api_core::api::anthropic::MessagesResponse;
+use sampling2api_core::api::stream_framing::StreamFraming;
 
 type PendingAnswer = Pin<Box<dyn Future<Output = Result<MessagesResponse, ApiError>> + Send>>;
 

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sampling2api_core::ApiError;
+use sampling2api_core::api::models::ModelCatalog;
 use sampling2api_core::lifecycle::LifecycleLimits;
-use sampling2api_core::mcp_session::{ClientFacts, encode_sampling_request};
-use sampling2api_core::metrics::{Gauges, OutcomeLabel};
-use sampling2api_core::models::ModelCatalog;
-use sampling2api_core::routing::{Candidate, choose_session};
-use sampling2api_core::sampling::{CreateMessageParams, CreateMessageResult};
+use sampling2api_core::lifecycle::session_choice::{Candidate, choose_session};
+use sampling2api_core::mcp::sampling::{CreateMessageParams, CreateMessageResult};
+use sampling2api_core::mcp::session::{ClientFacts, encode_sampling_request};
+use sampling2api_core::ops::metrics::{Gauges, OutcomeLabel};
 
 use crate::config::ApiSettings;
 use crate::cpu_work;
@@ -21,8 +21,8 @@ use crate::metrics::Metrics;
 use crate::request_body::{BodyLimits, ReceivingBudget};
 use crate::session::{Session, SessionLimits, Submitted};
 use crate::status::{StatusBoard, StatusTicket};
-use sampling2api_core::browser_guard::HostPolicy;
-use sampling2api_core::status::Stage;
+use sampling2api_core::http::browser_guard::HostPolicy;
+use sampling2api_core::ops::status::Stage;
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -72,7 +72,6 @@ impl Bridge {
             budget: ReceivingBudget::new(settings.max_receiving_bytes),
         };
         let host_policy = HostPolicy {
-            port: 0,
             allowed: settings.allow_hosts.clone(),
         };
         Bridge {

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use sampling2api_core::settings;
-use sampling2api_core::tool_emulation::ToolMode;
+use sampling2api_core::convert::tool_emulation::ToolMode;
+use sampling2api_core::ops::settings;
 
 use crate::api_keys::KeyArgs;
 use crate::connect::ConnectArgs;
@@ -103,7 +103,7 @@ pub struct CommonArgs {
     pub allow_origins: Vec<String>,
     /// Threads that serve requests. One serves tens of thousands of requests a second, far
     /// beyond what the LLMs behind the clients answer, and spends less CPU per request than
-    /// several, which wake each other (see the README's Performance section); parsing and
+    /// several, which wake each other (see docs/performance.md); parsing and
     /// encoding large bodies runs on separate threads whatever this is.
     #[arg(long, default_value_t = 1, env = "SAMPLING2API_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: u16,
@@ -273,7 +273,7 @@ impl Invocation {
 }
 
 fn parse_alias(text: &str) -> Result<(String, String), String> {
-    sampling2api_core::models::ModelCatalog::parse_alias(text)
+    sampling2api_core::api::models::ModelCatalog::parse_alias(text)
 }
 
 /// Settings the API side needs, whatever the mode.

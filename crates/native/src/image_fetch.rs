@@ -1,5 +1,5 @@
 //! Downloads `url` image sources to base64, under the core's address policy
-//! (`sampling2api_core::image_url`).
+//! (`sampling2api_core::convert::image_url`).
 //!
 //! Every connection goes only to a checked address: the URL is parsed once by the core (the
 //! WHATWG parser the client itself uses) and that parsed `Url` is what the client gets; an
@@ -25,8 +25,8 @@ use futures::StreamExt;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use sampling2api_core::ApiError;
-use sampling2api_core::anthropic::{ImageSource, MessagesRequest};
-use sampling2api_core::image_url::{
+use sampling2api_core::api::anthropic::{ImageSource, MessagesRequest};
+use sampling2api_core::convert::image_url::{
     FETCH_TIMEOUT_SECS, MAX_REDIRECTS, Refusal, check_destination, is_public_ip, parse_image_url,
     refused, too_many_url_images, url_image_sources, url_images_too_large,
 };
@@ -351,8 +351,8 @@ mod tests {
     use std::str::FromStr;
     use std::time::Instant;
 
-    use sampling2api_core::anthropic::parse_messages_request;
-    use sampling2api_core::image_url::UNFETCHABLE;
+    use sampling2api_core::api::anthropic::parse_messages_request;
+    use sampling2api_core::convert::image_url::UNFETCHABLE;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -407,9 +407,11 @@ mod tests {
     fn url_sources_after(request: &mut MessagesRequest) -> Vec<(String, String)> {
         let mut found = Vec::new();
         for message in &request.messages {
-            if let sampling2api_core::anthropic::MessageContent::Blocks(blocks) = &message.content {
+            if let sampling2api_core::api::anthropic::MessageContent::Blocks(blocks) =
+                &message.content
+            {
                 for block in blocks {
-                    if let sampling2api_core::anthropic::ContentBlock::Image {
+                    if let sampling2api_core::api::anthropic::ContentBlock::Image {
                         source: ImageSource::Base64 { media_type, data },
                     } = block
                     {

@@ -4,7 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use sampling2api_core::metrics::{Gauges, MetricTotals, OutcomeLabel, SamplingRecord};
+use sampling2api_core::ops::metrics::{Gauges, MetricTotals, OutcomeLabel, SamplingRecord};
 
 #[derive(Default)]
 pub struct Metrics {

@@ -34,7 +34,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use sampling2api_core::request_headers;
+use sampling2api_core::http::request_headers;
 
 use crate::config::FrontArgs;
 

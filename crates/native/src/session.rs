@@ -9,12 +9,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use sampling2api_core::ApiError;
-use sampling2api_core::admission::client_not_reading;
+use sampling2api_core::lifecycle::refusals::client_not_reading;
 use sampling2api_core::lifecycle::{
-    Event, EventId, KeyMap, LifecycleLimits, Millis, RequestKey, SessionLifecycle,
-    StreamGeneration, Transmit,
+    Event, KeyMap, LifecycleLimits, Millis, RequestKey, SessionLifecycle, StreamGeneration,
+    Transmit,
 };
-use sampling2api_core::mcp_session::{McpSession, ServerInfo};
+use sampling2api_core::mcp::session::{McpSession, ServerInfo};
+use sampling2api_core::mcp::streamable_http::EventId;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// What an API request waits on: the client's result, or why there is none.
@@ -346,7 +347,7 @@ impl Session {
             (false, true) => Err(ApiError::unavailable(
                 "the MCP client's connection is closed",
             )),
-            (false, false) => Err(sampling2api_core::admission::stream_closed()),
+            (false, false) => Err(sampling2api_core::lifecycle::refusals::stream_closed()),
         }
     }
 

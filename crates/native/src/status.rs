@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use sampling2api_core::status::{InFlightRequest, RecentRequest, RequestHistory, Stage};
+use sampling2api_core::ops::status::{InFlightRequest, RecentRequest, RequestHistory, Stage};
 
 pub fn unix_ms() -> u64 {
     SystemTime::now()

@@ -24,19 +24,20 @@ use rmcp::model::{
     PingRequest, ProtocolVersion, RequestId, Role, SamplingMessage as RmcpMessage,
     SamplingMessageContentBlock as RmcpBlock, ServerJsonRpcMessage, ServerRequest,
 };
-use sampling2api_core::anthropic::parse_messages_request;
-use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
-use sampling2api_core::mcp_session::{
-    LATEST_PROTOCOL_VERSION, McpSession, SUPPORTED_PROTOCOL_VERSIONS, ServerInfo,
-    encode_sampling_request,
-};
-use sampling2api_core::openai::{parse_chat_request, to_messages_request};
-use sampling2api_core::sampling::{
+use sampling2api_core::api::anthropic::parse_messages_request;
+use sampling2api_core::api::openai::{parse_chat_request, to_messages_request};
+use sampling2api_core::convert::from_sampling::{ResponseContext, to_messages_response};
+use sampling2api_core::convert::to_sampling::{AnswerPlan, into_create_message_params};
+use sampling2api_core::convert::tool_emulation::ToolMode;
+use sampling2api_core::mcp::sampling::ClientSupport;
+use sampling2api_core::mcp::sampling::{
     CreateMessageParams, CreateMessageResult, ModelHint, ModelPreferences, SamplingContent,
     SamplingMessage, SamplingRole, SamplingTool, SamplingToolChoice, ToolChoiceMode,
 };
-use sampling2api_core::to_sampling::{AnswerPlan, ClientSupport, into_create_message_params};
-use sampling2api_core::tool_emulation::ToolMode;
+use sampling2api_core::mcp::session::{
+    LATEST_PROTOCOL_VERSION, McpSession, SUPPORTED_PROTOCOL_VERSIONS, ServerInfo,
+    encode_sampling_request,
+};
 use serde_json::{Value, json};
 
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
@@ -441,7 +442,7 @@ fn ready_session(version: &str, capabilities: Value) -> McpSession<u32> {
 fn answer_with(
     session: &mut McpSession<u32>,
     answer: impl FnOnce(RequestId) -> ClientJsonRpcMessage,
-) -> Result<CreateMessageResult, sampling2api_core::mcp_session::SamplingFailure> {
+) -> Result<CreateMessageResult, sampling2api_core::mcp::session::SamplingFailure> {
     let params = CreateMessageParams {
         messages: vec![SamplingMessage {
             role: SamplingRole::User,

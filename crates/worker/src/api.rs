@@ -7,20 +7,20 @@ use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt};
-use sampling2api_core::anthropic::{
+use sampling2api_core::api::anthropic::{
     ImageSource, MessagesRequest, MessagesResponse, parse_messages_request,
 };
-use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
-use sampling2api_core::health::{Health, SessionInfo, health_body, sessions_body};
-use sampling2api_core::image_url::{refused, url_image_sources};
-use sampling2api_core::metrics::{Gauges, OutcomeLabel, SamplingRecord};
-use sampling2api_core::models::{self, ModelCatalog, PageQuery};
-use sampling2api_core::routing::{Candidate, SESSION_HEADER, choose_session};
-use sampling2api_core::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
-use sampling2api_core::status::{self, ClientStatus, InFlightRequest, Stage, StatusSnapshot};
-use sampling2api_core::stream_framing::StreamFraming;
-use sampling2api_core::to_sampling::{AnswerPlan, into_create_message_params};
-use sampling2api_core::{ApiError, ids, openai, tokens};
+use sampling2api_core::api::models::{self, ModelCatalog, PageQuery};
+use sampling2api_core::api::stream_framing::StreamFraming;
+use sampling2api_core::convert::from_sampling::{ResponseContext, to_messages_response};
+use sampling2api_core::convert::image_url::{refused, url_image_sources};
+use sampling2api_core::convert::to_sampling::{AnswerPlan, into_create_message_params};
+use sampling2api_core::lifecycle::session_choice::{Candidate, SESSION_HEADER, choose_session};
+use sampling2api_core::mcp::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
+use sampling2api_core::ops::health::{Health, SessionInfo, health_body, sessions_body};
+use sampling2api_core::ops::metrics::{Gauges, OutcomeLabel, SamplingRecord};
+use sampling2api_core::ops::status::{self, ClientStatus, InFlightRequest, Stage, StatusSnapshot};
+use sampling2api_core::{ApiError, api::openai, convert::tokens, ids};
 use serde_json::json;
 use worker::worker_sys::web_sys;
 use worker::{Context, Delay, Env, Request, Response};

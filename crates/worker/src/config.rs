@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use sampling2api_core::models::ModelCatalog;
-use sampling2api_core::settings::{self, Setting};
-use sampling2api_core::tool_emulation::ToolMode;
+use sampling2api_core::api::models::ModelCatalog;
+use sampling2api_core::convert::tool_emulation::ToolMode;
+use sampling2api_core::ops::settings::{self, Setting};
 use worker::Env;
 
 pub struct Settings {
@@ -100,7 +100,7 @@ mod tests {
         assert_eq!(defaults.max_queued_per_session, 4096);
         assert_eq!(
             defaults.max_reported_models,
-            sampling2api_core::models::DEFAULT_MAX_REPORTED_MODELS
+            sampling2api_core::api::models::DEFAULT_MAX_REPORTED_MODELS
         );
         assert_eq!(defaults.session_idle, Duration::from_secs(120));
         assert_eq!(defaults.tool_mode, ToolMode::default());

@@ -1,7 +1,7 @@
 //! Response helpers and calls to Durable Objects.
 
 use sampling2api_core::ApiError;
-use sampling2api_core::flavor::Flavor;
+use sampling2api_core::http::flavor::Flavor;
 use serde::de::DeserializeOwned;
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen::JsValue;
@@ -27,10 +27,10 @@ pub fn json(status: u16, body: String) -> Result<Response, ApiError> {
 /// The status page with its Content-Security-Policy (the same page and headers as natively).
 pub fn status_page() -> Result<Response, ApiError> {
     let headers = Headers::new();
-    for (name, value) in sampling2api_core::status::page_headers() {
+    for (name, value) in sampling2api_core::ops::status::page_headers() {
         headers.set(name, value).map_err(internal)?;
     }
-    Ok(Response::ok(sampling2api_core::status::PAGE)
+    Ok(Response::ok(sampling2api_core::ops::status::PAGE)
         .map_err(internal)?
         .with_headers(headers))
 }

@@ -6,9 +6,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use futures::channel::oneshot;
-use sampling2api_core::metrics::{MetricTotals, RequestRecord, SamplingRecord, route_label};
-use sampling2api_core::routes::{self, DEFAULT_MCP_PATH};
-use sampling2api_core::status::RecentRequest;
+use sampling2api_core::http::routes::{self, DEFAULT_MCP_PATH};
+use sampling2api_core::ops::metrics::{MetricTotals, RequestRecord, SamplingRecord, route_label};
+use sampling2api_core::ops::status::RecentRequest;
 use serde_json::json;
 use worker::{Context, Env, Method};
 
@@ -244,7 +244,7 @@ fn is_sampling_route(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sampling2api_core::metrics::{Gauges, OutcomeLabel};
+    use sampling2api_core::ops::metrics::{Gauges, OutcomeLabel};
 
     fn journal(path: &str) -> Journal {
         let mut journal = Journal::started_at("req_1".into(), &Method::Post, path, 1_000.0);

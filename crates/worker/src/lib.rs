@@ -31,8 +31,8 @@ pub use registry_object::NamespaceRegistry;
 pub use session_object::McpSessionObject;
 
 use journal::Journal;
-use sampling2api_core::routes::{self, DEFAULT_MCP_PATH, Endpoint, Resolved};
-use sampling2api_core::{ApiError, browser_guard, ids, request_headers};
+use sampling2api_core::http::routes::{self, DEFAULT_MCP_PATH, Endpoint, Resolved};
+use sampling2api_core::{ApiError, http::browser_guard, http::request_headers, ids};
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
 #[event(fetch)]
@@ -50,7 +50,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     Ok(response)
 }
 
-/// Dispatches by the core's route table (`sampling2api_core::routes`), as the native router
+/// Dispatches by the core's route table (`sampling2api_core::http::routes`), as the native router
 /// does: keyless routes first, then the token, the JSON body check, and the route's handler.
 async fn route(
     req: Request,
@@ -123,13 +123,13 @@ async fn route(
 fn keyless(endpoint: Endpoint, req: &Request) -> std::result::Result<Response, ApiError> {
     match endpoint {
         Endpoint::Health => {
-            let alive = sampling2api_core::health::Health::alive("worker");
-            http::json(200, sampling2api_core::health::health_body(&alive))
+            let alive = sampling2api_core::ops::health::Health::alive("worker");
+            http::json(200, sampling2api_core::ops::health::health_body(&alive))
         }
         Endpoint::Hello => http::json(200, r#"{"status":"ok"}"#.into()),
         Endpoint::Root
             if req.method() == Method::Get
-                && sampling2api_core::status::wants_html(
+                && sampling2api_core::ops::status::wants_html(
                     req.headers().get("accept").ok().flatten().as_deref(),
                 ) =>
         {

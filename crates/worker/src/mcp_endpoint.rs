@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
-use sampling2api_core::lifecycle::EventId;
-use sampling2api_core::mcp_session::{McpSession, ServerInfo};
-use sampling2api_core::streamable_http::{
+use sampling2api_core::mcp::session::{McpSession, ServerInfo};
+use sampling2api_core::mcp::streamable_http::EventId;
+use sampling2api_core::mcp::streamable_http::{
     self, LAST_EVENT_ID_HEADER, McpAction, McpAnswer, McpHeaders, McpMethod,
     PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER,
 };
-use sampling2api_core::{ApiError, ids, routes};
+use sampling2api_core::{ApiError, http::routes, ids};
 use worker::worker_sys::web_sys;
 use worker::{Delay, Env, Method, Request, Response, WebsocketEvent};
 

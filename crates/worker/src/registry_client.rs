@@ -3,9 +3,9 @@
 //! and the session objects call it.
 
 use sampling2api_core::ApiError;
-use sampling2api_core::metrics::MetricTotals;
-use sampling2api_core::status::{RecentRequest, RequestHistory};
-use sampling2api_core::to_sampling::ClientSupport;
+use sampling2api_core::mcp::sampling::ClientSupport;
+use sampling2api_core::ops::metrics::MetricTotals;
+use sampling2api_core::ops::status::{RecentRequest, RequestHistory};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Response, Stub};

@@ -3,9 +3,9 @@
 //! the namespace's metric totals (each isolate sends batches of its requests' records).
 //! Everything lives in storage; the object holds no connection, so it sleeps between calls.
 
-use sampling2api_core::metrics::MetricTotals;
-use sampling2api_core::models::remember_reported;
-use sampling2api_core::status::{RecentRequest, RequestHistory};
+use sampling2api_core::api::models::remember_reported;
+use sampling2api_core::ops::metrics::MetricTotals;
+use sampling2api_core::ops::status::{RecentRequest, RequestHistory};
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 use crate::config::Settings;

@@ -7,13 +7,13 @@
 //! may carry megabytes of images). The outcome comes back typed both ways.
 
 use sampling2api_core::ApiError;
-use sampling2api_core::lifecycle::EventId;
-use sampling2api_core::sampling::CreateMessageParams;
-use sampling2api_core::sampling::{
+use sampling2api_core::mcp::sampling::CreateMessageParams;
+use sampling2api_core::mcp::sampling::{
     CreateMessageResult, ReportedUsage, SamplingContent, SamplingRole,
 };
-use sampling2api_core::status::InFlightRequest;
-use sampling2api_core::streamable_http::LAST_EVENT_ID_HEADER;
+use sampling2api_core::mcp::streamable_http::EventId;
+use sampling2api_core::mcp::streamable_http::LAST_EVENT_ID_HEADER;
+use sampling2api_core::ops::status::InFlightRequest;
 use serde::{Deserialize, Serialize};
 use worker::worker_sys::web_sys;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, Stub, WebSocket};
@@ -419,9 +419,9 @@ impl SessionObjectClient {
 mod tests {
     use super::*;
     use sampling2api_core::ErrorKind;
-    use sampling2api_core::mcp_session::{encode_sampling_request, encode_sampling_request_json};
-    use sampling2api_core::sampling::SamplingMessage;
-    use sampling2api_core::status::Stage;
+    use sampling2api_core::mcp::sampling::SamplingMessage;
+    use sampling2api_core::mcp::session::{encode_sampling_request, encode_sampling_request_json};
+    use sampling2api_core::ops::status::Stage;
 
     fn every_route() -> Vec<SessionRoute> {
         vec![

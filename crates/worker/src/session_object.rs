@@ -40,16 +40,17 @@ use std::time::Duration;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use sampling2api_core::ApiError;
-use sampling2api_core::admission::{self, LargeEvents};
+use sampling2api_core::lifecycle::refusals::{self, LargeEvents};
 use sampling2api_core::lifecycle::{
-    Event, EventId, LifecycleLimits, Millis, RequestKey, ResumedFacts, SessionLifecycle,
-    StreamGeneration, Transmit,
+    Event, LifecycleLimits, Millis, RequestKey, ResumedFacts, SessionLifecycle, StreamGeneration,
+    Transmit,
 };
-use sampling2api_core::mcp_session::{
+use sampling2api_core::mcp::session::{
     ClientFacts, McpSession, ServerInfo, encode_sampling_request_json,
 };
-use sampling2api_core::status::{InFlightRequest, Stage};
-use sampling2api_core::streamable_http::{self, LAST_EVENT_ID_HEADER};
+use sampling2api_core::mcp::streamable_http::EventId;
+use sampling2api_core::mcp::streamable_http::{self, LAST_EVENT_ID_HEADER};
+use sampling2api_core::ops::status::{InFlightRequest, Stage};
 use serde::{Deserialize, Serialize};
 use worker::{
     Delay, DurableObject, Env, Request, Response, Result, State, WebSocket,
@@ -87,7 +88,7 @@ struct StoredFacts {
     /// from here, so that no id repeats (0 in facts stored before ids existed).
     #[serde(default)]
     next_event_id: u64,
-    /// The events the client's stream closed under (core `admission::LargeEvents`): kept
+    /// The events the client's stream closed under (core `refusals::LargeEvents`): kept
     /// across hibernation and eviction, as natively for the session's life.
     #[serde(default)]
     large_events: LargeEvents,
@@ -361,7 +362,7 @@ impl DurableObject for McpSessionObject {
             }
             SessionRoute::End => {
                 let existed = inner.load().await?;
-                inner.end(admission::ENDED_BY_CLIENT).await?;
+                inner.end(refusals::ENDED_BY_CLIENT).await?;
                 if existed {
                     Response::empty()
                 } else {
@@ -679,7 +680,7 @@ impl Inner {
                 .is_some_and(|stream| stream.socket.send_with_str(frame(&transmit)).is_ok());
             if !written && let Some(key) = request {
                 self.with(|lifecycle, now| {
-                    lifecycle.undeliverable(now, key, admission::stream_closed())
+                    lifecycle.undeliverable(now, key, refusals::stream_closed())
                 });
                 undelivered = true;
             }
@@ -747,7 +748,7 @@ impl Inner {
             let _ = registry.remove_session(&id).await;
         }
         worker::console_log!("MCP session idle without a stream; dropped");
-        self.end(admission::EXPIRED_IDLE).await?;
+        self.end(refusals::EXPIRED_IDLE).await?;
         *self.identity.borrow_mut() = None;
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! accepts it, and the namespace it owns. A namespace is the SHA-256 of the token, so sessions
 //! of different tokens live in different Durable Objects and can never be named from outside.
 
-use sampling2api_core::auth::{first_authorized, presented_keys};
+use sampling2api_core::http::auth::{first_authorized, presented_keys};
 use sampling2api_core::{ApiError, ErrorKind};
 use sha2::{Digest, Sha256};
 use worker::{Env, Request};

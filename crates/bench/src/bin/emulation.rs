@@ -10,12 +10,13 @@
 
 use std::time::{Duration, Instant};
 
-use sampling2api_core::anthropic::parse_messages_request;
-use sampling2api_core::from_sampling::{ResponseContext, to_messages_response};
-use sampling2api_core::sampling::CreateMessageResult;
-use sampling2api_core::to_sampling::{ClientSupport, into_create_message_params, offered_tools};
-use sampling2api_core::tokens::estimate_text;
-use sampling2api_core::tool_emulation::{ToolMode, tool_prompt};
+use sampling2api_core::api::anthropic::parse_messages_request;
+use sampling2api_core::convert::from_sampling::{ResponseContext, to_messages_response};
+use sampling2api_core::convert::to_sampling::{into_create_message_params, offered_tools};
+use sampling2api_core::convert::tokens::estimate_text;
+use sampling2api_core::convert::tool_emulation::{ToolMode, tool_prompt};
+use sampling2api_core::mcp::sampling::ClientSupport;
+use sampling2api_core::mcp::sampling::CreateMessageResult;
 use serde_json::{Value, json};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sampling2api_core::openai::{self, parse_chat_request, to_messages_request};
-use sampling2api_core::routes::{self, Endpoint};
-use sampling2api_core::stream_framing::StreamFraming;
+use sampling2api_core::api::openai::{self, parse_chat_request, to_messages_request};
+use sampling2api_core::api::stream_framing::StreamFraming;
+use sampling2api_core::http::routes::{self, Endpoint};
 
 use super::context::RequestId;
 use super::error::{HttpError, json_response};

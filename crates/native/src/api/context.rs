@@ -13,9 +13,11 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sampling2api_core::flavor::Flavor;
-use sampling2api_core::routes::{self, Route};
-use sampling2api_core::{ApiError, ErrorKind, auth, browser_guard, ids, request_headers};
+use sampling2api_core::http::flavor::Flavor;
+use sampling2api_core::http::routes::{self, Route};
+use sampling2api_core::{
+    ApiError, ErrorKind, http::auth, http::browser_guard, http::request_headers, ids,
+};
 
 use super::error::HttpError;
 use crate::bridge::Bridge;

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sampling2api_core::ApiError;
-use sampling2api_core::flavor::Flavor;
+use sampling2api_core::http::flavor::Flavor;
 
 #[derive(Debug)]
 pub struct HttpError {

@@ -13,13 +13,15 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use sampling2api_core::lifecycle::{EventId, StreamGeneration};
-use sampling2api_core::mcp_session::{McpSession, ServerInfo};
-use sampling2api_core::streamable_http::{
+use sampling2api_core::lifecycle::StreamGeneration;
+use sampling2api_core::lifecycle::refusals;
+use sampling2api_core::mcp::session::{McpSession, ServerInfo};
+use sampling2api_core::mcp::streamable_http::EventId;
+use sampling2api_core::mcp::streamable_http::{
     self, LAST_EVENT_ID_HEADER, McpAction, McpAnswer, McpHeaders, McpMethod,
     PROTOCOL_VERSION_HEADER, SESSION_ID_HEADER,
 };
-use sampling2api_core::{admission, ids, routes};
+use sampling2api_core::{http::routes, ids};
 
 use super::context::RequestId;
 use super::error::{HttpError, json_response};
@@ -100,7 +102,7 @@ pub async fn endpoint(
             None => answered(streamable_http::unknown_session()),
         }),
         McpAction::End(id) => Ok(match bridge.session(id) {
-            Some(session) if bridge.end_session(id, admission::ENDED_BY_CLIENT) => {
+            Some(session) if bridge.end_session(id, refusals::ENDED_BY_CLIENT) => {
                 tracing::info!(session = %session.handle, "MCP session ended by the client");
                 StatusCode::OK.into_response()
             }
@@ -154,7 +156,7 @@ fn start_session(bridge: &Arc<Bridge>, body: &Bytes) -> Response {
             tracing::info!(session = %expiring.handle, "MCP session idle without a stream; dropped");
             bridge.end_session(
                 &expiring.id,
-                admission::EXPIRED_IDLE,
+                refusals::EXPIRED_IDLE,
             );
         }
     });

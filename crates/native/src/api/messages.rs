@@ -7,10 +7,10 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use sampling2api_core::anthropic::parse_messages_request;
-use sampling2api_core::routes::{self, Endpoint};
-use sampling2api_core::stream_framing::StreamFraming;
-use sampling2api_core::{ApiError, tokens};
+use sampling2api_core::api::anthropic::parse_messages_request;
+use sampling2api_core::api::stream_framing::StreamFraming;
+use sampling2api_core::http::routes::{self, Endpoint};
+use sampling2api_core::{ApiError, convert::tokens};
 use serde_json::json;
 
 use super::context::RequestId;

@@ -1,5 +1,5 @@
 //! The HTTP API. This module only assembles the router, from the core's route table
-//! (`sampling2api_core::routes`); each route's handlers live in the module named after it.
+//! (`sampling2api_core::http::routes`); each route's handlers live in the module named after it.
 //!
 //! Layers, each using only those below it (no cycles):
 //! - `error` (the one error type, rendering itself in the route's flavor);
@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{MethodFilter, MethodRouter, on};
-use sampling2api_core::routes::{Endpoint, Methods, ROUTES};
+use sampling2api_core::http::routes::{Endpoint, Methods, ROUTES};
 
 use crate::bridge::Bridge;
 use context::Front;
@@ -89,7 +89,7 @@ fn method_filter(methods: Methods) -> MethodFilter {
 mod tests {
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
-    use sampling2api_core::routes::Convention;
+    use sampling2api_core::http::routes::Convention;
     use serde_json::Value;
     use tower::ServiceExt;
 
@@ -190,7 +190,7 @@ mod waiting {
     use axum::http::{HeaderValue, Uri};
     use axum::middleware::Next;
     use bytes::Bytes;
-    use sampling2api_core::anthropic::parse_messages_request;
+    use sampling2api_core::api::anthropic::parse_messages_request;
     use serde_json::json;
     use tokio::sync::mpsc;
 

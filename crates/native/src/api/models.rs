@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use sampling2api_core::ApiError;
-use sampling2api_core::flavor::Flavor;
-use sampling2api_core::models::{self, PageQuery};
+use sampling2api_core::api::models::{self, PageQuery};
+use sampling2api_core::http::flavor::Flavor;
 
 use super::context::RequestId;
 use super::error::{HttpError, json_response};

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sampling2api_core::status;
+use sampling2api_core::ops::status;
 use serde_json::json;
 
 use super::error::json_response;

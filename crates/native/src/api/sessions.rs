@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use sampling2api_core::health::{SessionInfo, sessions_body};
+use sampling2api_core::ops::health::{SessionInfo, sessions_body};
 
 use super::error::json_response;
 use crate::bridge::Bridge;

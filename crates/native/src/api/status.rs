@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use sampling2api_core::status::{ClientStatus, StatusSnapshot};
+use sampling2api_core::ops::status::{ClientStatus, StatusSnapshot};
 
 use super::error::json_response;
 use crate::bridge::Bridge;

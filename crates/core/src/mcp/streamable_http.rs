@@ -15,8 +15,7 @@ use serde_json::json;
 
 use crate::api_error::ApiError;
 use crate::ids;
-use crate::lifecycle::EventId;
-use crate::mcp_session::SUPPORTED_PROTOCOL_VERSIONS;
+use crate::mcp::session::SUPPORTED_PROTOCOL_VERSIONS;
 
 /// The secret that names a session (see [`ids::session_id`]).
 pub const SESSION_ID_HEADER: &str = "mcp-session-id";
@@ -209,6 +208,30 @@ pub fn internal_error(err: &ApiError) -> McpAnswer {
 /// A header value echoed in an error: short and without control characters.
 fn printable(value: &str) -> String {
     value.chars().filter(|c| !c.is_control()).take(40).collect()
+}
+
+/// The number of one message event the session sent on its event stream: the SSE `id:`, and
+/// what a reconnecting client names in `Last-Event-ID`. Rises by one per event across the
+/// whole session, whichever stream carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(pub u64);
+
+impl EventId {
+    /// A `Last-Event-ID` header value as this server writes ids: decimal digits that fit a
+    /// `u64` (at most 20 of them). Anything else is `None`, and the header counts as absent.
+    pub fn parse(value: &str) -> Option<EventId> {
+        let value = value.trim_matches([' ', '\t']);
+        if value.is_empty() || value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        value.parse().ok().map(EventId)
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ impl OutcomeLabel {
 
 /// The route label of a request path: the route's pattern, so ids never become labels.
 pub fn route_label(path: &str) -> &'static str {
-    crate::routes::label(path, crate::routes::DEFAULT_MCP_PATH)
+    crate::http::routes::label(path, crate::http::routes::DEFAULT_MCP_PATH)
 }
 
 /// One sampling round trip's contribution.

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::tool_emulation::ToolMode;
+use crate::convert::tool_emulation::ToolMode;
 
 /// A number setting: its name (the worker's variable; the native flag is the same in kebab
 /// case), its default, and the least value that makes sense (smaller values are raised to it).
@@ -109,7 +109,7 @@ pub const MAX_RESEND_BYTES: Setting = Setting {
 /// Models clients answered with that `/v1/models` keeps listing; the oldest goes first.
 pub const MAX_REPORTED_MODELS: Setting = Setting {
     name: "MAX_REPORTED_MODELS",
-    default: crate::models::DEFAULT_MAX_REPORTED_MODELS as u64,
+    default: crate::api::models::DEFAULT_MAX_REPORTED_MODELS as u64,
     min: 0,
 };
 
@@ -157,7 +157,7 @@ mod tests {
         assert_eq!(MAX_QUEUED_PER_SESSION.default_count(), 4096);
         assert_eq!(
             MAX_REPORTED_MODELS.default_count(),
-            crate::models::DEFAULT_MAX_REPORTED_MODELS
+            crate::api::models::DEFAULT_MAX_REPORTED_MODELS
         );
         assert_eq!(DEFAULT_TOOL_MODE, ToolMode::default());
         for setting in ALL {

@@ -16,8 +16,8 @@ impl Flavor {
     pub fn error_body(self, err: &ApiError, request_id: &str) -> String {
         match self {
             Flavor::Anthropic => err.to_body(request_id),
-            Flavor::OpenAi => crate::openai::error_body(err),
-            Flavor::Mcp => crate::streamable_http::error_body(-32600, &err.message),
+            Flavor::OpenAi => crate::api::openai::error_body(err),
+            Flavor::Mcp => crate::mcp::streamable_http::error_body(-32600, &err.message),
         }
     }
 

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::Host;
 pub use url::Url;
 
-use crate::anthropic::{
+use crate::api::anthropic::{
     ContentBlock, ImageSource, MessageContent, MessagesRequest, ToolResultContent,
 };
 use crate::api_error::ApiError;
@@ -245,7 +245,7 @@ pub fn url_images_too_large(max_total: usize) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anthropic::parse_messages_request;
+    use crate::api::anthropic::parse_messages_request;
 
     fn judged(raw: &str) -> Result<Destination, Refusal> {
         check_destination(&parse_image_url(raw)?, |ip, _| is_public_ip(ip))

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::anthropic::{
+use crate::api::anthropic::{
     ContentBlock, ImageSource, InputMessage, MessageContent, MessagesRequest, MessagesResponse,
     OutputFormat, ResponseBlock, Role, StopReason, SystemPrompt, ToolChoice, ToolDefinition,
     ToolResultContent,
@@ -204,7 +204,7 @@ pub struct NamedFunction {
 
 /// Parses a Chat Completions body; errors name the path like the Anthropic parser does.
 pub fn parse_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    let request: ChatRequest = crate::anthropic::parse_json_object(body)?;
+    let request: ChatRequest = crate::api::anthropic::parse_json_object(body)?;
     if request.messages.is_empty() {
         return Err(ApiError::invalid_request(
             "messages: at least one message is required",
@@ -353,7 +353,7 @@ pub fn to_messages_request(chat: ChatRequest) -> Result<MessagesRequest, ApiErro
         output_config: None,
         output_format: chat.response_format.and_then(ResponseFormat::output_format),
     };
-    crate::anthropic::validate(&request, true)?;
+    crate::api::anthropic::validate(&request, true)?;
     Ok(request)
 }
 
@@ -542,7 +542,7 @@ pub fn stream_rest(
     let id = completion_id(&response.id);
     let mut out = String::new();
     let text = text_of(response);
-    let pieces: Vec<&str> = crate::sse::split_text(&text, 48);
+    let pieces: Vec<&str> = crate::api::sse::split_text(&text, 48);
     for piece in pieces {
         out += &chunk(&id, created, model, json!({"content": piece}), None);
     }
@@ -555,7 +555,7 @@ pub fn stream_rest(
                                    "function": {"name": call.function.name, "arguments": ""}}]}),
             None,
         );
-        for piece in crate::sse::split_bytes_at_char_boundaries(&call.function.arguments, 64) {
+        for piece in crate::api::sse::split_bytes_at_char_boundaries(&call.function.arguments, 64) {
             out += &chunk(
                 &id,
                 created,
@@ -612,7 +612,7 @@ fn openai_error_type(kind: ErrorKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anthropic::Usage;
+    use crate::api::anthropic::Usage;
 
     fn convert(body: Value) -> Result<MessagesRequest, ApiError> {
         to_messages_request(parse_chat_request(body.to_string().as_bytes())?)

@@ -7,16 +7,16 @@
 //! newlines is one token per started 2 characters (`{"`, `->`, `\n\n` merge); each non-ASCII
 //! character is one token; a space joins the next token and indentation costs one per 4.
 //! Images follow Anthropic's published rule, width × height / 750 after scaling to fit
-//! 1568 px and 1.15 megapixels. README shows the measured error against a real tokenizer.
+//! 1568 px and 1.15 megapixels. docs/api.md ("Usage") shows the measured error against a real tokenizer.
 //! Tools and a response schema count as the text the bridge renders for them when it emulates
 //! tools (`tool_emulation`), whichever way a client gets them: `count_tokens` has no client,
 //! and the native preamble a provider adds is of the same size.
 
-use crate::anthropic::{
+use crate::api::anthropic::{
     ContentBlock, DocumentSource, ImageSource, MessageContent, MessagesRequest, ResponseBlock,
     ToolResultContent,
 };
-use crate::base64_check::decode_prefix;
+use crate::convert::base64_check::decode_prefix;
 
 /// Tokens a request adds around each message (role markers).
 const PER_MESSAGE_OVERHEAD: u64 = 4;
@@ -117,8 +117,8 @@ pub fn estimate_request(request: &MessagesRequest) -> u64 {
             MessageContent::Blocks(blocks) => blocks.iter().map(estimate_block).sum(),
         };
     }
-    let tools = crate::to_sampling::offered_tools(request);
-    tokens += crate::to_sampling::added_instructions(request, &tools)
+    let tools = crate::convert::to_sampling::offered_tools(request);
+    tokens += crate::convert::to_sampling::added_instructions(request, &tools)
         .iter()
         .map(|text| estimate_text(text))
         .sum::<u64>();
@@ -177,7 +177,7 @@ pub fn estimate_output(blocks: &[ResponseBlock]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anthropic::parse_messages_request;
+    use crate::api::anthropic::parse_messages_request;
 
     #[test]
     fn text_estimates_follow_word_and_symbol_counts() {
@@ -221,8 +221,8 @@ mod tests {
             true,
         )
         .unwrap();
-        let tools = crate::to_sampling::offered_tools(&with_extras);
-        let prompt = crate::tool_emulation::tool_prompt(&tools, None).unwrap();
+        let tools = crate::convert::to_sampling::offered_tools(&with_extras);
+        let prompt = crate::convert::tool_emulation::tool_prompt(&tools, None).unwrap();
         assert_eq!(
             estimate_request(&with_extras),
             base + estimate_text("be kind") + estimate_text(&prompt)

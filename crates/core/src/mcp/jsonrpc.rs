@@ -149,7 +149,7 @@ impl<'de> Shape<'de> for i64 {
 /// Makes structs [`Lenient`] fields that read from a JSON object only.
 macro_rules! lenient_object {
     ($($ty:ty),* $(,)?) => {$(
-        impl<'de> $crate::jsonrpc::Shape<'de> for $ty {
+        impl<'de> $crate::mcp::jsonrpc::Shape<'de> for $ty {
             fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
                 <$ty as serde::Deserialize>::deserialize(
                     serde::de::value::MapAccessDeserializer::new(map),

@@ -8,7 +8,7 @@ use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::jsonrpc::{Lenient, lenient_object};
+use crate::mcp::jsonrpc::{Lenient, lenient_object};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -325,6 +325,22 @@ impl CreateMessageParams {
             .sum();
         content + self.system_prompt.as_ref().map_or(0, String::len) + 512
     }
+}
+
+/// What the connected client can take, from its `initialize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientSupport {
+    /// Declared `sampling.tools`: tools, tool choice and tool blocks may be sent.
+    pub tools: bool,
+    /// Negotiated 2025-11-25 or later: a message may hold a list of blocks.
+    pub multi_block_messages: bool,
+}
+
+impl ClientSupport {
+    pub const FULL: ClientSupport = ClientSupport {
+        tools: true,
+        multi_block_messages: true,
+    };
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::anthropic::{ContentBlock, MessageContent, MessagesRequest, Role};
+use crate::api::anthropic::{ContentBlock, MessageContent, MessagesRequest, Role};
 
 /// How many finished requests the page lists.
 pub const RECENT_REQUESTS: usize = 50;

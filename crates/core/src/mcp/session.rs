@@ -17,12 +17,12 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
-use crate::jsonrpc::{
+use crate::mcp::jsonrpc::{
     Envelope, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Incoming, Lenient, METHOD_NOT_FOUND,
     PARSE_ERROR, Shape, lenient_object,
 };
-use crate::sampling::CreateMessageResult;
-use crate::to_sampling::ClientSupport;
+use crate::mcp::sampling::ClientSupport;
+use crate::mcp::sampling::CreateMessageResult;
 
 pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
 /// Handshake-era versions, newest first. Modern (2026-07-28+) has no server-to-client requests.
@@ -279,7 +279,7 @@ impl<W> McpSession<W> {
     }
 
     /// Registers `waiter` and returns the request to send to the client. `params` is a
-    /// [`crate::sampling::CreateMessageParams`], or its JSON when it crossed a process boundary.
+    /// [`crate::mcp::sampling::CreateMessageParams`], or its JSON when it crossed a process boundary.
     pub fn begin_sampling<P: serde::Serialize>(
         &mut self,
         params: &P,
@@ -631,7 +631,9 @@ fn error_reply(id: Value, code: i64, message: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampling::{CreateMessageParams, SamplingContent, SamplingMessage, SamplingRole};
+    use crate::mcp::sampling::{
+        CreateMessageParams, SamplingContent, SamplingMessage, SamplingRole,
+    };
 
     fn server() -> McpSession<&'static str> {
         McpSession::new(ServerInfo {

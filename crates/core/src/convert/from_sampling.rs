@@ -6,13 +6,13 @@
 //! The request's [`AnswerPlan`] applies last: emulated tool calls are parsed out of the text,
 //! and a structured answer's text is reduced to its JSON value.
 
-use crate::anthropic::{MessagesResponse, ResponseBlock, StopReason, Usage};
+use crate::api::anthropic::{MessagesResponse, ResponseBlock, StopReason, Usage};
 use crate::api_error::ApiError;
-use crate::sampling::{CreateMessageResult, SamplingContent};
-use crate::structured_output::extract_json;
-use crate::to_sampling::AnswerPlan;
-use crate::tokens::estimate_output;
-use crate::tool_emulation::ends_inside_call;
+use crate::convert::structured_output::extract_json;
+use crate::convert::to_sampling::AnswerPlan;
+use crate::convert::tokens::estimate_output;
+use crate::convert::tool_emulation::ends_inside_call;
+use crate::mcp::sampling::{CreateMessageResult, SamplingContent};
 
 /// What the response needs from the request it answers.
 #[derive(Debug, Clone)]
@@ -157,7 +157,7 @@ fn invalid_result(what: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampling::{CreateMessageResult, ReportedUsage};
+    use crate::mcp::sampling::{CreateMessageResult, ReportedUsage};
     use serde_json::json;
 
     fn context() -> ResponseContext<'static> {
@@ -268,7 +268,7 @@ mod tests {
 
     fn emulating(names: &[&str]) -> AnswerPlan {
         AnswerPlan {
-            emulated_tools: Some(crate::tool_emulation::EmulatedTools {
+            emulated_tools: Some(crate::convert::tool_emulation::EmulatedTools {
                 names: names.iter().map(|n| n.to_string()).collect(),
                 max_calls: None,
             }),

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use crate::anthropic::{MessagesResponse, ResponseBlock, Usage};
+use crate::api::anthropic::{MessagesResponse, ResponseBlock, Usage};
 use crate::api_error::ApiError;
 
 /// Characters per `text_delta`, about what a model emits per network flush.
@@ -146,7 +146,7 @@ pub(crate) fn split_bytes_at_char_boundaries(text: &str, max_bytes: usize) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anthropic::StopReason;
+    use crate::api::anthropic::StopReason;
     use serde_json::Value;
 
     fn parse_frames(stream: &str) -> Vec<(String, Value)> {

@@ -2,9 +2,9 @@
 //! is accepted, the keep-alive sent while the client works, and the ending (the answer, or the
 //! error). Both runtimes stream through this, so the two APIs stream the same everywhere.
 
-use crate::anthropic::MessagesResponse;
+use crate::api::anthropic::MessagesResponse;
 use crate::api_error::ApiError;
-use crate::{openai, sse};
+use crate::{api::openai, api::sse};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamFraming {

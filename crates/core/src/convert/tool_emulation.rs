@@ -11,9 +11,10 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::anthropic::{ResponseBlock, ToolChoice};
-use crate::sampling::{SamplingContent, SamplingTool};
-use crate::to_sampling::ClientSupport;
+use crate::api::anthropic::{ResponseBlock, ToolChoice};
+use crate::convert::fence::strip_fence;
+use crate::mcp::sampling::ClientSupport;
+use crate::mcp::sampling::{SamplingContent, SamplingTool};
 
 pub const CALL_OPEN: &str = "<tool_call>";
 pub const CALL_CLOSE: &str = "</tool_call>";
@@ -339,22 +340,6 @@ pub fn parse_call(body: &str, offered: &[String]) -> Option<(String, Value)> {
     Some((name, input))
 }
 
-/// The inside of a Markdown code fence (```json … ```), or `text` if it is not one.
-pub fn strip_fence(text: &str) -> &str {
-    let Some(opened) = text.strip_prefix("```") else {
-        return text;
-    };
-    let Some(closed) = opened.trim_end().strip_suffix("```") else {
-        return text;
-    };
-    // The language tag runs to the end of the first line.
-    let inner = match closed.split_once('\n') {
-        Some((tag, inner)) if !tag.trim_start().starts_with(['{', '[']) => inner,
-        _ => closed,
-    };
-    inner.trim()
-}
-
 fn json_string(text: &str) -> String {
     Value::String(text.to_string()).to_string()
 }
@@ -442,7 +427,7 @@ mod tests {
         assert!(!prompt.contains("must call"));
     }
 
-    /// The README quotes this prompt verbatim ("Tool emulation"); keep them equal.
+    /// docs/api.md quotes this prompt verbatim ("Tool emulation"); keep them equal.
     #[test]
     fn prompt_is_the_documented_text() {
         let tool = SamplingTool {
@@ -464,8 +449,8 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
 - End your response after the last block: the results arrive in the next turn as <tool_response> blocks. Never write a <tool_response> yourself.
 - If no tool is needed, answer normally, without a tool call block."#;
         assert_eq!(tool_prompt(&[tool], None).unwrap(), expected);
-        let readme = include_str!("../../../README.md");
-        assert!(readme.contains(expected), "README quotes another prompt");
+        let docs = include_str!("../../../../docs/api.md");
+        assert!(docs.contains(expected), "docs/api.md quotes another prompt");
     }
 
     #[test]
@@ -689,14 +674,6 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
             blocks,
             vec![call("toolu_1", "get", json!({"n":1})), text(second)]
         );
-    }
-
-    #[test]
-    fn fences_strip() {
-        assert_eq!(strip_fence("```json\n{}\n```"), "{}");
-        assert_eq!(strip_fence("```{\"a\":1}```"), "{\"a\":1}");
-        assert_eq!(strip_fence("{}"), "{}");
-        assert_eq!(strip_fence("```json\n{}"), "```json\n{}");
     }
 
     mod properties {

@@ -6,7 +6,7 @@
 //! a route is added in one place and answers the same on both.
 
 use crate::api_error::{ApiError, ErrorKind};
-use crate::flavor::Flavor;
+use crate::http::flavor::Flavor;
 
 /// What a route does; each runtime maps it to its handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,7 +1,7 @@
 //! Anthropic request → MCP `sampling/createMessage` params.
 //!
-//! What MCP sampling cannot express is mapped or dropped here, in one place (the README's
-//! mapping table describes each rule):
+//! What MCP sampling cannot express is mapped or dropped here, in one place (the mapping
+//! table in docs/api.md describes each rule):
 //! - `system` (string or blocks) → `systemPrompt`, blocks joined by a blank line, order kept.
 //! - `role: "system"` messages → user-role text at their position, marked as a system note.
 //! - `thinking` / `redacted_thinking` / server-tool blocks → dropped (nothing in MCP replays them).
@@ -10,43 +10,27 @@
 //! - `tool_choice: {type:"tool"}` → `required` plus a system instruction naming the tool;
 //!   `disable_parallel_tool_use` → a system instruction to call at most one tool.
 //! - `top_p`, `top_k`, `thinking`, cache hints and the remaining top-level fields → dropped.
-//! - Tools for a client that gets them emulated (see [`crate::tool_emulation`]): the tool
+//! - Tools for a client that gets them emulated (see [`crate::convert::tool_emulation`]): the tool
 //!   prompt after the caller's system text, tool history as `<tool_call>`/`<tool_response>`
 //!   text, no `tools`/`toolChoice` in the params.
 //! - `output_config.format` / `output_format` → a system instruction carrying the schema
-//!   (see [`crate::structured_output`]), last in the system prompt.
+//!   (see [`crate::convert::structured_output`]), last in the system prompt.
 //!
 //! The conversion also returns an [`AnswerPlan`]: what the response side must do with the
 //! client's answer (parse emulated tool calls, extract the structured value).
 
-use crate::anthropic::{
+use crate::api::anthropic::{
     ContentBlock, DocumentBlock, DocumentContent, DocumentSource, ImageSource, InputMessage,
     MessageContent, MessagesRequest, Role, SearchResultBlock, ToolChoice, ToolResultContent,
 };
 use crate::api_error::ApiError;
-use crate::base64_check::is_valid_base64;
-use crate::sampling::{
-    CreateMessageParams, ModelHint, ModelPreferences, SamplingContent, SamplingMessage,
-    SamplingRole, SamplingTool, SamplingToolChoice, ToolChoiceMode,
+use crate::convert::base64_check::is_valid_base64;
+use crate::convert::structured_output;
+use crate::convert::tool_emulation::{self, EmulatedTools, ToolDelivery, ToolMode};
+use crate::mcp::sampling::{
+    ClientSupport, CreateMessageParams, ModelHint, ModelPreferences, SamplingContent,
+    SamplingMessage, SamplingRole, SamplingTool, SamplingToolChoice, ToolChoiceMode,
 };
-use crate::structured_output;
-use crate::tool_emulation::{self, EmulatedTools, ToolDelivery, ToolMode};
-
-/// What the connected client can take, from its `initialize`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ClientSupport {
-    /// Declared `sampling.tools`: tools, tool choice and tool blocks may be sent.
-    pub tools: bool,
-    /// Negotiated 2025-11-25 or later: a message may hold a list of blocks.
-    pub multi_block_messages: bool,
-}
-
-impl ClientSupport {
-    pub const FULL: ClientSupport = ClientSupport {
-        tools: true,
-        multi_block_messages: true,
-    };
-}
 
 /// What the response side does with the client's answer to a converted request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -476,7 +460,7 @@ fn search_result_text(result: &SearchResultBlock) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anthropic::parse_messages_request;
+    use crate::api::anthropic::parse_messages_request;
     use serde_json::{Value, json};
 
     fn convert(body: Value, support: ClientSupport) -> Result<Value, ApiError> {

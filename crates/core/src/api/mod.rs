@@ -1,0 +1,14 @@
+//! The HTTP APIs the bridge speaks to callers: their request and response types and their
+//! streamed framing. Nothing here knows MCP.
+//!
+//! - `anthropic`: Messages API types, parsing with field-path errors, validation.
+//! - `openai`: Chat Completions, translated to and from the Anthropic types.
+//! - `models`: the model catalog (`GET /v1/models`) and the hints sent to MCP clients.
+//! - `sse`: Anthropic SSE events in the order the SDKs require.
+//! - `stream_framing`: a streamed answer per API (the first frame, keep-alives, the ending).
+
+pub mod anthropic;
+pub mod models;
+pub mod openai;
+pub mod sse;
+pub mod stream_framing;

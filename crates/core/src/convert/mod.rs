@@ -1,0 +1,18 @@
+//! Conversion between the API types (`crate::api`) and MCP sampling (`crate::mcp::sampling`).
+//!
+//! - `to_sampling`: an Anthropic request → `sampling/createMessage` params.
+//! - `tool_emulation` and `structured_output`: tools and response schemas in the prompt, for
+//!   clients that cannot take them, and the answer's text parsed back.
+//! - `fence`: Markdown code fences, shared by both of those.
+//! - `from_sampling`: the client's result → the Anthropic response.
+//! - `tokens`: token estimates for `usage` and `count_tokens`.
+//! - `image_url` (the SSRF policy for `url` images) and `base64_check` (cheap base64 checks).
+
+pub mod base64_check;
+pub mod fence;
+pub mod from_sampling;
+pub mod image_url;
+pub mod structured_output;
+pub mod to_sampling;
+pub mod tokens;
+pub mod tool_emulation;
