@@ -779,7 +779,7 @@ fn next_steps(plan: &Plan) -> Option<String> {
     let settings = &plan.settings;
     let name = &settings.name;
     let start_in_vscode = format!(
-        "in VS Code run \"MCP: List Servers\" → {name} → Start Server (VS Code also starts a new server at the first chat message). Start it the same way in each new window: VS Code starts a server it has run before only when asked, and the bridge offers no tools that would"
+        "run \"MCP: List Servers\" → {name} → Start Server (VS Code also starts a new server at the first chat message). Start it the same way in each new window: VS Code starts a server it has run before only when asked, and the bridge offers no tools that would"
     );
     let local_http = settings.transport == Transport::Http && !settings.endpoint.remote;
     Some(match settings.client {

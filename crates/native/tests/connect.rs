@@ -447,7 +447,7 @@ fn several_clients_are_planned_together_and_told_what_comes_next() {
         .nth(1)
         .unwrap_or_else(|| panic!("{err}"));
     assert!(
-        next.contains("VS Code: in VS Code run \"MCP: List Servers\""),
+        next.contains("VS Code: run \"MCP: List Servers\" → sampling2api → Start Server"),
         "{err}"
     );
     assert!(
