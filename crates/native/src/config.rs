@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use sampling2api_core::convert::tool_emulation::ToolMode;
 use sampling2api_core::ops::settings;
 
+use crate::api_keys::KeyArgs;
+use crate::connect::ConnectArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sampling2api",
@@ -111,15 +114,8 @@ pub struct CommonArgs {
     /// private.
     #[arg(long, env = "SAMPLING2API_LOG_PROMPTS")]
     pub log_prompts: bool,
-    /// An API key callers must present as `x-api-key` or `Authorization: Bearer` (repeat for
-    /// several; in the environment, comma-separated). In http mode MCP clients present it too.
-    #[arg(
-        long = "api-key",
-        env = "SAMPLING2API_API_KEYS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    pub api_keys: Vec<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Allow listening on a non-loopback address without an API key.
     #[arg(long, env = "SAMPLING2API_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
@@ -235,62 +231,6 @@ pub struct UrlImageLimits {
     pub url_image_concurrency: u16,
 }
 
-/// Configure a client (VS Code, Copilot CLI, Claude Code, Claude Desktop, SDK env) for this bridge.
-///
-/// Prints the change to the client's configuration as a diff, or merges it into the client's
-/// own file with `--write`. The bridge's flags (`--listen`,
-/// `--api-key`, `--mcp-path`) and their environment variables mean the same here, so what is
-/// written matches what runs.
-#[derive(Debug, Clone, Args)]
-pub struct ConnectArgs {
-    /// The client to configure.
-    #[arg(value_enum)]
-    pub client: crate::connect::Client,
-    /// Apply the change (merged into the existing file, the previous version kept as FILE.bak).
-    /// Without it, only prints what would change.
-    #[arg(long)]
-    pub write: bool,
-    /// Address the bridge listens on (as `--listen` of `stdio`/`http`).
-    #[arg(long, default_value = "127.0.0.1:38080", env = "SAMPLING2API_LISTEN")]
-    pub listen: SocketAddr,
-    /// The bridge's API key (as its `--api-key`); the first one is what callers present.
-    #[arg(
-        long = "api-key",
-        env = "SAMPLING2API_API_KEYS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    pub api_keys: Vec<String>,
-    /// How an MCP client (vscode, copilot-cli) reaches the bridge: `stdio` (the client launches
-    /// this binary) or `http` (to a running `sampling2api http`). Default: stdio, or http with --url.
-    #[arg(long, value_enum)]
-    pub mode: Option<crate::connect::Transport>,
-    /// Path of the MCP endpoint of `sampling2api http` (as its `--mcp-path`).
-    #[arg(long, default_value = "/mcp", env = "SAMPLING2API_MCP_PATH")]
-    pub mcp_path: String,
-    /// A bridge elsewhere instead of --listen, e.g. the worker: `https://sampling2api.<you>.workers.dev`.
-    #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
-    /// The token (API key) for --url; the worker refuses requests without one.
-    #[arg(long, requires = "url")]
-    pub token: Option<String>,
-    /// vscode: configure `DIR/.vscode/mcp.json` instead of the user configuration.
-    #[arg(long, value_name = "DIR")]
-    pub workspace: Option<std::path::PathBuf>,
-    /// env: the shell to print exports for (default: from $SHELL; PowerShell on Windows).
-    #[arg(long, value_enum)]
-    pub shell: Option<crate::connect::Shell>,
-    /// Name of the server entry in MCP client configurations.
-    #[arg(long, default_value = "sampling2api")]
-    pub name: String,
-    /// Edit this file instead of the client's usual one.
-    #[arg(long, value_name = "FILE")]
-    pub file: Option<std::path::PathBuf>,
-    /// Lay out paths as on this OS (tests cover every OS from one machine).
-    #[arg(long, value_enum, hide = true)]
-    pub os: Option<crate::connect::Os>,
-}
-
 /// What the command line asks for: run the bridge in a mode, or configure a client and exit.
 #[derive(Debug)]
 pub enum Invocation {
@@ -312,8 +252,18 @@ impl Invocation {
             .subcommand(connect)
             .try_get_matches_from(args)?;
         match matches.subcommand() {
-            Some(("connect", sub)) => ConnectArgs::from_arg_matches(sub).map(Invocation::Connect),
-            _ => Cli::from_arg_matches(&matches).map(Invocation::Bridge),
+            Some(("connect", sub)) => {
+                let mut args = ConnectArgs::from_arg_matches(sub)?;
+                args.note_sources(sub);
+                Ok(Invocation::Connect(args))
+            }
+            sub => {
+                let mut cli = Cli::from_arg_matches(&matches)?;
+                if let Some((_, sub)) = sub {
+                    cli.mode.common_mut().keys.note_sources(sub);
+                }
+                Ok(Invocation::Bridge(cli))
+            }
         }
     }
 
@@ -350,6 +300,22 @@ pub struct ApiSettings {
     pub tool_mode: ToolMode,
 }
 
+impl Mode {
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            Mode::Stdio(args) => &args.common,
+            Mode::Http(args) => &args.common,
+        }
+    }
+
+    pub fn common_mut(&mut self) -> &mut CommonArgs {
+        match self {
+            Mode::Stdio(args) => &mut args.common,
+            Mode::Http(args) => &mut args.common,
+        }
+    }
+}
+
 impl HttpArgs {
     /// How long a request waits for a client to open its event stream (clamped as the worker's).
     pub fn stream_wait(&self) -> Duration {
@@ -365,7 +331,12 @@ impl HttpArgs {
 impl CommonArgs {
     /// Refuses to expose the bridge beyond this machine without a key, unless told to.
     pub fn check_exposure(&self) -> Result<(), String> {
-        let api_keys: Vec<&String> = self.api_keys.iter().filter(|k| !k.is_empty()).collect();
+        let api_keys: Vec<&String> = self
+            .keys
+            .api_keys
+            .iter()
+            .filter(|k| !k.is_empty())
+            .collect();
         if !self.listen.ip().is_loopback() && api_keys.is_empty() && !self.allow_unauthenticated {
             return Err(format!(
                 "refusing to listen on {} without an API key: anyone who can reach it could use the connected \
@@ -388,6 +359,7 @@ impl From<&CommonArgs> for ApiSettings {
             allow_origins: args.allow_origins.clone(),
             log_prompts: args.log_prompts,
             api_keys: args
+                .keys
                 .api_keys
                 .iter()
                 .filter(|k| !k.is_empty())
@@ -417,9 +389,11 @@ mod tests {
     fn common(args: &[&str]) -> CommonArgs {
         let mut argv = vec!["sampling2api", "http"];
         argv.extend_from_slice(args);
-        match Cli::try_parse_from(argv).unwrap().mode {
-            Mode::Http(http) => http.common,
-            Mode::Stdio(_) => unreachable!(),
+        match Invocation::try_parse_from(argv).unwrap() {
+            Invocation::Bridge(Cli {
+                mode: Mode::Http(http),
+            }) => http.common,
+            _ => unreachable!(),
         }
     }
 
@@ -496,7 +470,8 @@ mod tests {
             args.model_aliases,
             vec![("a".into(), "b".into()), ("c".into(), "d".into())]
         );
-        assert_eq!(args.api_keys, vec!["k1", "k2"]);
+        assert_eq!(args.keys.api_keys, vec!["k1", "k2"]);
+        assert!(args.keys.on_command_line);
         assert!(Cli::try_parse_from(["sampling2api", "http", "--model-alias", "nohint"]).is_err());
     }
 
@@ -548,7 +523,7 @@ mod tests {
         let Ok(Invocation::Connect(args)) = connect else {
             panic!("{connect:?}")
         };
-        assert!(args.write && args.client == crate::connect::Client::ClaudeCode);
+        assert!(args.write && args.clients == [crate::connect::Client::ClaudeCode]);
         assert!(Invocation::try_parse_from(["sampling2api"]).is_err());
         assert!(Invocation::try_parse_from(["sampling2api", "connect", "emacs"]).is_err());
     }

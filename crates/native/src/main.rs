@@ -8,7 +8,8 @@
 //! (the driver of one session's core `SessionLifecycle`: its lock, timer task and transmits),
 //! `answer_stream` (a streamed answer), `batching`, `cpu_work` (large bodies off the runtime
 //! thread), `image_fetch` (`url` images, SSRF policy), `status` (the status board), `metrics`,
-//! `platform`, `connect` (`sampling2api connect`), `ids`.
+//! `platform`, `connect` (`sampling2api connect`), `api_keys` (keys from flags, environment and a
+//! key file), `local_files` (bounded reads of files a person names), `ids`.
 //!
 //! A request's path: `server` → `api::context` (Host/Origin/key/JSON checks, request id) → the
 //! route's handler (`api::messages`, `api::chat_completions`) → `api::flow` (parse, convert,
@@ -18,6 +19,7 @@
 
 mod answer_stream;
 mod api;
+mod api_keys;
 mod batching;
 mod bridge;
 mod config;
@@ -26,6 +28,7 @@ mod cpu_work;
 mod http_mode;
 mod ids;
 mod image_fetch;
+mod local_files;
 mod metrics;
 mod platform;
 mod request_body;
@@ -47,25 +50,30 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = match Invocation::parse() {
+    let mut cli = match Invocation::parse() {
         Invocation::Bridge(cli) => cli,
         // Prints or writes a client's configuration and exits: no runtime, no logging.
         Invocation::Connect(args) => return connect::run(&args),
     };
-    let log_filter = match &cli.mode {
-        Mode::Stdio(args) => &args.common.log,
-        Mode::Http(args) => &args.common.log,
-    };
+    let log_filter = &cli.mode.common().log;
     // Logs go to stderr in every mode: in stdio mode stdout is the MCP channel.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .with_env_filter(EnvFilter::try_new(log_filter).unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    let common = match &cli.mode {
-        Mode::Stdio(args) => &args.common,
-        Mode::Http(args) => &args.common,
-    };
+    match cli.mode.common_mut().keys.load() {
+        Ok(loaded) => {
+            for warning in loaded.warnings {
+                tracing::warn!("{warning}");
+            }
+        }
+        Err(err) => {
+            tracing::error!("{err}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let common = cli.mode.common();
     if let Err(why) = common.check_exposure() {
         tracing::error!("{why}");
         return ExitCode::FAILURE;
