@@ -302,6 +302,21 @@ def test_the_bridge_learns_it_was_started_by_the_npm_package(http_bridge: Any) -
     assert variables.get(b"SAMPLING2API_LAUNCHER_PACKAGE") == f"sampling2api@{version()}".encode()
 
 
+def test_connect_run_through_the_npm_bin_writes_the_npx_form(npm_bin: Path, tmp_path: Path) -> None:
+    """`npx -y sampling2api connect vscode`: the entry it writes launches the package through
+    npx (updates follow the package), not the binary's path inside npm's cache."""
+    config = tmp_path / "mcp.json"
+    ran = subprocess.run(
+        [str(npm_bin), "connect", "vscode", "--file", str(config), "--write"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert ran.returncode == 0, ran.stderr
+    server = json.loads(config.read_text())["servers"]["sampling2api"]
+    assert server["command"] == "npx", server
+    assert server["args"][:3] == ["-y", "sampling2api", "stdio"], server
+    assert str(npm_bin.parent) not in config.read_text()
+
+
 def test_a_bridge_killed_outright_takes_the_wrapper_with_the_same_signal(http_bridge: Any) -> None:
     wrapper, bridge = http_bridge
     os.kill(bridge, signal.SIGKILL)

@@ -13,7 +13,7 @@
 mod args;
 mod files;
 mod jsonc;
-mod vscode;
+pub mod vscode;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -163,6 +163,9 @@ fn spawn_client(command: &[String]) -> std::io::Result<Pipes> {
     })?;
     let mut child = tokio::process::Command::new(crate::platform::program_path(program))
         .args(arguments)
+        // How the npm wrapper launched this bridge is not how the child was launched.
+        .env_remove(crate::connect::vscode::LAUNCHER_VARIABLE)
+        .env_remove(crate::connect::vscode::PACKAGE_VARIABLE)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())

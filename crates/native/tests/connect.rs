@@ -24,7 +24,7 @@ const AMBIENT: &[&str] = &[
     "SAMPLING2API_API_KEY_FILE",
     "SAMPLING2API_MCP_PATH",
     "SAMPLING2API_LAUNCHER",
-    "SAMPLING2API_PACKAGE",
+    "SAMPLING2API_LAUNCHER_PACKAGE",
     "XDG_CONFIG_HOME",
     "APPDATA",
     "COPILOT_HOME",
@@ -171,7 +171,7 @@ fn golden_output_for_every_client_on_every_os() {
         .env_clear()
         .env("HOME", "/home/ada")
         .env("SAMPLING2API_LAUNCHER", "npm")
-        .env("SAMPLING2API_PACKAGE", "sampling2api@0.1.0")
+        .env("SAMPLING2API_LAUNCHER_PACKAGE", "sampling2api@0.1.0")
         .output()
         .unwrap();
     check_golden("vscode-npm-linux.diff", &stdout(&npm));

@@ -328,7 +328,7 @@ fn entries_for_stdio_and_http() {
 fn the_npm_package_is_launched_through_npx() {
     let npm = [
         ("SAMPLING2API_LAUNCHER", "npm"),
-        ("SAMPLING2API_PACKAGE", "sampling2api@0.3.1"),
+        ("SAMPLING2API_LAUNCHER_PACKAGE", "sampling2api@0.3.1"),
     ];
     for (client, servers) in [("vscode", "servers"), ("copilot-cli", "mcpServers")] {
         let planned = plan_with(&[client, "--api-key", "k"], &npm);

@@ -131,7 +131,7 @@ pub struct Launcher {
 /// The variable the npm package's `bin` wrapper sets (to `npm`) before it runs the binary,
 /// and the one that names the package (`sampling2api@<version>`).
 pub const LAUNCHER_VARIABLE: &str = "SAMPLING2API_LAUNCHER";
-pub const PACKAGE_VARIABLE: &str = "SAMPLING2API_PACKAGE";
+pub const PACKAGE_VARIABLE: &str = "SAMPLING2API_LAUNCHER_PACKAGE";
 
 /// The launcher for a binary at `exe`: `npx -y <package>` when it runs from the npm package
 /// (the binary's own path lies in npm's cache or `node_modules` and changes with each
@@ -141,8 +141,8 @@ pub fn launcher(env: &dyn Fn(&str) -> Option<String>, exe: &str) -> Launcher {
         let package = env(PACKAGE_VARIABLE).unwrap_or_default();
         // `name@version` or `@scope/name@version`: the name without the version, so that
         // updates of the package are what runs.
-        let name = match package.rfind('@') {
-            Some(index) if index > 0 => &package[..index],
+        let name = match package.rsplit_once('@') {
+            Some((name, _)) if !name.is_empty() => name,
             _ => package.as_str(),
         };
         let valid = !name.is_empty()
