@@ -138,6 +138,17 @@ def test_a_queued_request_whose_caller_leaves_never_reaches_the_client(kind: str
     deployment.assert_idle()
 
 
+def test_health_says_who_starts_the_mcp_client_side(target: Deployment) -> None:
+    """A bridge that is not running answers Claude Code with "connection refused": /health says
+    who brings the MCP client to it and the one action that does it in VS Code."""
+    start = target.health()["mcp_client_start"]
+    assert start["by"] == ("mcp_client" if target.kind == "stdio" else "operator"), start
+    assert "MCP: List Servers" in start["action"] and "Start Server" in start["action"], start
+    # The same on the worker's keyless liveness answer.
+    keyless = httpx.get(f"{target.base_url}/health", timeout=5).json()["mcp_client_start"]
+    assert keyless == start
+
+
 def test_metrics(target: Deployment) -> None:
     target.anthropic().messages.create(**OK)
     target.http.post("/v1/messages", content=b"{")

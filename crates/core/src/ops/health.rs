@@ -19,6 +19,39 @@ pub struct Health {
     pub in_flight: Option<u64>,
     /// Requests the sessions' state machines wait on. `null` as `sessions`.
     pub pending: Option<u64>,
+    /// Who starts the bridge, or connects to it, and what a person does when it is not there:
+    /// Claude Code meets a bridge that is not running as "connection refused".
+    pub mcp_client_start: ClientStart,
+}
+
+/// How the MCP client comes to the bridge in this mode (see docs/clients.md, "When VS Code
+/// starts the bridge"): VS Code starts an MCP server by itself only at the first chat message
+/// after its entry is new or changed (`chat.mcp.autostart`), and never in a new window for a
+/// server that offers no tools, which this bridge does not.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientStart {
+    /// `mcp_client`: the client launched this bridge over stdio and ends it when it closes.
+    /// `operator`: the bridge runs on its own and clients connect to its `/mcp`.
+    pub by: &'static str,
+    /// The one action that starts (or connects) the client's side in VS Code.
+    pub action: &'static str,
+}
+
+/// VS Code's command for a server it does not start by itself.
+const START_BY_HAND: &str = "in VS Code: run \"MCP: List Servers\", pick sampling2api, then \
+     Start Server (in each new window; `sampling2api connect vscode --write` sets it up)";
+
+impl ClientStart {
+    pub fn for_mode(mode: &str) -> Self {
+        ClientStart {
+            by: if mode == "stdio" {
+                "mcp_client"
+            } else {
+                "operator"
+            },
+            action: START_BY_HAND,
+        }
+    }
 }
 
 impl Health {
@@ -32,6 +65,7 @@ impl Health {
             sampling_sessions: None,
             in_flight: None,
             pending: None,
+            mcp_client_start: ClientStart::for_mode(mode),
         }
     }
 
@@ -108,6 +142,16 @@ mod tests {
         assert_eq!(keys(&alive), keys(&full));
         assert!(alive["sessions"].is_null());
         assert_eq!(full["sampling_sessions"], 1);
+        assert_eq!(full["mcp_client_start"]["by"], "operator");
+        assert!(
+            full["mcp_client_start"]["action"]
+                .as_str()
+                .unwrap()
+                .contains("MCP: List Servers")
+        );
+        let stdio: serde_json::Value =
+            serde_json::from_str(&health_body(&Health::alive("stdio"))).unwrap();
+        assert_eq!(stdio["mcp_client_start"]["by"], "mcp_client");
     }
 
     #[test]
