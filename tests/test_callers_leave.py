@@ -114,8 +114,8 @@ def test_a_fetch_aborted_by_its_controller_is_cancelled_at_the_client(
             caller.wait(10)
 
 
-# Below the worker's 250 ms liveness writes (a longer read timeout never fires there), above
-# nothing else: natively the stream is quiet for the 10 s ping interval.
+# Shorter than the gap between the worker's liveness writes (250 ms), which a longer read timeout
+# never sees; natively the stream is quiet for the 10 s ping interval.
 READ_TIMEOUT_SECS = 0.15
 
 
