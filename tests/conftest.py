@@ -406,3 +406,11 @@ def only_http(kind: str, why: str) -> None:
 def not_on_worker(kind: str, why: str) -> None:
     if kind == "worker":
         pytest.skip(f"not applicable to the worker target: {why}")
+
+
+def sees_buffered_callers_leave(kind: str) -> bool:
+    """Whether a bridge of `kind` learns that the caller of a non-streamed request left while it
+    waits. The worker does not under `wrangler dev`: workerd takes a connection closed with a FIN
+    for alive until something is written to it, and wrangler's proxy does not pass a waiting
+    request's cancellation on at all. Such a request ends at its deadline (docs/worker.md)."""
+    return kind != "worker"

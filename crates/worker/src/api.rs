@@ -23,7 +23,7 @@ use sampling2api_core::ops::status::{self, ClientStatus, InFlightRequest, Stage,
 use sampling2api_core::{ApiError, api::openai, convert::tokens, ids};
 use serde_json::json;
 use worker::worker_sys::web_sys;
-use worker::{Context, Delay, Env, Request, Response};
+use worker::{Delay, Env, Request, Response};
 
 use crate::config::Settings;
 use crate::http::{self, internal};
@@ -180,15 +180,12 @@ async fn complete(
 }
 
 /// A request the session object admitted (it holds a slot or waits in its queue); its
-/// response's body is the outcome. Dropping it (the caller went away) ends the call, and the
-/// session object then cancels the request at the client.
+/// response's body is the outcome. Dropped before the outcome is read (its caller left), it
+/// aborts the call, and the session object cancels the request at the client.
 struct Admitted {
     pending: Option<PendingOutcome>,
-    /// Aborts the call to the session object when this is dropped before the outcome is read.
     abort: web_sys::AbortController,
     done: bool,
-    /// Dropped with this: ends the `wait_until` task that watches for the caller leaving.
-    _finished: oneshot::Sender<()>,
 }
 
 impl Admitted {
@@ -220,37 +217,23 @@ async fn admit(
     settings: &Settings,
     accepted: &Accepted,
     caller: &web_sys::AbortSignal,
-    ctx: &Context,
 ) -> Result<Admitted, ApiError> {
-    let ticket = format!("{:032x}", random_u128());
     let request = SampleRequest {
-        ticket: ticket.clone(),
         timeout_ms: settings.request_timeout.as_millis() as u64,
         status: accepted.status.clone(),
     };
     let abort = web_sys::AbortController::new().map_err(|err| internal(err.into()))?;
 
     // Ends the call when the caller disconnects (workerd aborts its request's signal) or when
-    // this side lets go of it (`Admitted` dropped): either way the session object cancels.
+    // this side lets go of it (`Admitted` dropped): the session object sees its `/sample`
+    // call's signal abort and cancels at the client.
     let signal = web_sys::AbortSignal::any(&worker::js_sys::Array::of2(caller, &abort.signal()));
     let session = SessionObjectClient::new(env, namespace, &accepted.session_id)?;
     let pending = session.sample(&request, &accepted.params, &signal).await?;
-    // The caller's disconnect aborts its request's signal and then ends this request's
-    // context, and with it any task it started: only `wait_until` work still runs, so the
-    // cancel is sent from there. It ends when the request does (`finished`).
-    let (done, finished) = oneshot::channel::<()>();
-    let gone = http::aborted(caller);
-    ctx.wait_until(async move {
-        futures::select! {
-            _ = gone.fuse() => session.cancel(ticket).await,
-            _ = finished.fuse() => {}
-        }
-    });
     Ok(Admitted {
         pending: Some(pending),
         abort,
         done: false,
-        _finished: done,
     })
 }
 
@@ -302,68 +285,103 @@ async fn report_model(env: &Env, namespace: &Namespace, model: String) {
     }
 }
 
-/// How often a streamed answer writes to its caller while it waits. workerd learns that a
-/// caller left only when a write to it fails, and the ping interval (10 s by default) is too
-/// rare for the cancel to reach the MCP client within a second or two.
+/// How often a streamed answer writes to its caller while it waits. workerd's HTTP server takes
+/// a caller for gone only when its connection reports a hang-up or an error, not when the
+/// caller closes it the ordinary way (a FIN, which every client that read what it was sent
+/// ends with): then only a write reveals it (the closed peer answers with a reset). The ping
+/// interval (10 s by default) is too rare for the cancel to reach the MCP client within a
+/// second or two.
 const CALLER_CHECK: Duration = Duration::from_millis(250);
 /// What those writes carry between pings: an SSE comment, which every SSE reader skips.
 const LIVENESS_COMMENT: &[u8] = b":\n\n";
 
 /// The opening at once, keep-alives while the client works, then the ending. A caller that
-/// leaves makes a write fail within `CALLER_CHECK`: the task ends, which ends the call to the
-/// session object, and that cancels at the client.
+/// leaves is noticed at the next write (within `CALLER_CHECK`), and workerd aborts its request's
+/// signal: that ends the call to the session object, which cancels at the client, and ends this
+/// task. (workerd abandons the body's stream of a request whose caller left without cancelling
+/// it, so the body's channel never reports the caller gone.)
 fn stream(
     env: Env,
     namespace: Namespace,
     accepted: Accepted,
     admitted: Admitted,
     framing: StreamFraming,
+    caller: &web_sys::AbortSignal,
     journal: &mut Journal,
 ) -> Result<Response, ApiError> {
     let (usage_sender, usage) = oneshot::channel();
     journal.stream_usage = Some(usage);
-    let (mut frames, body) = mpsc::channel::<Result<Vec<u8>, worker::Error>>(8);
+    let (frames, body) = mpsc::channel::<Result<Vec<u8>, worker::Error>>(8);
+    let gone = http::aborted(caller);
     worker::wasm_bindgen_futures::spawn_local(async move {
-        let settings = Settings::from_env(&env);
-        if frames
-            .send(Ok(framing
-                .opening(&accepted.message_id, &accepted.model, accepted.input_tokens)
-                .into_bytes()))
-            .await
-            .is_err()
-        {
-            return;
+        let answer = write_answer(
+            env,
+            namespace,
+            accepted,
+            admitted,
+            framing,
+            frames,
+            usage_sender,
+        )
+        .fuse();
+        futures::pin_mut!(answer);
+        // Gone: dropping the answer drops `Admitted`, whose abort reaches the session object
+        // at once (the signal's own abort reaches it too).
+        futures::select! {
+            () = answer => {}
+            _ = gone.fuse() => {}
         }
-        let model = accepted.model.clone();
-        let completion = complete(&env, &namespace, accepted, admitted).fuse();
-        futures::pin_mut!(completion);
-        let mut since_ping = Duration::ZERO;
-        let completion = loop {
-            let tick = CALLER_CHECK.min(settings.ping_interval);
-            let mut check = Delay::from(tick).fuse();
-            futures::select! {
-                completion = completion => break completion,
-                () = check => {
-                    since_ping += tick;
-                    let frame = if since_ping >= settings.ping_interval {
-                        since_ping = Duration::ZERO;
-                        framing.keepalive().as_bytes().to_vec()
-                    } else {
-                        LIVENESS_COMMENT.to_vec()
-                    };
-                    // A full buffer (a slow reader) skips this one; a closed one means gone.
-                    if frames.try_send(Ok(frame)).is_err_and(|err| err.is_disconnected()) {
-                        return;
-                    }
-                }
-            }
-        };
-        let _ = usage_sender.send(completion.usage);
-        let _ = frames
-            .send(Ok(framing.ending(completion.response, &model).into_bytes()))
-            .await;
     });
     http::event_stream(body)
+}
+
+async fn write_answer(
+    env: Env,
+    namespace: Namespace,
+    accepted: Accepted,
+    admitted: Admitted,
+    framing: StreamFraming,
+    mut frames: mpsc::Sender<Result<Vec<u8>, worker::Error>>,
+    usage_sender: oneshot::Sender<Usage>,
+) {
+    let settings = Settings::from_env(&env);
+    if frames
+        .send(Ok(framing
+            .opening(&accepted.message_id, &accepted.model, accepted.input_tokens)
+            .into_bytes()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let model = accepted.model.clone();
+    let completion = complete(&env, &namespace, accepted, admitted).fuse();
+    futures::pin_mut!(completion);
+    let mut since_ping = Duration::ZERO;
+    let completion = loop {
+        let tick = CALLER_CHECK.min(settings.ping_interval);
+        let mut check = Delay::from(tick).fuse();
+        futures::select! {
+            completion = completion => break completion,
+            () = check => {
+                since_ping += tick;
+                let frame = if since_ping >= settings.ping_interval {
+                    since_ping = Duration::ZERO;
+                    framing.keepalive().as_bytes().to_vec()
+                } else {
+                    LIVENESS_COMMENT.to_vec()
+                };
+                // A full buffer (a slow reader) skips this one; a closed one means gone.
+                if frames.try_send(Ok(frame)).is_err_and(|err| err.is_disconnected()) {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = usage_sender.send(completion.usage);
+    let _ = frames
+        .send(Ok(framing.ending(completion.response, &model).into_bytes()))
+        .await;
 }
 
 /// Reads the body under the size cap, logging it when prompts are to be logged.
@@ -383,22 +401,13 @@ async fn read_body(
 async fn accept_and_admit(
     req: &Request,
     env: &Env,
-    ctx: &Context,
     namespace: &Namespace,
     settings: &Settings,
     request: MessagesRequest,
     journal: &mut Journal,
 ) -> Result<(Accepted, Admitted), ApiError> {
     let accepted = accept_into(req.headers(), env, namespace, settings, request, journal).await?;
-    let admitted = admit(
-        env,
-        namespace,
-        settings,
-        &accepted,
-        &req.inner().signal(),
-        ctx,
-    )
-    .await?;
+    let admitted = admit(env, namespace, settings, &accepted, &req.inner().signal()).await?;
     Ok((accepted, admitted))
 }
 
@@ -444,7 +453,6 @@ async fn complete_into(
 pub async fn messages(
     mut req: Request,
     env: &Env,
-    ctx: &Context,
     namespace: &Namespace,
     settings: &Settings,
     journal: &mut Journal,
@@ -453,7 +461,7 @@ pub async fn messages(
     let request = parse_messages_request(&body, true)?;
     drop(body);
     let (accepted, admitted) =
-        accept_and_admit(&req, env, ctx, namespace, settings, request, journal).await?;
+        accept_and_admit(&req, env, namespace, settings, request, journal).await?;
     if accepted.stream {
         return stream(
             env.clone(),
@@ -461,6 +469,7 @@ pub async fn messages(
             accepted,
             admitted,
             StreamFraming::Anthropic,
+            &req.inner().signal(),
             journal,
         );
     }
@@ -489,7 +498,6 @@ pub async fn count_tokens(
 pub async fn chat_completions(
     mut req: Request,
     env: &Env,
-    ctx: &Context,
     namespace: &Namespace,
     settings: &Settings,
     journal: &mut Journal,
@@ -500,7 +508,7 @@ pub async fn chat_completions(
     let include_usage = chat.wants_stream_usage();
     let request = openai::to_messages_request(chat)?;
     let (accepted, admitted) =
-        accept_and_admit(&req, env, ctx, namespace, settings, request, journal).await?;
+        accept_and_admit(&req, env, namespace, settings, request, journal).await?;
     let created = (worker::js_sys::Date::now() / 1000.0) as u64;
     if stream_wanted {
         return stream(
@@ -512,6 +520,7 @@ pub async fn chat_completions(
                 created,
                 include_usage,
             },
+            &req.inner().signal(),
             journal,
         );
     }

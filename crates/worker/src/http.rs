@@ -135,10 +135,10 @@ pub async fn read_limited(req: &mut Request, limit: usize) -> Result<Vec<u8>, Ap
     Ok(body)
 }
 
-/// Completes when `signal` aborts. An incoming request's signal aborts when its caller
-/// disconnects (the `enable_request_signal` compatibility flag): the one notice workerd gives,
-/// as a dropped client neither fails the next write at once (the body is buffered) nor drops
-/// the tasks the request started.
+/// Completes when `signal` aborts. With the `enable_request_signal` compatibility flag, an
+/// incoming request's signal aborts when workerd cancels the request: its caller disconnected
+/// (for the Worker's API requests), or the Worker's call to a Durable Object ended early (for the
+/// object's). It takes the signal's `onabort`: one waiter per signal.
 pub fn aborted(signal: &web_sys::AbortSignal) -> wasm_bindgen_futures::JsFuture {
     let promise = worker::js_sys::Promise::new(&mut |resolve, _reject| {
         if signal.aborted() {

@@ -41,7 +41,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let flavor = routes::flavor_of(&path, DEFAULT_MCP_PATH, api::speaks_anthropic(&req));
     let mut journal = Journal::start(request_id.clone(), &req.method(), &path);
-    let mut response = match route(req, &env, &ctx, &mut journal).await {
+    let mut response = match route(req, &env, &mut journal).await {
         Ok(response) => response,
         Err(err) => http::error(flavor, &err, &request_id)?,
     };
@@ -55,7 +55,6 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 async fn route(
     req: Request,
     env: &Env,
-    ctx: &Context,
     journal: &mut Journal,
 ) -> std::result::Result<Response, ApiError> {
     // The bridge's own bound on headers, as natively; Cloudflare's (or workerd's) own limits
@@ -100,10 +99,10 @@ async fn route(
     journal.set_log_prompts(settings.log_prompts);
     match route.endpoint {
         Endpoint::Mcp => mcp_endpoint::handle(req, env, &namespace, &settings).await,
-        Endpoint::Messages => api::messages(req, env, ctx, &namespace, &settings, journal).await,
+        Endpoint::Messages => api::messages(req, env, &namespace, &settings, journal).await,
         Endpoint::CountTokens => api::count_tokens(req, &settings, journal).await,
         Endpoint::ChatCompletions => {
-            api::chat_completions(req, env, ctx, &namespace, &settings, journal).await
+            api::chat_completions(req, env, &namespace, &settings, journal).await
         }
         Endpoint::ListModels => api::list_models(req, env, &namespace, &settings).await,
         Endpoint::GetModel => {

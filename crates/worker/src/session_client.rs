@@ -36,10 +36,9 @@ pub enum SessionRoute {
     /// `GET /connect`: the client's event stream, as a hibernatable WebSocket.
     Connect,
     /// `POST /sample`: a [`SampleRequest`]; answered by its admission (a refusal's status, or
-    /// a 200 whose body, a [`SampleResponse`], follows when the client answers).
+    /// a 200 whose body, a [`SampleResponse`], follows when the client answers). The call
+    /// aborted before then: the request's caller left.
     Sample,
-    /// `POST /cancel`: the caller of a request (a [`CancelRequest`]) left.
-    Cancel,
     /// `GET /load`: the object's [`SessionLoad`].
     Load,
     /// `DELETE /session`: the client ended its session.
@@ -54,7 +53,6 @@ impl SessionRoute {
             (Method::Post, "/message") => SessionRoute::Message,
             (Method::Get, "/connect") => SessionRoute::Connect,
             (Method::Post, "/sample") => SessionRoute::Sample,
-            (Method::Post, "/cancel") => SessionRoute::Cancel,
             (Method::Get, "/load") => SessionRoute::Load,
             (Method::Delete, "/session") => SessionRoute::End,
             (Method::Post, path) => {
@@ -73,10 +71,9 @@ impl SessionRoute {
 
     pub fn method(&self) -> Method {
         match self {
-            SessionRoute::Init { .. }
-            | SessionRoute::Message
-            | SessionRoute::Sample
-            | SessionRoute::Cancel => Method::Post,
+            SessionRoute::Init { .. } | SessionRoute::Message | SessionRoute::Sample => {
+                Method::Post
+            }
             SessionRoute::Connect | SessionRoute::Load => Method::Get,
             SessionRoute::End => Method::Delete,
         }
@@ -88,7 +85,6 @@ impl SessionRoute {
             SessionRoute::Message => "/message".into(),
             SessionRoute::Connect => "/connect".into(),
             SessionRoute::Sample => "/sample".into(),
-            SessionRoute::Cancel => "/cancel".into(),
             SessionRoute::Load => "/load".into(),
             SessionRoute::End => "/session".into(),
         }
@@ -98,8 +94,6 @@ impl SessionRoute {
 /// A sampling request for the session object, without its params (see [`frame_sample`]).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SampleRequest {
-    /// Names this request for `/cancel`.
-    pub ticket: String,
     /// Its whole deadline, from its arrival at the object. (The session's limits and stream
     /// wait are the object's own settings.)
     pub timeout_ms: u64,
@@ -138,12 +132,6 @@ pub fn unframe_sample(mut body: Vec<u8>) -> Result<(SampleRequest, String), ApiE
     body.drain(..=end);
     let params = String::from_utf8(body).map_err(|err| malformed(err.to_string()))?;
     Ok((request, params))
-}
-
-/// The API caller of the request `ticket` left (sent from the Worker's `wait_until`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CancelRequest {
-    pub ticket: String,
 }
 
 /// A session object's admission counts, read at each `/metrics` scrape.
@@ -280,8 +268,8 @@ pub enum MessageReply {
     Reply { status: u16, body: String },
 }
 
-/// `/sample` admitted the request: its outcome is the body still to come. Dropping this
-/// before reading it ends the call, which the object takes as its caller leaving.
+/// `/sample` admitted the request: its outcome is the body still to come. Only the call's
+/// signal ends the call (dropping this does not).
 pub struct PendingOutcome {
     response: Response,
 }
@@ -395,13 +383,6 @@ impl SessionObjectClient {
         Ok(PendingOutcome { response })
     }
 
-    /// The caller of the request `ticket` left. Best effort.
-    pub async fn cancel(&self, ticket: String) {
-        if let Ok(body) = serde_json::to_vec(&CancelRequest { ticket }) {
-            let _ = self.call(SessionRoute::Cancel, Some(&body), None).await;
-        }
-    }
-
     /// `None` when the object could not be asked.
     pub async fn load(&self) -> Option<SessionLoad> {
         let mut response = self.call(SessionRoute::Load, None, None).await.ok()?;
@@ -432,7 +413,6 @@ mod tests {
             SessionRoute::Message,
             SessionRoute::Connect,
             SessionRoute::Sample,
-            SessionRoute::Cancel,
             SessionRoute::Load,
             SessionRoute::End,
         ]
@@ -521,7 +501,6 @@ mod tests {
     fn params_cross_as_json_text_and_encode_as_if_never_sent() {
         let params = params();
         let sent = SampleRequest {
-            ticket: "t1".into(),
             timeout_ms: 600_000,
             status: Some(InFlightRequest {
                 request_id: "req_1".into(),
@@ -534,7 +513,6 @@ mod tests {
         };
         let body = frame_sample(&sent, &params).unwrap();
         let (received, params_json) = unframe_sample(body).unwrap();
-        assert_eq!(received.ticket, "t1");
         assert_eq!(received.timeout_ms, 600_000);
         assert_eq!(
             received.status.as_ref().map(|s| s.stage),
@@ -551,14 +529,21 @@ mod tests {
         let mut params = params();
         params.system_prompt = Some("line one\nline two\r\n".into());
         let sent = SampleRequest {
-            ticket: "t\n2".into(),
             timeout_ms: 1,
-            status: None,
+            status: Some(InFlightRequest {
+                request_id: "req_\n2".into(),
+                route: "messages".into(),
+                model: Some("line\nbreak".into()),
+                session: None,
+                started_unix_ms: 5,
+                stage: Stage::Queued,
+            }),
         };
         let (received, params_json) =
             unframe_sample(frame_sample(&sent, &params).unwrap()).unwrap();
-        assert_eq!(received.ticket, "t\n2");
-        assert!(received.status.is_none());
+        let status = received.status.unwrap();
+        assert_eq!(status.request_id, "req_\n2");
+        assert_eq!(status.model.as_deref(), Some("line\nbreak"));
         assert_eq!(params_json, serde_json::to_string(&params).unwrap());
     }
 
@@ -566,15 +551,15 @@ mod tests {
     fn a_malformed_body_is_an_error() {
         for body in [
             &b""[..],
-            b"{\"ticket\":\"t\"}",
-            b"{\"ticket\":\"t\"}\n{}",
+            b"{\"timeout_ms\":1}",
+            b"{\"status\":null}\n{}",
             b"not json\n{}",
         ] {
             let err = unframe_sample(body.to_vec()).unwrap_err();
             assert_eq!(err.status(), 500, "{}", String::from_utf8_lossy(body));
             assert!(err.message.contains("malformed /sample body"));
         }
-        let request = br#"{"ticket":"t","timeout_ms":1}"#;
+        let request = br#"{"timeout_ms":1}"#;
         let mut body = request.to_vec();
         body.extend_from_slice(b"\n\xff\xfe");
         assert!(unframe_sample(body).is_err(), "params must be UTF-8");

@@ -5,18 +5,20 @@
 //! it inputs and carries out what it asks.
 //! - inputs: the client's messages (`/message`), its event stream opening (`/connect`) and
 //!   closing (the socket's close), API requests (`/sample`), their callers leaving (the
-//!   `/sample` body dropped, or `/cancel`), the session's end (`DELETE`), and the time, from one
-//!   `Delay` loop armed at `poll_timeout` while requests are held, and from the DO alarm for
-//!   idle expiry (set while nothing is held and no stream is open, so a sleeping object still
-//!   expires).
+//!   `/sample` call ending early: its request's signal aborts), the session's end (`DELETE`),
+//!   and the time, from one `Delay` loop armed at `poll_timeout` while requests are held, and
+//!   from the DO alarm for idle expiry (set while nothing is held and no stream is open, so a
+//!   sleeping object still expires).
 //! - outputs: transmits go to the client's stream, a hibernatable WebSocket to the Worker
 //!   (which holds the client's SSE connection); events encode a request (its params arrive as
 //!   JSON text, copied unparsed), answer a `/sample`, or drop the session.
 //!
 //! `/sample` answers its admission as its status before any byte: a refusal is the response
 //! itself, anything else is a 200 whose body, the outcome, follows when the request ends. So
-//! the Worker learns of a 429 before it sends a streaming caller any byte, and a caller who
-//! leaves ends the call, which drops this body: the request is cancelled at the client.
+//! the Worker learns of a 429 before it sends a streaming caller any byte. A call that ends
+//! before its outcome (the Worker aborts it when its caller leaves, or when it lets go of the
+//! request) aborts the `/sample` request's signal, and the request is cancelled at the client.
+//! The body's dropping is no such sign: workerd leaves the stream of a cancelled call alone.
 //!
 //! An idle session costs nothing: the object sleeps, and its facts (negotiated version,
 //! capabilities, readiness, next request id) wait in storage; a wake resumes the lifecycle
@@ -32,13 +34,11 @@
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
-use futures::{FutureExt, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use sampling2api_core::ApiError;
 use sampling2api_core::lifecycle::refusals::{self, LargeEvents};
 use sampling2api_core::lifecycle::{
@@ -58,11 +58,10 @@ use worker::{
 };
 
 use crate::config::Settings;
-use crate::http::request_json;
 use crate::random::random_u128;
 use crate::registry_client::{RegistryClient, SessionStatus};
 use crate::session_client::{
-    CancelRequest, LIVENESS_PING, SampleResponse, SessionLoad, SessionRoute, unframe_sample,
+    LIVENESS_PING, SampleResponse, SessionLoad, SessionRoute, unframe_sample,
 };
 use crate::tenancy::Namespace;
 
@@ -116,8 +115,6 @@ struct Inner {
     stream: RefCell<Option<ClientStream>>,
     /// The API requests the lifecycle holds, by its key.
     requests: RefCell<HashMap<RequestKey, Held>>,
-    /// `/cancel` names requests by the Worker's ticket.
-    tickets: RefCell<HashMap<String, RequestKey>>,
     /// The next request id in storage: ids must survive eviction, so that a late answer never
     /// matches a newer request.
     saved_next_id: Cell<u64>,
@@ -144,7 +141,6 @@ struct Held {
     params: Option<String>,
     /// Where the outcome goes (the `/sample` response's task).
     waiter: Option<oneshot::Sender<SampleResponse>>,
-    ticket: String,
     /// What the status page shows of it.
     status: Option<InFlightRequest>,
     /// When it got a slot: its sampling time runs from there, as natively.
@@ -189,7 +185,6 @@ impl DurableObject for McpSessionObject {
                 identity: RefCell::new(None),
                 stream: RefCell::new(None),
                 requests: RefCell::new(HashMap::new()),
-                tickets: RefCell::new(HashMap::new()),
                 saved_next_id: Cell::new(0),
                 saved_event_floor: Cell::new(0),
                 saved_large_events: Cell::new(LargeEvents::default()),
@@ -274,6 +269,8 @@ impl DurableObject for McpSessionObject {
                 Response::from_websocket(pair.client)
             }
             SessionRoute::Sample => {
+                // Aborts when the Worker's call ends before the outcome (its caller left).
+                let call_ended = crate::http::aborted(&req.inner().signal());
                 let (request, params) = match unframe_sample(req.bytes().await?) {
                     Ok(framed) => framed,
                     Err(error) => return refusal(error),
@@ -292,22 +289,16 @@ impl DurableObject for McpSessionObject {
                     Err(error) => return refusal(error),
                 };
                 let (waiter, outcome) = oneshot::channel();
-                inner
-                    .tickets
-                    .borrow_mut()
-                    .insert(request.ticket.clone(), key);
                 inner.requests.borrow_mut().insert(
                     key,
                     Held {
                         params: Some(params),
                         waiter: Some(waiter),
-                        ticket: request.ticket,
                         status: request.status,
                         slot_at: None,
                     },
                 );
                 let (mut body_out, body) = mpsc::channel::<Result<Vec<u8>>>(1);
-                let (watch, body_dropped) = oneshot::channel::<()>();
                 let inner = inner.clone();
                 worker::wasm_bindgen_futures::spawn_local(async move {
                     // Admitted: the 200 need not wait for the request to be stored and sent.
@@ -319,8 +310,7 @@ impl DurableObject for McpSessionObject {
                                 None,
                             )
                         }),
-                        _ = body_dropped.fuse() => {
-                            // The caller's call ended: it left.
+                        _ = call_ended.fuse() => {
                             inner.with(|lifecycle, now| lifecycle.caller_gone(now, key));
                             inner.drive().await;
                             return;
@@ -329,19 +319,7 @@ impl DurableObject for McpSessionObject {
                     let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
                     let _ = body_out.send(Ok(bytes)).await;
                 });
-                Response::from_stream(WatchedBody {
-                    body,
-                    _watch: watch,
-                })
-            }
-            SessionRoute::Cancel => {
-                let request: CancelRequest = request_json(&mut req).await?;
-                let key = inner.tickets.borrow().get(&request.ticket).copied();
-                if let Some(key) = key {
-                    inner.with(|lifecycle, now| lifecycle.caller_gone(now, key));
-                    inner.drive().await;
-                }
-                Response::empty()
+                Response::from_stream(body)
             }
             SessionRoute::Load => {
                 let mut load = inner
@@ -412,21 +390,6 @@ impl DurableObject for McpSessionObject {
 
     async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
         self.inner.stream_closed(&ws).await
-    }
-}
-
-/// `/sample`'s response body; dropped (the caller's call ended) before the outcome is taken,
-/// it drops `_watch`, which tells the waiting request that its caller left.
-struct WatchedBody {
-    body: mpsc::Receiver<Result<Vec<u8>>>,
-    _watch: oneshot::Sender<()>,
-}
-
-impl Stream for WatchedBody {
-    type Item = Result<Vec<u8>>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.body).poll_next(cx)
     }
 }
 
@@ -648,7 +611,6 @@ impl Inner {
                 Event::Done { key, outcome, .. } => {
                     let held = self.requests.borrow_mut().remove(&key);
                     if let Some(held) = held {
-                        self.tickets.borrow_mut().remove(&held.ticket);
                         let seconds = held.slot_at.map(|at| now().since(at) as f64 / 1000.0);
                         if let Some(waiter) = held.waiter {
                             let _ = waiter.send(SampleResponse::new(outcome, seconds));
@@ -764,7 +726,6 @@ impl Inner {
             let _ = stream.close(Some(1000), Some("session ended"));
         }
         self.requests.borrow_mut().clear();
-        self.tickets.borrow_mut().clear();
         self.saved_next_id.set(0);
         self.saved_event_floor.set(0);
         self.saved_large_events.set(LargeEvents::default());
