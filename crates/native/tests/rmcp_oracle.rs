@@ -647,7 +647,7 @@ fn rmcp_error_responses_become_typed_failures() {
             ClientJsonRpcMessage::error(error, Some(id))
         })
         .expect_err("a JSON-RPC error");
-        assert_eq!(failure.to_api_error().status(), status);
+        assert_eq!(failure.to_api_error(None).status(), status);
     }
 }
 

@@ -702,6 +702,9 @@ pub async fn status(
             event_stream_open: None,
             in_flight: load.as_ref().map_or(0, |load| load.in_flight),
             queued: load.as_ref().map_or(0, |load| load.queued),
+            consent_may_be_pending: load
+                .as_ref()
+                .is_some_and(|load| load.consent_may_be_pending),
         })
         .collect();
     let in_flight: Vec<InFlightRequest> = loads

@@ -92,6 +92,10 @@ struct StoredFacts {
     /// across hibernation and eviction, as natively for the session's life.
     #[serde(default)]
     large_events: LargeEvents,
+    /// The client has answered a sampling request (core `McpSession::answered`): kept, so that
+    /// a session that woke from hibernation does not point at a consent prompt long answered.
+    #[serde(default)]
+    answered: bool,
     /// Who this object is, to report to its registry (from `SessionRoute::Init`).
     #[serde(default)]
     namespace: String,
@@ -125,6 +129,8 @@ struct Inner {
     saved_event_floor: Cell<u64>,
     /// The [`LargeEvents`] last stored.
     saved_large_events: Cell<LargeEvents>,
+    /// Whether the client had answered, as last stored.
+    saved_answered: Cell<bool>,
     /// The idle alarm this instance set (`None`: none set, or not known since a wake).
     alarm_at: Cell<Option<Millis>>,
     timer: RefCell<Timer>,
@@ -193,6 +199,7 @@ impl DurableObject for McpSessionObject {
                 saved_next_id: Cell::new(0),
                 saved_event_floor: Cell::new(0),
                 saved_large_events: Cell::new(LargeEvents::default()),
+                saved_answered: Cell::new(false),
                 alarm_at: Cell::new(None),
                 timer: RefCell::new(Timer::default()),
             }),
@@ -220,6 +227,7 @@ impl DurableObject for McpSessionObject {
                     next_request_id: lifecycle.next_request_id(),
                     next_event_id: event_floor(&lifecycle),
                     large_events: lifecycle.large_events(),
+                    answered: false,
                     namespace: namespace.clone(),
                     id: id.clone(),
                 };
@@ -350,6 +358,7 @@ impl DurableObject for McpSessionObject {
                         queued: lifecycle.queued() as u64,
                         pending: lifecycle.pending_count() as u64,
                         requests: Vec::new(),
+                        consent_may_be_pending: lifecycle.consent_may_be_pending(),
                     })
                     .unwrap_or_default();
                 load.requests = inner
@@ -481,6 +490,7 @@ impl Inner {
         self.saved_next_id.set(stored.next_request_id);
         self.saved_event_floor.set(stored.next_event_id);
         self.saved_large_events.set(stored.large_events);
+        self.saved_answered.set(stored.answered);
         *self.lifecycle.borrow_mut() = Some(SessionLifecycle::resume(
             ServerInfo::sampling2api(),
             ResumedFacts {
@@ -489,6 +499,7 @@ impl Inner {
                 next_request_id: stored.next_request_id,
                 next_event_id: stored.next_event_id,
                 large_events: stored.large_events,
+                answered: stored.answered,
             },
             self.limits(),
             now(),
@@ -560,6 +571,7 @@ impl Inner {
                 next_request_id: lifecycle.next_request_id(),
                 next_event_id: event_floor(lifecycle),
                 large_events: lifecycle.large_events(),
+                answered: lifecycle.session().answered(),
                 namespace: identity.0,
                 id: identity.1,
             })
@@ -569,6 +581,7 @@ impl Inner {
             self.saved_next_id.set(facts.next_request_id);
             self.saved_event_floor.set(facts.next_event_id);
             self.saved_large_events.set(facts.large_events);
+            self.saved_answered.set(facts.answered);
         }
         Ok(())
     }
@@ -607,6 +620,7 @@ impl Inner {
                     self.saved_next_id.get(),
                     self.saved_event_floor.get(),
                 ) || lifecycle.large_events() != self.saved_large_events.get()
+                    || lifecycle.session().answered() != self.saved_answered.get()
             });
             if unsaved == Some(true)
                 && let Err(err) = self.save().await
@@ -646,6 +660,13 @@ impl Inner {
                 }
                 Event::Sent { .. } => {}
                 Event::Done { key, outcome, .. } => {
+                    if let Err(ApiError {
+                        detail: Some(detail),
+                        ..
+                    }) = &outcome
+                    {
+                        worker::console_debug!("the MCP client's failure in full: {detail}");
+                    }
                     let held = self.requests.borrow_mut().remove(&key);
                     if let Some(held) = held {
                         self.tickets.borrow_mut().remove(&held.ticket);
@@ -768,6 +789,7 @@ impl Inner {
         self.saved_next_id.set(0);
         self.saved_event_floor.set(0);
         self.saved_large_events.set(LargeEvents::default());
+        self.saved_answered.set(false);
         let storage = self.state.storage();
         storage.delete_all().await?;
         if self.alarm_at.take().is_some() {
@@ -1037,6 +1059,7 @@ mod tests {
                     next_request_id: saved_next_id,
                     next_event_id: saved_floor,
                     large_events: LargeEvents::default(),
+                    answered: false,
                 },
                 lifecycle_limits(),
                 start,

@@ -158,7 +158,8 @@ mod tests {
 
     #[test]
     fn the_first_completed_sequence_wins() {
-        let table: &[(&[&str], &str, Option<(usize, &str)>)] = &[
+        type Case<'a> = (&'a [&'a str], &'a str, Option<(usize, &'a str)>);
+        let table: &[Case] = &[
             (&["END"], "one two END three", Some((8, "END"))),
             (&["END"], "no stop here", None),
             // "b" is complete before "abc" is.
