@@ -432,7 +432,7 @@ def test_a_body_near_the_cap_of_the_worst_shape_costs_little_cpu(kind: str, depl
 
 def test_mcp_sessions_are_bounded(kind: str, deployments: list[Deployment]) -> None:
     only_http(kind, "a stdio bridge has exactly one session")
-    not_on_worker(kind, "the worker's sessions are Durable Objects per namespace (see README)")
+    not_on_worker(kind, "the worker's sessions are Durable Objects per namespace (see docs/worker.md)")
     deployment = deploy(kind, clients=[], extra_args=["--max-sessions", "2"])
     deployments.append(deployment)
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}

@@ -119,7 +119,7 @@ def test_a_rebound_name_cannot_open_the_event_stream(kind: str, deployments: lis
 @pytest.mark.parametrize(
     "host",
     [
-        "localhost:{wrong}", "127.0.0.1:{wrong}", "localhost.:{port}", "localhost.attacker.example:{port}",
+        "localhost.:{port}", "localhost.attacker.example:{port}", "attacker.example", "attacker.example:{wrong}",
         "127.0.0.1.nip.io:{port}", "127.1:{port}", "2130706433:{port}", "0x7f.0.0.1:{port}", "user@localhost:{port}",
     ],
 )

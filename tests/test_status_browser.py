@@ -85,7 +85,7 @@ def test_the_page_shows_clients_requests_in_flight_and_recent(kind: str, browser
     assert "/v1/messages" in in_flight
     wait_for(driver, lambda: "look for a prompt in VS Code" in text_of(driver, "in-flight"), "the hint for VS Code users")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    # The in-flight view is the interesting one; the native page is the README's picture.
+    # The in-flight view is the interesting one; the native page is docs/status-page.png (docs/operations.md).
     driver.save_screenshot(str(ARTIFACTS / f"status-page-{kind}-in-flight.png"))  # type: ignore[attr-defined]
     caller.join(20)
     assert answered and answered[0].startswith("echo:")

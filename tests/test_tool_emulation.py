@@ -1,6 +1,6 @@
 """Tools and structured outputs for an MCP client that did not declare `sampling.tools` (VS Code
 with Copilot, Copilot CLI): the bridge carries the tools in the prompt and parses the answer's
-`<tool_call>` text back (README "Tool emulation"). The scripted client answers like a model that
+`<tool_call>` text back (docs/api.md, "Tool emulation"). The scripted client answers like a model that
 follows that prompt. Also: structured outputs through both APIs, and the gateway endpoints
 Claude clients call (`/api/hello`, model entry fields)."""
 

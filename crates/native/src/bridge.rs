@@ -72,7 +72,6 @@ impl Bridge {
             budget: ReceivingBudget::new(settings.max_receiving_bytes),
         };
         let host_policy = HostPolicy {
-            port: 0,
             allowed: settings.allow_hosts.clone(),
         };
         Bridge {

@@ -100,7 +100,7 @@ pub struct CommonArgs {
     pub allow_origins: Vec<String>,
     /// Threads that serve requests. One serves tens of thousands of requests a second, far
     /// beyond what the LLMs behind the clients answer, and spends less CPU per request than
-    /// several, which wake each other (see the README's Performance section); parsing and
+    /// several, which wake each other (see docs/performance.md); parsing and
     /// encoding large bodies runs on separate threads whatever this is.
     #[arg(long, default_value_t = 1, env = "SAMPLING2API_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: u16,

@@ -27,7 +27,6 @@ pub async fn run(args: HttpArgs) -> ExitCode {
     let mut bridge = Bridge::new(ApiSettings::from(&args.common), "http");
     bridge.stream_wait = args.stream_wait();
     bridge.mcp_path = Arc::from(args.mcp_path.as_str());
-    bridge.host_policy.port = address.port();
     bridge.max_sessions = args.max_sessions as usize;
     bridge.session_idle = args.session_idle();
     let bridge = Arc::new(bridge);

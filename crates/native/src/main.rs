@@ -40,7 +40,7 @@ use config::{Invocation, Mode};
 use tracing_subscriber::EnvFilter;
 
 // Requests allocate many small short-lived buffers (JSON, headers); mimalloc serves them at a
-// fraction of glibc's cost, measured with the bench (see README). Building without the
+// fraction of glibc's cost, measured with the bench (see docs/performance.md). Building without the
 // `mimalloc` feature leaves the system allocator, which heap profilers such as heaptrack see.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]

@@ -27,8 +27,7 @@ pub async fn run(args: StdioArgs) -> ExitCode {
         }
     };
     let address = listener.local_addr().unwrap_or(args.common.listen);
-    let mut bridge = Bridge::new(ApiSettings::from(&args.common), "stdio");
-    bridge.host_policy.port = address.port();
+    let bridge = Bridge::new(ApiSettings::from(&args.common), "stdio");
     let bridge = Arc::new(bridge);
 
     let (reader, writer, mut child): (

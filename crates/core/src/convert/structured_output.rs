@@ -87,17 +87,15 @@ mod tests {
         assert!(instruction(&schema, true).contains("When you answer without calling a tool"));
     }
 
-    /// The README quotes this instruction verbatim ("Structured outputs").
+    /// docs/api.md quotes this instruction verbatim ("Structured outputs").
     #[test]
     fn instruction_is_the_documented_text() {
         let text = instruction(
             &json!({"type":"object","properties":{"city":{"type":"string"}}}),
             false,
         );
-        assert!(
-            include_str!("../../../../README.md").contains(&text),
-            "{text}"
-        );
+        let docs = include_str!("../../../../docs/api.md");
+        assert!(docs.contains(&text), "{text}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Anthropic request → MCP `sampling/createMessage` params.
 //!
-//! What MCP sampling cannot express is mapped or dropped here, in one place (the README's
-//! mapping table describes each rule):
+//! What MCP sampling cannot express is mapped or dropped here, in one place (the mapping
+//! table in docs/api.md describes each rule):
 //! - `system` (string or blocks) → `systemPrompt`, blocks joined by a blank line, order kept.
 //! - `role: "system"` messages → user-role text at their position, marked as a system note.
 //! - `thinking` / `redacted_thinking` / server-tool blocks → dropped (nothing in MCP replays them).

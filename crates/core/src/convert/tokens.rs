@@ -7,7 +7,7 @@
 //! newlines is one token per started 2 characters (`{"`, `->`, `\n\n` merge); each non-ASCII
 //! character is one token; a space joins the next token and indentation costs one per 4.
 //! Images follow Anthropic's published rule, width × height / 750 after scaling to fit
-//! 1568 px and 1.15 megapixels. README shows the measured error against a real tokenizer.
+//! 1568 px and 1.15 megapixels. docs/api.md ("Usage") shows the measured error against a real tokenizer.
 //! Tools and a response schema count as the text the bridge renders for them when it emulates
 //! tools (`tool_emulation`), whichever way a client gets them: `count_tokens` has no client,
 //! and the native preamble a provider adds is of the same size.

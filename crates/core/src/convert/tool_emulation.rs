@@ -427,7 +427,7 @@ mod tests {
         assert!(!prompt.contains("must call"));
     }
 
-    /// The README quotes this prompt verbatim ("Tool emulation"); keep them equal.
+    /// docs/api.md quotes this prompt verbatim ("Tool emulation"); keep them equal.
     #[test]
     fn prompt_is_the_documented_text() {
         let tool = SamplingTool {
@@ -449,8 +449,8 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
 - End your response after the last block: the results arrive in the next turn as <tool_response> blocks. Never write a <tool_response> yourself.
 - If no tool is needed, answer normally, without a tool call block."#;
         assert_eq!(tool_prompt(&[tool], None).unwrap(), expected);
-        let readme = include_str!("../../../../README.md");
-        assert!(readme.contains(expected), "README quotes another prompt");
+        let docs = include_str!("../../../../docs/api.md");
+        assert!(docs.contains(expected), "docs/api.md quotes another prompt");
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! 127.0.0.1 and so become same-origin with the bridge: the browser then sends
 //! `Host: its-name:port` and, on same-origin GETs, no `Origin`. Names are what rebinding
 //! abuses, so only `localhost`, IP literals (which no page can rebind) and names the operator
-//! allows pass the `Host` check. Origins are compared by parsed host, never by prefix. A
+//! allows pass the `Host` check. The first two pass on any port, or none: a rebinding page
+//! needs a name a resolver answers for, whatever the port, while an SSH tunnel, `docker -p`,
+//! a reverse proxy or an editor's port forwarding hands the bridge the port the caller used,
+//! not the one it listens on. Origins are compared by parsed host, never by prefix. A
 //! cross-site POST with a CORS-safelisted type (`text/plain`, forms) or no type at all needs no
 //! preflight, so JSON endpoints refuse every body that is not declared JSON.
 //!
@@ -100,11 +103,10 @@ fn parse_port(port: &str) -> Option<u16> {
     port.parse().ok()
 }
 
-/// Which `Host` values reach the bridge.
+/// Which `Host` values reach the bridge: `localhost` and IP literals on any port, and the
+/// names the operator allows.
 #[derive(Debug, Clone, Default)]
 pub struct HostPolicy {
-    /// The port the bridge listens on; `localhost` and IP literals must name it.
-    pub port: u16,
     /// Operator-allowed names (`--allow-host`): `name` (any port) or `name:port`; `*` allows
     /// every host (for deployments behind a proxy that checks it).
     pub allowed: Vec<String>,
@@ -126,10 +128,10 @@ impl HostPolicy {
             ApiError::new(
                 ErrorKind::Permission,
                 format!(
-                    "Host `{}` is not allowed: use localhost or an IP address with port {}, \
-                     or allow the name with --allow-host",
+                    "Host `{}` is not allowed: use localhost or an IP address, or allow the \
+                     name with --allow-host (a name passes only when allowed, because a web \
+                     page can point a name it controls at this machine: DNS rebinding)",
                     printable(host),
-                    self.port
                 ),
             )
             .not_retryable()
@@ -137,8 +139,7 @@ impl HostPolicy {
         let Some((name, port)) = parse_authority(host) else {
             return Err(refused());
         };
-        let port_matches = port.unwrap_or(80) == self.port;
-        if port_matches && (name.is_ip() || name == HostName::Name("localhost".into())) {
+        if name.is_ip() || name == HostName::Name("localhost".into()) {
             return Ok(());
         }
         let allowed = self
@@ -228,16 +229,15 @@ fn printable(value: &str) -> String {
 mod tests {
     use super::*;
 
-    fn policy(port: u16, allowed: &[&str]) -> HostPolicy {
+    fn policy(allowed: &[&str]) -> HostPolicy {
         HostPolicy {
-            port,
             allowed: allowed.iter().map(|s| s.to_string()).collect(),
         }
     }
 
     #[test]
-    fn loopback_and_ip_hosts_with_the_right_port_pass() {
-        let p = policy(38080, &[]);
+    fn loopback_and_ip_hosts_pass_on_any_port() {
+        let p = policy(&[]);
         for host in [
             "localhost:38080",
             "LOCALHOST:38080",
@@ -245,23 +245,31 @@ mod tests {
             "[::1]:38080",
             "192.168.1.5:38080",
             "[::ffff:127.0.0.1]:38080",
+            // Forwarded: `ssh -L 9000:127.0.0.1:38080`, `docker run -p 9000:38080`, an
+            // editor's port forwarding, a proxy that sends `Host: localhost`.
+            "localhost:9000",
+            "127.0.0.1:9000",
+            "[::1]:443",
+            "localhost",
+            "127.0.0.1",
+            "[::1]",
+            "172.17.0.1:9000",
         ] {
             assert!(p.check(Some(host)).is_ok(), "{host}");
         }
-        assert!(policy(80, &[]).check(Some("localhost")).is_ok());
     }
 
     #[test]
-    fn rebinding_names_wrong_ports_and_odd_spellings_are_refused() {
-        let p = policy(38080, &[]);
+    fn rebinding_names_and_odd_spellings_are_refused() {
+        let p = policy(&[]);
         for host in [
             "attacker.example:38080",
             "localhost.attacker.example:38080",
             "127.0.0.1.nip.io:38080",
             "localhost.:38080",
-            "localhost:38081",
-            "localhost",
-            "127.0.0.1",
+            "localhost.",
+            "attacker.example",
+            "attacker.example:9000",
             "127.1:38080",
             "0x7f.0.0.1:38080",
             "2130706433:38080",
@@ -286,14 +294,14 @@ mod tests {
 
     #[test]
     fn operator_allowed_names() {
-        let p = policy(38080, &["bridge.internal", "proxy.example:443"]);
+        let p = policy(&["bridge.internal", "proxy.example:443"]);
         assert!(p.check(Some("bridge.internal:38080")).is_ok());
         assert!(p.check(Some("BRIDGE.internal:9")).is_ok());
         assert!(p.check(Some("bridge.internal")).is_ok());
         assert!(p.check(Some("proxy.example:443")).is_ok());
         assert!(p.check(Some("proxy.example:444")).is_err());
         assert!(p.check(Some("other.internal:38080")).is_err());
-        assert!(policy(1, &["*"]).check(Some("anything:2")).is_ok());
+        assert!(policy(&["*"]).check(Some("anything:2")).is_ok());
     }
 
     #[test]
