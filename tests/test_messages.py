@@ -32,6 +32,13 @@ def inspect(target: Deployment, **body: Any) -> dict[str, Any]:
     return json.loads(message.content[0].text)
 
 
+def inspect_raw(target: Deployment, **body: Any) -> None:
+    """Sends a request; its params are then the client's last record."""
+    body.setdefault("model", "claude-bridge-test")
+    body.setdefault("max_tokens", 100)
+    target.anthropic().messages.create(**body)
+
+
 def test_create_answers_with_the_clients_text_and_honest_usage(target: Deployment) -> None:
     raw = target.anthropic().messages.with_raw_response.create(
         model="claude-bridge-test", max_tokens=50, messages=[{"role": "user", "content": "hello bridge"}]
@@ -210,7 +217,9 @@ def test_tool_choice_specific_tool_becomes_required_plus_instruction(target: Dep
 
 
 def test_fields_reach_the_client_as_mcp_sampling_params(target: Deployment) -> None:
-    params = inspect(
+    # What the client received, from its own record: the echoed text would be cut at the stop
+    # sequence it contains (the bridge applies stop sequences to every answer).
+    inspect_raw(
         target,
         model="claude-opus-4-1",
         max_tokens=321,
@@ -221,10 +230,14 @@ def test_fields_reach_the_client_as_mcp_sampling_params(target: Deployment) -> N
         system=[{"type": "text", "text": "first"}, {"type": "text", "text": "second", "cache_control": {"type": "ephemeral"}}],
         messages=[{"role": "user", "content": "[inspect]"}],
     )
+    params = target.model().received[-1]
     assert params["maxTokens"] == 321
     assert params["temperature"] == 0.25
     assert params["stopSequences"] == ["STOP"]
-    assert params["modelPreferences"]["hints"] == [{"name": "claude-opus-4-1"}]
+    # The id first, then the forms a loosely matching client (VS Code) can find (docs/api.md#model-hints).
+    assert [hint["name"] for hint in params["modelPreferences"]["hints"]] == [
+        "claude-opus-4-1", "claude-opus-4.1", "claude-opus-4", "claude-opus", "opus"
+    ]
     assert params["metadata"] == {"user_id": '{"device":"abc"}'}
     assert params["systemPrompt"] == "first\n\nsecond"
 
@@ -408,7 +421,9 @@ def test_claude_code_shaped_request(target: Deployment) -> None:
     frames = parse_sse(response.text)
     text = "".join(d["delta"]["text"] for n, d in frames if n == "content_block_delta")
     params = json.loads(text)
-    assert params["systemPrompt"] == "You are Claude Code.\n\nEnvironment.\n\nRules."
+    # The server tool is not offered; the model is told it cannot run here (docs/api.md#anthropic-defined-tools).
+    assert params["systemPrompt"].startswith("You are Claude Code.\n\nEnvironment.\n\nRules.\n\n# Unavailable tools\n")
+    assert "cannot run here: `web_search`" in params["systemPrompt"]
     assert [t["name"] for t in params["tools"]] == ["lookup"]
     assert params["messages"][1] == {"role": "assistant", "content": {"type": "text", "text": "answer"}}
     last_user = params["messages"][2]["content"]

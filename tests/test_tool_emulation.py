@@ -274,7 +274,9 @@ def test_claude_code_shaped_turn(plain: Deployment) -> None:
     assert final.content[1].name == "get_weather"
     system = last_params(plain)["systemPrompt"]
     assert system.startswith("You are Claude Code.\n\nEnvironment: linux\n\nRules: be careful\n\n# Tools\n")
-    assert "web_search" not in system
+    # The server tool is not among the tools offered, but the model hears that it cannot run here.
+    assert '{"name":"web_search"' not in system
+    assert "cannot run here: `web_search`" in system
     # The context meter counts what the client is sent, tool prompt included.
     counted = plain.anthropic().messages.count_tokens(
         model="claude-bridge-test", tools=TOOLS, messages=[{"role": "user", "content": "hi"}]

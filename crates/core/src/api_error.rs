@@ -95,6 +95,11 @@ pub struct ApiError {
     pub retryable: bool,
     /// Seconds for a `retry-after` header, where waiting is the fix.
     pub retry_after_secs: Option<u64>,
+    /// What the caller is not shown (a client's error in full, with its stack trace): the
+    /// runtime that ends the request logs it at debug level. Never in a body, never carried
+    /// from a Durable Object to the Worker.
+    #[serde(skip)]
+    pub detail: Option<String>,
 }
 
 impl ApiError {
@@ -104,6 +109,7 @@ impl ApiError {
             message: message.into(),
             retryable: kind.default_retryable(),
             retry_after_secs: None,
+            detail: None,
         }
     }
 

@@ -88,7 +88,7 @@ fn openai_tool_history(bytes: usize) -> String {
 fn handle_anthropic(body: &str) {
     let request = parse_messages_request(body.as_bytes(), true).expect("a valid request");
     assert!(estimate_request(&request) > 0);
-    into_create_message_params(request, ClientSupport::FULL, ToolMode::Native)
+    into_create_message_params(request, ClientSupport::FULL, ToolMode::Native, Vec::new())
         .expect("convertible");
 }
 
@@ -96,7 +96,7 @@ fn handle_anthropic(body: &str) {
 fn handle_anthropic_emulated(body: &str) {
     let request = parse_messages_request(body.as_bytes(), true).expect("a valid request");
     assert!(estimate_request(&request) > 0);
-    into_create_message_params(request, ClientSupport::FULL, ToolMode::Emulate)
+    into_create_message_params(request, ClientSupport::FULL, ToolMode::Emulate, Vec::new())
         .expect("convertible");
 }
 
@@ -104,7 +104,7 @@ fn handle_openai(body: &str) {
     let chat = parse_chat_request(body.as_bytes()).expect("a valid chat request");
     let request = to_messages_request(chat).expect("a valid history");
     assert!(estimate_request(&request) > 0);
-    into_create_message_params(request, ClientSupport::FULL, ToolMode::Native)
+    into_create_message_params(request, ClientSupport::FULL, ToolMode::Native, Vec::new())
         .expect("convertible");
 }
 

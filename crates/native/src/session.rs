@@ -517,6 +517,13 @@ fn dispatch(inner: &mut Inner, event: Event) {
             }
         }
         Event::Done { key, outcome, .. } => {
+            if let Err(ApiError {
+                detail: Some(detail),
+                ..
+            }) = &outcome
+            {
+                tracing::debug!(detail, "the MCP client's failure in full");
+            }
             if let Some(waiter) = inner.waiters.remove(&key) {
                 let _ = waiter.done.send(outcome);
             }

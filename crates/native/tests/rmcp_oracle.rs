@@ -102,7 +102,7 @@ fn convert(
     mode: ToolMode,
 ) -> (CreateMessageParams, AnswerPlan) {
     let request = parse_messages_request(body.to_string().as_bytes(), true).expect("valid request");
-    into_create_message_params(request, support, mode).expect("converts")
+    into_create_message_params(request, support, mode, Vec::new()).expect("converts")
 }
 
 const SUPPORTS: [(ClientSupport, &str); 4] = [
@@ -337,7 +337,8 @@ fn openai_requests_read_as_rmcp_requests() {
         let request = to_messages_request(chat).expect("converts to messages");
         for (support, label) in SUPPORTS {
             for mode in [ToolMode::Auto, ToolMode::Emulate] {
-                let Ok((params, _)) = into_create_message_params(request.clone(), support, mode)
+                let Ok((params, _)) =
+                    into_create_message_params(request.clone(), support, mode, Vec::new())
                 else {
                     continue;
                 };
@@ -646,7 +647,7 @@ fn rmcp_error_responses_become_typed_failures() {
             ClientJsonRpcMessage::error(error, Some(id))
         })
         .expect_err("a JSON-RPC error");
-        assert_eq!(failure.to_api_error().status(), status);
+        assert_eq!(failure.to_api_error(None).status(), status);
     }
 }
 

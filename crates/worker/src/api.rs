@@ -16,7 +16,7 @@ use sampling2api_core::convert::from_sampling::{ResponseContext, to_messages_res
 use sampling2api_core::convert::image_url::{refused, url_image_sources};
 use sampling2api_core::convert::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::lifecycle::session_choice::{Candidate, SESSION_HEADER, choose_session};
-use sampling2api_core::mcp::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
+use sampling2api_core::mcp::sampling::CreateMessageParams;
 use sampling2api_core::ops::health::{Health, SessionInfo, health_body, sessions_body};
 use sampling2api_core::ops::metrics::{Gauges, OutcomeLabel, SamplingRecord};
 use sampling2api_core::ops::status::{self, ClientStatus, InFlightRequest, Stage, StatusSnapshot};
@@ -125,10 +125,7 @@ async fn accept(
     let stream = request.wants_stream();
     let hints = catalog(settings, Vec::new()).hints_for(&model);
     // The request's content moves into the params: a large request is held once.
-    let (mut params, plan) = into_create_message_params(request, support, settings.tool_mode)?;
-    params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
-        hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
-    });
+    let (params, plan) = into_create_message_params(request, support, settings.tool_mode, hints)?;
     Ok(Accepted {
         input_tokens,
         message_id: ids::message_id(random_u128()),
@@ -714,6 +711,9 @@ pub async fn status(
             event_stream_open: None,
             in_flight: load.as_ref().map_or(0, |load| load.in_flight),
             queued: load.as_ref().map_or(0, |load| load.queued),
+            consent_may_be_pending: load
+                .as_ref()
+                .is_some_and(|load| load.consent_may_be_pending),
         })
         .collect();
     let in_flight: Vec<InFlightRequest> = loads

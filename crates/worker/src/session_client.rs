@@ -145,6 +145,9 @@ pub struct SessionLoad {
     /// Sampling requests sent to the client and not answered yet.
     #[serde(default)]
     pub pending: u64,
+    /// The client asks a person first (VS Code) and has answered nothing yet.
+    #[serde(default)]
+    pub consent_may_be_pending: bool,
 }
 
 /// A sampling request's outcome, `/sample`'s body.

@@ -91,6 +91,10 @@ struct StoredFacts {
     /// across hibernation and eviction, as natively for the session's life.
     #[serde(default)]
     large_events: LargeEvents,
+    /// The client has answered a sampling request (core `McpSession::answered`): kept, so that
+    /// a session that woke from hibernation does not point at a consent prompt long answered.
+    #[serde(default)]
+    answered: bool,
     /// Who this object is, to report to its registry (from `SessionRoute::Init`).
     #[serde(default)]
     namespace: String,
@@ -122,6 +126,8 @@ struct Inner {
     saved_event_floor: Cell<u64>,
     /// The [`LargeEvents`] last stored.
     saved_large_events: Cell<LargeEvents>,
+    /// Whether the client had answered, as last stored.
+    saved_answered: Cell<bool>,
     /// The idle alarm this instance set (`None`: none set, or not known since a wake).
     alarm_at: Cell<Option<Millis>>,
     timer: RefCell<Timer>,
@@ -188,6 +194,7 @@ impl DurableObject for McpSessionObject {
                 saved_next_id: Cell::new(0),
                 saved_event_floor: Cell::new(0),
                 saved_large_events: Cell::new(LargeEvents::default()),
+                saved_answered: Cell::new(false),
                 alarm_at: Cell::new(None),
                 timer: RefCell::new(Timer::default()),
             }),
@@ -215,6 +222,7 @@ impl DurableObject for McpSessionObject {
                     next_request_id: lifecycle.next_request_id(),
                     next_event_id: event_floor(&lifecycle),
                     large_events: lifecycle.large_events(),
+                    answered: false,
                     namespace: namespace.clone(),
                     id: id.clone(),
                 };
@@ -328,6 +336,7 @@ impl DurableObject for McpSessionObject {
                         queued: lifecycle.queued() as u64,
                         pending: lifecycle.pending_count() as u64,
                         requests: Vec::new(),
+                        consent_may_be_pending: lifecycle.consent_may_be_pending(),
                     })
                     .unwrap_or_default();
                 load.requests = inner
@@ -444,6 +453,7 @@ impl Inner {
         self.saved_next_id.set(stored.next_request_id);
         self.saved_event_floor.set(stored.next_event_id);
         self.saved_large_events.set(stored.large_events);
+        self.saved_answered.set(stored.answered);
         *self.lifecycle.borrow_mut() = Some(SessionLifecycle::resume(
             ServerInfo::sampling2api(),
             ResumedFacts {
@@ -452,6 +462,7 @@ impl Inner {
                 next_request_id: stored.next_request_id,
                 next_event_id: stored.next_event_id,
                 large_events: stored.large_events,
+                answered: stored.answered,
             },
             self.limits(),
             now(),
@@ -523,6 +534,7 @@ impl Inner {
                 next_request_id: lifecycle.next_request_id(),
                 next_event_id: event_floor(lifecycle),
                 large_events: lifecycle.large_events(),
+                answered: lifecycle.session().answered(),
                 namespace: identity.0,
                 id: identity.1,
             })
@@ -532,6 +544,7 @@ impl Inner {
             self.saved_next_id.set(facts.next_request_id);
             self.saved_event_floor.set(facts.next_event_id);
             self.saved_large_events.set(facts.large_events);
+            self.saved_answered.set(facts.answered);
         }
         Ok(())
     }
@@ -570,6 +583,7 @@ impl Inner {
                     self.saved_next_id.get(),
                     self.saved_event_floor.get(),
                 ) || lifecycle.large_events() != self.saved_large_events.get()
+                    || lifecycle.session().answered() != self.saved_answered.get()
             });
             if unsaved == Some(true)
                 && let Err(err) = self.save().await
@@ -609,6 +623,13 @@ impl Inner {
                 }
                 Event::Sent { .. } => {}
                 Event::Done { key, outcome, .. } => {
+                    if let Err(ApiError {
+                        detail: Some(detail),
+                        ..
+                    }) = &outcome
+                    {
+                        worker::console_debug!("the MCP client's failure in full: {detail}");
+                    }
                     let held = self.requests.borrow_mut().remove(&key);
                     if let Some(held) = held {
                         let seconds = held.slot_at.map(|at| now().since(at) as f64 / 1000.0);
@@ -729,6 +750,7 @@ impl Inner {
         self.saved_next_id.set(0);
         self.saved_event_floor.set(0);
         self.saved_large_events.set(LargeEvents::default());
+        self.saved_answered.set(false);
         let storage = self.state.storage();
         storage.delete_all().await?;
         if self.alarm_at.take().is_some() {
@@ -998,6 +1020,7 @@ mod tests {
                     next_request_id: saved_next_id,
                     next_event_id: saved_floor,
                     large_events: LargeEvents::default(),
+                    answered: false,
                 },
                 lifecycle_limits(),
                 start,

@@ -284,12 +284,12 @@ fn main() -> Result<(), BoxError> {
     let runs = 201;
     let native = median(runs, || {
         let request = parse_messages_request(&body, true)?;
-        into_create_message_params(request, ClientSupport::FULL, ToolMode::Auto)?;
+        into_create_message_params(request, ClientSupport::FULL, ToolMode::Auto, Vec::new())?;
         Ok(())
     })?;
     let emulated = median(runs, || {
         let request = parse_messages_request(&body, true)?;
-        into_create_message_params(request, plain, ToolMode::Auto)?;
+        into_create_message_params(request, plain, ToolMode::Auto, Vec::new())?;
         Ok(())
     })?;
     println!(
@@ -300,8 +300,12 @@ fn main() -> Result<(), BoxError> {
         (emulated.as_secs_f64() - native.as_secs_f64()) * 1000.0
     );
 
-    let (_, plan) =
-        into_create_message_params(parse_messages_request(&body, true)?, plain, ToolMode::Auto)?;
+    let (_, plan) = into_create_message_params(
+        parse_messages_request(&body, true)?,
+        plain,
+        ToolMode::Auto,
+        Vec::new(),
+    )?;
     let answer = json!({"role": "assistant", "model": "m", "content": {"type": "text", "text":
         "I will read both files.\n<tool_call>{\"name\": \"Read\", \"arguments\": {\"file_path\": \"/src/a.rs\"}}</tool_call>\n<tool_call>{\"name\": \"Grep\", \"arguments\": {\"pattern\": \"saturating\"}}</tool_call>"}});
     let parse_answer = median(runs, || {

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
+use crate::api::model_hints::model_hints;
 use crate::api_error::ApiError;
 
 /// Prefix of the Claude-picker-friendly twin of a client's model.
@@ -112,27 +113,25 @@ impl ModelCatalog {
         remember_reported(&mut self.reported, model, now_unix, self.max_reported)
     }
 
-    /// The hints, in preference order, for a requested model id.
+    /// The hints, in preference order, for a requested model id: an alias's hint or a twin's
+    /// model in place of the id, each spelled in every form [`model_hints`] derives, then the
+    /// default hint (`--default-model-hint`) as the last fallback.
     pub fn hints_for(&self, requested: &str) -> Vec<String> {
         let requested = requested.trim();
         let primary = self
             .aliases
             .iter()
             .find(|(alias, _)| alias == requested)
-            .map(|(_, hint)| hint.clone())
+            .map(|(_, hint)| hint.as_str())
             .or_else(|| {
                 requested
                     .strip_prefix(TWIN_PREFIX)
                     .filter(|rest| !rest.is_empty())
-                    .map(str::to_string)
             })
-            .unwrap_or_else(|| requested.to_string());
-        let mut hints = Vec::with_capacity(2);
-        if !primary.is_empty() {
-            hints.push(primary);
-        }
+            .unwrap_or(requested);
+        let mut hints = model_hints(primary);
         if let Some(default) = &self.default_hint
-            && !hints.contains(default)
+            && !hints.iter().any(|hint| hint.eq_ignore_ascii_case(default))
         {
             hints.push(default.clone());
         }
@@ -393,9 +392,31 @@ mod tests {
             vec!["gpt-4o-mini", "gpt-4o"]
         );
         assert_eq!(catalog.hints_for("claude-mcp-gpt-4o"), vec!["gpt-4o"]);
+        // Every form of the id first, the default last.
+        let hints = catalog.hints_for("claude-opus-4-1[1m]");
         assert_eq!(
-            catalog.hints_for("claude-opus-4-1[1m]"),
-            vec!["claude-opus-4-1[1m]", "gpt-4o"]
+            hints.first().map(String::as_str),
+            Some("claude-opus-4-1[1m]")
+        );
+        assert!(hints.contains(&"claude-opus-4.1-1m".to_string()));
+        assert_eq!(hints.last().map(String::as_str), Some("gpt-4o"));
+        // An alias's hint is expanded like any id, and a default already among them is not
+        // repeated.
+        let catalog = ModelCatalog::new(
+            vec![("main".into(), "claude-sonnet-4-5-20250929".into())],
+            Some("Claude-Sonnet-4.5".into()),
+            0,
+        );
+        assert_eq!(
+            catalog.hints_for("main"),
+            vec![
+                "claude-sonnet-4-5-20250929",
+                "claude-sonnet-4-5",
+                "claude-sonnet-4.5",
+                "claude-sonnet-4",
+                "claude-sonnet",
+                "sonnet"
+            ]
         );
         assert_eq!(ModelCatalog::default().hints_for(""), Vec::<String>::new());
     }

@@ -3,11 +3,13 @@
 //! Stop reasons map both ways (`endTurn`→`end_turn`, …); a result holding `tool_use` blocks is
 //! always `tool_use`, since agents loop on that value. Image, audio and tool-result blocks
 //! cannot appear in an Anthropic assistant message, so such a result is the client's failure.
-//! The request's [`AnswerPlan`] applies last: emulated tool calls are parsed out of the text,
-//! and a structured answer's text is reduced to its JSON value.
+//! The request's [`AnswerPlan`] applies in order: the caller's stop sequences cut the text
+//! (clients may ignore them; see [`crate::convert::stop_sequences`]), emulated tool calls are
+//! parsed out of what is left, and a structured answer's text is reduced to its JSON value.
 
 use crate::api::anthropic::{MessagesResponse, ResponseBlock, StopReason, Usage};
 use crate::api_error::ApiError;
+use crate::convert::stop_sequences::StopSequences;
 use crate::convert::structured_output::extract_json;
 use crate::convert::to_sampling::AnswerPlan;
 use crate::convert::tokens::estimate_output;
@@ -39,12 +41,16 @@ pub fn to_messages_response(
     context: ResponseContext<'_>,
     mut fresh_tool_use_id: impl FnMut() -> String,
 ) -> Result<MessagesResponse, ApiError> {
-    let mut content = Vec::with_capacity(result.content.len());
+    let (blocks, stopped_at) = match StopSequences::new(&context.plan.stop_sequences) {
+        Some(stops) => cut_at_stop(result.content, &stops),
+        None => (result.content, None),
+    };
+    let mut content = Vec::with_capacity(blocks.len());
     let emulated = context.plan.emulated_tools.as_ref();
     // Emulation: text not parsed yet. A client may split its answer into several text blocks,
     // so one that ends inside a `<tool_call>` block continues in the next.
     let mut unparsed: Option<String> = None;
-    for block in result.content {
+    for block in blocks {
         if let Some(tools) = emulated {
             match block {
                 SamplingContent::Text { text } => {
@@ -104,11 +110,26 @@ pub fn to_messages_response(
         content.extend(tools.parse(done, &mut fresh_tool_use_id));
     }
     let mut stop_reason = stop_reason_from_mcp(result.stop_reason.as_deref());
+    // The sequence the bridge cut at; or, when the client stopped at one itself and only one
+    // was asked for, that one.
+    let mut stop_sequence = match (
+        &stopped_at,
+        stop_reason,
+        context.plan.stop_sequences.as_slice(),
+    ) {
+        (Some(sequence), _, _) => Some(sequence.clone()),
+        (None, StopReason::StopSequence, [only]) => Some(only.clone()),
+        _ => None,
+    };
+    if stopped_at.is_some() {
+        stop_reason = StopReason::StopSequence;
+    }
     let has_tool_use = content
         .iter()
         .any(|block| matches!(block, ResponseBlock::ToolUse { .. }));
     if has_tool_use && matches!(stop_reason, StopReason::EndTurn | StopReason::StopSequence) {
         stop_reason = StopReason::ToolUse;
+        stop_sequence = None;
     }
     // A final answer (no tool call) with a response schema: only its JSON value.
     if context.plan.structured_output && !has_tool_use {
@@ -145,9 +166,62 @@ pub fn to_messages_response(
         content,
         model,
         stop_reason,
-        stop_sequence: None,
+        stop_sequence,
         usage: Usage::new(input_tokens, output_tokens),
     })
+}
+
+/// `blocks` up to the first stop, and the sequence found there. Each run of text blocks is
+/// searched as one text (a client may split its answer, and a sequence across two blocks is
+/// still one) and keeps its block boundaries; everything after the stop is dropped, as the
+/// model would not have written it.
+fn cut_at_stop(
+    blocks: Vec<SamplingContent>,
+    stops: &StopSequences,
+) -> (Vec<SamplingContent>, Option<String>) {
+    let mut out = Vec::with_capacity(blocks.len());
+    let mut run: Vec<String> = Vec::new();
+    for block in blocks {
+        match block {
+            SamplingContent::Text { text } => run.push(text),
+            other => {
+                if let Some(sequence) = cut_run(&mut run, stops) {
+                    out.extend(run.into_iter().map(|text| SamplingContent::Text { text }));
+                    return (out, Some(sequence));
+                }
+                out.extend(run.drain(..).map(|text| SamplingContent::Text { text }));
+                out.push(other);
+            }
+        }
+    }
+    let stopped = cut_run(&mut run, stops);
+    out.extend(run.into_iter().map(|text| SamplingContent::Text { text }));
+    (out, stopped)
+}
+
+/// Truncates a run of text blocks at its first stop, if it has one.
+fn cut_run(run: &mut Vec<String>, stops: &StopSequences) -> Option<String> {
+    let joined = run.concat();
+    let (start, sequence) = stops.find(&joined)?;
+    let mut remaining = start;
+    let mut kept = Vec::with_capacity(run.len());
+    for mut text in run.drain(..) {
+        if remaining >= text.len() {
+            remaining -= text.len();
+            kept.push(text);
+            continue;
+        }
+        // Block boundaries and the match's start are character boundaries of the joined text.
+        if text.is_char_boundary(remaining) {
+            text.truncate(remaining);
+        }
+        if !text.is_empty() || kept.is_empty() {
+            kept.push(text);
+        }
+        break;
+    }
+    *run = kept;
+    Some(sequence.to_string())
 }
 
 fn invalid_result(what: &str) -> ApiError {
@@ -273,6 +347,7 @@ mod tests {
                 max_calls: None,
             }),
             structured_output: false,
+            stop_sequences: Vec::new(),
         }
     }
 
@@ -352,8 +427,8 @@ mod tests {
     #[test]
     fn structured_answers_are_reduced_to_their_value() {
         let structured = AnswerPlan {
-            emulated_tools: None,
             structured_output: true,
+            ..AnswerPlan::default()
         };
         let response = convert_with(
             structured.clone(),
@@ -411,5 +486,125 @@ mod tests {
                 text: "{\"n\": 3}".into()
             }]
         );
+    }
+
+    fn stopping(sequences: &[&str]) -> AnswerPlan {
+        AnswerPlan {
+            stop_sequences: sequences.iter().map(|s| s.to_string()).collect(),
+            ..AnswerPlan::default()
+        }
+    }
+
+    #[test]
+    fn answers_are_cut_at_the_first_stop_sequence() {
+        // VS Code's result: one text, no stop reason.
+        let response = convert_with(
+            stopping(&["END", "\n\nHuman:"]),
+            json!({"role":"assistant","model":"copilot/gpt-4.1","content":{"type":"text",
+                "text":"one two\n\nHuman: three END four"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text {
+                text: "one two".into()
+            }]
+        );
+        assert_eq!(response.stop_reason, StopReason::StopSequence);
+        assert_eq!(response.stop_sequence.as_deref(), Some("\n\nHuman:"));
+        // No stop in the text: unchanged, end_turn.
+        let response = convert_with(
+            stopping(&["END"]),
+            json!({"role":"assistant","model":"m","content":{"type":"text","text":"fine"}}),
+        )
+        .unwrap();
+        assert_eq!(response.stop_reason, StopReason::EndTurn);
+        assert_eq!(response.stop_sequence, None);
+        // Across two blocks, which keep their boundary; later blocks go.
+        let response = convert_with(
+            stopping(&["STOP"]),
+            json!({"role":"assistant","model":"m","content":[
+                {"type":"text","text":"ab ST"},{"type":"text","text":"OP cd"},
+                {"type":"tool_use","id":"t","name":"f","input":{}}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text { text: "ab ".into() }]
+        );
+        assert_eq!(response.stop_reason, StopReason::StopSequence);
+        // A stop right at a block's start leaves the blocks before it whole.
+        let response = convert_with(
+            stopping(&["STOP"]),
+            json!({"role":"assistant","model":"m","content":[
+                {"type":"text","text":"ab"},{"type":"text","text":"STOP"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text { text: "ab".into() }]
+        );
+        // A client that stopped by itself at the one sequence asked for: it is named.
+        let response = convert_with(
+            stopping(&["END"]),
+            json!({"role":"assistant","model":"m","stopReason":"stopSequence","content":{"type":"text","text":"x"}}),
+        )
+        .unwrap();
+        assert_eq!(response.stop_sequence.as_deref(), Some("END"));
+    }
+
+    #[test]
+    fn the_stop_applies_to_the_raw_text_before_tool_calls_and_values() {
+        // Emulated tool calls: a call before the stop is kept and wins the stop reason; a call
+        // after it was never written.
+        let plan = AnswerPlan {
+            stop_sequences: vec!["Observation:".into()],
+            ..emulating(&["get"])
+        };
+        let response = convert_with(
+            plan.clone(),
+            json!({"role":"assistant","model":"m","content":{"type":"text",
+                "text":"Thinking.\n<tool_call>{\"name\":\"get\",\"arguments\":{}}</tool_call>\nObservation: made up"}}),
+        )
+        .unwrap();
+        assert_eq!(response.stop_reason, StopReason::ToolUse);
+        assert_eq!(response.stop_sequence, None);
+        assert!(matches!(
+            response.content.last(),
+            Some(ResponseBlock::ToolUse { .. })
+        ));
+        let response = convert_with(
+            plan,
+            json!({"role":"assistant","model":"m","content":{"type":"text",
+                "text":"Done.\nObservation: <tool_call>{\"name\":\"get\",\"arguments\":{}}</tool_call>"}}),
+        )
+        .unwrap();
+        // The text as written up to the stop (the real API keeps trailing whitespace too).
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text {
+                text: "Done.\n".into()
+            }]
+        );
+        assert_eq!(response.stop_reason, StopReason::StopSequence);
+        // Structured output: the value is taken from the text before the stop.
+        let plan = AnswerPlan {
+            structured_output: true,
+            stop_sequences: vec!["---".into()],
+            ..AnswerPlan::default()
+        };
+        let response = convert_with(
+            plan,
+            json!({"role":"assistant","model":"m","content":{"type":"text",
+                "text":"{\"n\": 1}\n---\n{\"n\": 2}"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            response.content,
+            vec![ResponseBlock::Text {
+                text: "{\"n\": 1}".into()
+            }]
+        );
+        assert_eq!(response.stop_reason, StopReason::StopSequence);
     }
 }

@@ -5,6 +5,13 @@
 //! - `system` (string or blocks) → `systemPrompt`, blocks joined by a blank line, order kept.
 //! - `role: "system"` messages → user-role text at their position, marked as a system note.
 //! - `thinking` / `redacted_thinking` / server-tool blocks → dropped (nothing in MCP replays them).
+//! - Anthropic-defined tools (see [`crate::convert::anthropic_tools`]): caller-run ones (`bash`,
+//!   the text editor, `memory`) offered with their published schema; tool search left out;
+//!   the rest named unavailable in the system prompt, and a `tool_choice` forcing one is a 400.
+//! - `model` → `modelPreferences.hints`: the hints the runtime's catalog gives for it (aliases,
+//!   twins, every form [`crate::api::model_hints`] derives, the default hint).
+//! - `stop_sequences` → `stopSequences`, and kept in the [`AnswerPlan`]: the bridge cuts the
+//!   answer itself (see [`crate::convert::stop_sequences`]), since clients may ignore them.
 //! - `document` → text (plain text inline; PDF or URL documents as a note naming what was left out).
 //! - `search_result` → text with its title and source.
 //! - `tool_choice: {type:"tool"}` → `required` plus a system instruction naming the tool;
@@ -24,6 +31,9 @@ use crate::api::anthropic::{
     MessageContent, MessagesRequest, Role, SearchResultBlock, ToolChoice, ToolResultContent,
 };
 use crate::api_error::ApiError;
+use crate::convert::anthropic_tools::{
+    self, check_tool_choice, unavailable_notice, unavailable_tools,
+};
 use crate::convert::base64_check::is_valid_base64;
 use crate::convert::structured_output;
 use crate::convert::tool_emulation::{self, EmulatedTools, ToolDelivery, ToolMode};
@@ -39,34 +49,38 @@ pub struct AnswerPlan {
     pub emulated_tools: Option<EmulatedTools>,
     /// A response schema was asked for: the answer's text is reduced to its JSON value.
     pub structured_output: bool,
+    /// The caller's stop sequences, applied to the answer's text (clients may ignore them).
+    pub stop_sequences: Vec<String>,
 }
 
-/// The custom tools of a request as MCP tools (server tools are left out: no client runs them).
+/// The tools of a request the model can be offered, as MCP tools (see
+/// [`anthropic_tools::offered_tools`]).
 pub fn offered_tools(request: &MessagesRequest) -> Vec<SamplingTool> {
-    request
-        .tools
-        .iter()
-        .flatten()
-        .filter(|tool| tool.is_custom())
-        .map(|tool| SamplingTool {
-            name: tool.name.clone(),
-            description: tool.description.clone(),
-            input_schema: tool
-                .input_schema
-                .clone()
-                .unwrap_or_else(|| serde_json::json!({"type": "object"})),
-        })
-        .collect()
+    anthropic_tools::offered_tools(request)
 }
 
-/// The system-prompt sections the bridge adds for an emulating client (tool prompt, then the
-/// response-format instruction), in order; also what `count_tokens` counts for tools.
+/// The system-prompt sections the bridge adds for an emulating client (tool prompt, the tools
+/// that cannot run here, then the response-format instruction), in order; also what
+/// `count_tokens` counts for tools.
 pub fn added_instructions(request: &MessagesRequest, tools: &[SamplingTool]) -> Vec<String> {
     let tool_prompt = tool_emulation::tool_prompt(tools, request.tool_choice.as_ref());
+    let unavailable = unavailable_section(request);
     let schema = request
         .output_schema()
         .map(|schema| structured_output::instruction(schema, tool_prompt.is_some()));
-    tool_prompt.into_iter().chain(schema).collect()
+    tool_prompt
+        .into_iter()
+        .chain(unavailable)
+        .chain(schema)
+        .collect()
+}
+
+/// The note on tools that cannot run here, unless `tool_choice: none` rules out tools anyway.
+fn unavailable_section(request: &MessagesRequest) -> Option<String> {
+    if matches!(request.tool_choice, Some(ToolChoice::None {})) {
+        return None;
+    }
+    unavailable_notice(&unavailable_tools(request))
 }
 
 /// Converts a parsed, validated request for a client with `support`, keeping `request`.
@@ -74,17 +88,21 @@ pub fn to_create_message_params(
     request: &MessagesRequest,
     support: ClientSupport,
     tool_mode: ToolMode,
+    hints: Vec<String>,
 ) -> Result<(CreateMessageParams, AnswerPlan), ApiError> {
-    into_create_message_params(request.clone(), support, tool_mode)
+    into_create_message_params(request.clone(), support, tool_mode, hints)
 }
 
 /// Converts a parsed, validated request for a client with `support`, carrying tools as
-/// `tool_mode` decides for that client. The messages' content (images, documents, long texts)
-/// moves into the result instead of being copied, so a large request is held once, not twice.
+/// `tool_mode` decides for that client and `hints` (the catalog's
+/// [`crate::api::models::ModelCatalog::hints_for`] the request's model) as its model
+/// preferences. The messages' content (images, documents, long texts) moves into the result
+/// instead of being copied, so a large request is held once, not twice.
 pub fn into_create_message_params(
     mut request: MessagesRequest,
     support: ClientSupport,
     tool_mode: ToolMode,
+    hints: Vec<String>,
 ) -> Result<(CreateMessageParams, AnswerPlan), ApiError> {
     let mut system_parts: Vec<String> = request
         .system
@@ -94,9 +112,17 @@ pub fn into_create_message_params(
         .map(str::to_string)
         .collect();
     let tools = offered_tools(&request);
+    check_tool_choice(&request, &tools)?;
     let mut plan = AnswerPlan {
         emulated_tools: None,
         structured_output: request.output_schema().is_some(),
+        stop_sequences: request
+            .stop_sequences
+            .iter()
+            .flatten()
+            .filter(|sequence| !sequence.is_empty())
+            .cloned()
+            .collect(),
     };
 
     if tool_mode.delivery(support) == ToolDelivery::Emulated {
@@ -115,7 +141,7 @@ pub fn into_create_message_params(
         }
         system_parts.extend(added);
         let messages = convert_messages(std::mem::take(&mut request.messages), support, true)?;
-        let params = finish_params(request, messages, system_parts, None);
+        let params = finish_params(request, messages, system_parts, None, hints);
         return Ok((params, plan));
     }
 
@@ -138,6 +164,7 @@ pub fn into_create_message_params(
     {
         system_parts.push("Call at most one tool in your response.".to_string());
     }
+    system_parts.extend(unavailable_section(&request));
     if let Some(schema) = request.output_schema() {
         system_parts.push(structured_output::instruction(schema, !tools.is_empty()));
     }
@@ -165,7 +192,7 @@ pub fn into_create_message_params(
     }
     let native_tools = sends_tools.then_some((tools, SamplingToolChoice { mode: choice_mode }));
     Ok((
-        finish_params(request, messages, system_parts, native_tools),
+        finish_params(request, messages, system_parts, native_tools, hints),
         plan,
     ))
 }
@@ -175,8 +202,8 @@ fn finish_params(
     messages: Vec<SamplingMessage>,
     system_parts: Vec<String>,
     native_tools: Option<(Vec<SamplingTool>, SamplingToolChoice)>,
+    hints: Vec<String>,
 ) -> CreateMessageParams {
-    let model_hint = request.model.trim();
     let (tools, tool_choice) = native_tools.unzip();
     CreateMessageParams {
         messages,
@@ -187,10 +214,8 @@ fn finish_params(
             .stop_sequences
             .take()
             .filter(|sequences| !sequences.is_empty()),
-        model_preferences: (!model_hint.is_empty()).then(|| ModelPreferences {
-            hints: vec![ModelHint {
-                name: model_hint.to_string(),
-            }],
+        model_preferences: (!hints.is_empty()).then(|| ModelPreferences {
+            hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
         }),
         metadata: request.metadata.take().filter(|map| !map.is_empty()),
         tool_choice,
@@ -473,7 +498,8 @@ mod tests {
         mode: ToolMode,
     ) -> Result<(Value, AnswerPlan), ApiError> {
         let request = parse_messages_request(body.to_string().as_bytes(), true).unwrap();
-        to_create_message_params(&request, support, mode)
+        let hints = crate::api::models::ModelCatalog::default().hints_for(&request.model);
+        to_create_message_params(&request, support, mode, hints)
             .map(|(params, plan)| (serde_json::to_value(params).unwrap(), plan))
     }
 
@@ -638,13 +664,20 @@ mod tests {
         )
         .unwrap();
         assert!(params.get("tools").is_none() && params.get("toolChoice").is_none());
-        // Only server tools: nothing to send, nothing to refuse.
-        convert(
-            json!({"model":"m","max_tokens":1,"tools":[{"type":"bash_20250124","name":"bash"}],
+        // Only server tools: nothing to send, nothing to refuse; the model hears of them.
+        let params = convert(
+            json!({"model":"m","max_tokens":1,"tools":[{"type":"web_search_20250305","name":"web_search"}],
                    "messages":[{"role":"user","content":"x"}]}),
             no_tools,
         )
         .unwrap();
+        assert!(params.get("tools").is_none());
+        assert!(
+            params["systemPrompt"]
+                .as_str()
+                .unwrap()
+                .contains("cannot run here: `web_search`")
+        );
     }
 
     #[test]
@@ -762,8 +795,12 @@ mod tests {
         assert!(system.starts_with("Be terse.\n\n# Tools\n"), "{system}");
         assert!(system.contains("{\"name\":\"get\",\"description\":\"Fetch\""));
         assert!(
-            !system.contains("web_search"),
+            !system.contains("{\"name\":\"web_search\""),
             "server tools are not offered"
+        );
+        assert!(
+            system.contains("# Unavailable tools") && system.contains("`web_search`"),
+            "but the model hears of them: {system}"
         );
         assert_eq!(
             plan,
@@ -772,7 +809,8 @@ mod tests {
                     names: vec!["get".into(), "put".into()],
                     max_calls: None
                 }),
-                structured_output: false
+                structured_output: false,
+                stop_sequences: Vec::new(),
             }
         );
         assert_eq!(
@@ -889,5 +927,86 @@ mod tests {
                 .unwrap()
                 .contains("# Response format")
         );
+    }
+
+    #[test]
+    fn hints_and_stop_sequences_go_to_the_params_and_the_plan() {
+        let request = parse_messages_request(
+            json!({"model":"claude-haiku-4-5-20251001","max_tokens":5,"stop_sequences":["END","","\n\nHuman:"],
+                   "messages":[{"role":"user","content":"x"}]})
+            .to_string()
+            .as_bytes(),
+            true,
+        )
+        .unwrap();
+        let (params, plan) = to_create_message_params(
+            &request,
+            ClientSupport::FULL,
+            ToolMode::Auto,
+            vec![
+                "claude-haiku-4-5-20251001".into(),
+                "claude-haiku-4.5".into(),
+            ],
+        )
+        .unwrap();
+        let params = serde_json::to_value(params).unwrap();
+        assert_eq!(
+            params["modelPreferences"],
+            json!({"hints":[{"name":"claude-haiku-4-5-20251001"},{"name":"claude-haiku-4.5"}]})
+        );
+        // The client gets the list as sent; the bridge's own cut skips the empty one.
+        assert_eq!(params["stopSequences"], json!(["END", "", "\n\nHuman:"]));
+        assert_eq!(plan.stop_sequences, vec!["END", "\n\nHuman:"]);
+        let (params, _) =
+            to_create_message_params(&request, ClientSupport::FULL, ToolMode::Auto, Vec::new())
+                .unwrap();
+        assert!(
+            params.model_preferences.is_none(),
+            "no hint, no preferences"
+        );
+    }
+
+    #[test]
+    fn anthropic_defined_tools_are_offered_or_named_unavailable() {
+        let body = |choice: Value| {
+            json!({"model":"m","max_tokens":5,"tool_choice":choice,
+                "tools":[{"type":"bash_20250124","name":"bash"},
+                         {"type":"web_search_20250305","name":"web_search"}],
+                "messages":[{"role":"user","content":"x"}]})
+        };
+        // Natively: bash with its schema, web search named in the system prompt.
+        let params = full(body(json!({"type":"auto"})));
+        assert_eq!(params["tools"][0]["name"], "bash");
+        assert!(params["tools"][0]["inputSchema"]["properties"]["command"].is_object());
+        assert_eq!(params["tools"].as_array().unwrap().len(), 1);
+        assert!(
+            params["systemPrompt"]
+                .as_str()
+                .unwrap()
+                .contains("`web_search`")
+        );
+        // Emulated: the same in the prompt.
+        let (params, plan) =
+            convert_in(body(json!({"type":"auto"})), PLAIN, ToolMode::Auto).unwrap();
+        let system = params["systemPrompt"].as_str().unwrap();
+        assert!(system.contains("{\"name\":\"bash\""), "{system}");
+        assert!(system.find("# Tools").unwrap() < system.find("# Unavailable tools").unwrap());
+        assert_eq!(plan.emulated_tools.unwrap().names, vec!["bash"]);
+        // Forcing the one nobody runs is refused, in both modes.
+        for (support, mode) in [
+            (ClientSupport::FULL, ToolMode::Native),
+            (PLAIN, ToolMode::Auto),
+        ] {
+            let err = convert_in(
+                body(json!({"type":"tool","name":"web_search"})),
+                support,
+                mode,
+            )
+            .unwrap_err();
+            assert_eq!(err.status(), 400);
+        }
+        // tool_choice none: no tools, and nothing to say about them.
+        let (params, _) = convert_in(body(json!({"type":"none"})), PLAIN, ToolMode::Auto).unwrap();
+        assert!(params.get("systemPrompt").is_none(), "{params}");
     }
 }

@@ -65,10 +65,11 @@ pub use types::{
 
 use crate::api_error::ApiError;
 use crate::lifecycle::refusals::{
-    CANCELLED_CALLER_LEFT, CANCELLED_DEADLINE, LargeEvents, caller_left, event_size,
-    no_event_stream, queue_timeout, session_ended, too_busy,
+    CANCELLED_CALLER_LEFT, CANCELLED_DEADLINE, LargeEvents, caller_left, consent_may_be_waiting,
+    event_size, no_event_stream, queue_timeout, session_ended, too_busy,
 };
 use crate::lifecycle::types::millis_of;
+use crate::mcp::failures::prompts_for_consent;
 use crate::mcp::sampling::ClientSupport;
 use crate::mcp::session::{ClientFacts, McpSession, ServerInfo};
 use crate::mcp::streamable_http::EventId;
@@ -180,7 +181,13 @@ impl SessionLifecycle {
         now: Millis,
     ) -> Self {
         let mut machine = Self::new(
-            McpSession::resume(server, facts.client, facts.ready, facts.next_request_id),
+            McpSession::resume(
+                server,
+                facts.client,
+                facts.ready,
+                facts.next_request_id,
+                facts.answered,
+            ),
             limits,
             now,
         );
@@ -282,7 +289,7 @@ impl SessionLifecycle {
             self.finish(
                 now,
                 key,
-                outcome.map_err(|failure| failure.to_api_error()),
+                outcome.map_err(|failure| failure.to_api_error(self.session.client())),
                 sampling,
             );
         }
@@ -392,6 +399,7 @@ impl SessionLifecycle {
     /// Everything due by `now`: queue timeouts, stream-wait expiry, deadlines (a sent request
     /// is cancelled at the client), liveness pings, idle expiry.
     pub fn handle_timeout(&mut self, now: Millis) {
+        let consent_may_be_pending = self.consent_may_be_pending();
         while let Some(&(at, key)) = self.timers.first() {
             if at > now {
                 break;
@@ -404,6 +412,9 @@ impl SessionLifecycle {
             request.timer = Millis(u64::MAX);
             let timeout_ms = request.timeout_ms;
             let past_deadline = request.deadline <= now;
+            // Sent, or queued behind sent ones: waiting on the client.
+            let on_client = matches!(request.stage, Stage::Queued | Stage::Sent { .. });
+            let consent = on_client && consent_may_be_pending;
             let error = match request.stage {
                 Stage::Queued => queue_timeout(timeout_ms),
                 Stage::WaitingForStream { .. } if !past_deadline => {
@@ -416,6 +427,12 @@ impl SessionLifecycle {
                 Stage::Encoding { .. } | Stage::WaitingForStream { .. } => {
                     ApiError::deadline_passed(timeout_ms)
                 }
+            };
+            // Queued or sent behind a prompt nobody answered: say where to look.
+            let error = if consent {
+                consent_may_be_waiting(error)
+            } else {
+                error
             };
             self.finish(now, key, Err(error), None);
         }
@@ -506,6 +523,12 @@ impl SessionLifecycle {
 
     pub fn can_sample(&self) -> bool {
         !self.closed && self.session.can_sample()
+    }
+
+    /// The client asks a person before it samples (VS Code) and has not answered any request
+    /// of this session yet: a consent prompt may be holding them all.
+    pub fn consent_may_be_pending(&self) -> bool {
+        !self.session.answered() && prompts_for_consent(self.session.client())
     }
 
     pub fn unavailable_reason(&self) -> Option<ApiError> {

@@ -46,6 +46,21 @@ pub fn no_event_stream(mcp_path: &str, waited_ms: u64) -> ApiError {
     ))
 }
 
+/// `err` (a deadline that passed while the request waited on the client or behind requests
+/// that do) with where to look, for a client that asks a person first and has not answered
+/// anything yet: VS Code's consent notification holds this request and every later one.
+pub fn consent_may_be_waiting(mut err: ApiError) -> ApiError {
+    err.message.push_str(&format!(
+        ". VS Code has not answered any request of this session yet: a notification in VS Code \
+         may be waiting for someone to allow this MCP server to use a model (\"Allow in this \
+         Session\" or \"Always\"), and it holds every sampling request until it is answered. \
+         `{}` allows it ahead of time (the `{}` setting)",
+        crate::mcp::failures::CONNECT_VSCODE,
+        crate::mcp::failures::VS_CODE_SAMPLING_SETTING
+    ));
+    err
+}
+
 /// A request refused or failed because its session ended (closed, expired, or `DELETE`d).
 pub fn session_ended() -> ApiError {
     ApiError::unavailable("the MCP session has ended")

@@ -29,6 +29,11 @@ fn ready(limits: LifecycleLimits) -> SessionLifecycle {
 
 /// The same, the client asking for protocol `version`.
 fn ready_with(limits: LifecycleLimits, version: &str) -> SessionLifecycle {
+    ready_as(limits, version, "c")
+}
+
+/// The same, the client calling itself `name`.
+fn ready_as(limits: LifecycleLimits, version: &str, name: &str) -> SessionLifecycle {
     let mut machine = SessionLifecycle::new(
         McpSession::new(ServerInfo::sampling2api()),
         limits,
@@ -38,7 +43,7 @@ fn ready_with(limits: LifecycleLimits, version: &str) -> SessionLifecycle {
         Millis(0),
         json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
             "protocolVersion":version,"capabilities":{"sampling":{}},
-            "clientInfo":{"name":"c","version":"1"}}})
+            "clientInfo":{"name":name,"version":"1"}}})
         .to_string()
         .as_bytes(),
     );
@@ -179,6 +184,59 @@ fn a_request_goes_out_and_its_answer_ends_it_once() {
     assert_eq!((machine.in_flight(), machine.pending_count()), (0, 0));
     // Nothing left to time but the session's idleness (the stream is open: nothing).
     assert_eq!(machine.poll_timeout(), None);
+}
+
+#[test]
+fn a_vs_code_session_that_never_answered_points_at_its_consent_prompt() {
+    let mut machine = ready_as(limits(1, 1), "2025-11-25", "Visual Studio Code");
+    machine.stream_opened(Millis(0), None);
+    assert!(machine.consent_may_be_pending());
+    let (sent, id) = submit_and_encode(&mut machine, Millis(0));
+    // One queued behind it, with an earlier deadline, then the sent one's.
+    let queued = machine.submit(Millis(1), Millis(30_000)).unwrap();
+    events(&mut machine);
+    machine.handle_timeout(Millis(30_000));
+    machine.handle_timeout(Millis(0).after(MINUTE));
+    let ended = events(&mut machine);
+    for key in [queued, sent] {
+        let err = error_of(&ended, key);
+        assert_eq!(err.status(), 504);
+        assert!(
+            err.message.contains("a notification in VS Code"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("sampling2api connect vscode --write"));
+    }
+    // A late answer (even to a request nobody waits for) shows the prompt was answered.
+    machine.client_message(Millis(2).after(MINUTE), &answer(id, "late"));
+    assert!(!machine.consent_may_be_pending());
+    let (key, _) = submit_and_encode(&mut machine, Millis(3).after(MINUTE));
+    machine.handle_timeout(Millis(3).after(MINUTE).after(MINUTE));
+    let err = error_of(&events(&mut machine), key);
+    assert_eq!(err.message, ApiError::deadline_passed(60_000).message);
+    // Other clients never get the hint, and a denial ends the wait as an answer.
+    let mut other = ready(limits(1, 1));
+    other.stream_opened(Millis(0), None);
+    assert!(!other.consent_may_be_pending());
+    let mut denied = ready_as(limits(1, 1), "2025-11-25", "Visual Studio Code - Insiders");
+    denied.stream_opened(Millis(0), None);
+    let (key, id) = submit_and_encode(&mut denied, Millis(0));
+    events(&mut denied);
+    denied.client_message(
+        Millis(5),
+        json!({"jsonrpc":"2.0","id":id,"error":{"code":-32000,"message":"The user has denied permission to call this method."}})
+            .to_string()
+            .as_bytes(),
+    );
+    let err = error_of(&events(&mut denied), key);
+    assert_eq!(err.status(), 403);
+    assert!(
+        err.message.contains("chat.mcp.serverSampling"),
+        "{}",
+        err.message
+    );
+    assert!(!denied.consent_may_be_pending());
 }
 
 #[test]
@@ -709,6 +767,7 @@ fn a_stream_closing_under_a_large_event_is_explained_and_refuses_as_large_ones_a
             next_request_id: machine.next_request_id(),
             next_event_id: machine.next_event_id(),
             large_events: machine.large_events(),
+            answered: machine.session().answered(),
         },
         limits(4, 0),
         Millis(2_000),
@@ -948,6 +1007,7 @@ fn resumed_sessions_continue_their_ids() {
             next_request_id: 41,
             next_event_id: 500,
             large_events: LargeEvents::default(),
+            answered: false,
         },
         limits(1, 0),
         Millis(0),

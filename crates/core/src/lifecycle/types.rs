@@ -162,4 +162,6 @@ pub struct ResumedFacts {
     /// so that an event id never repeats within the session.
     pub next_event_id: u64,
     pub large_events: LargeEvents,
+    /// The client had answered a sampling request (see [`crate::mcp::session::McpSession::answered`]).
+    pub answered: bool,
 }

@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::api_error::ApiError;
+pub use crate::mcp::failures::SamplingFailure;
 use crate::mcp::jsonrpc::{
     Envelope, ErrorObject, INVALID_PARAMS, INVALID_REQUEST, Incoming, Lenient, METHOD_NOT_FOUND,
     PARSE_ERROR, Shape, lenient_object,
@@ -28,9 +29,6 @@ pub const LATEST_PROTOCOL_VERSION: &str = "2025-11-25";
 /// Handshake-era versions, newest first. Modern (2026-07-28+) has no server-to-client requests.
 pub const SUPPORTED_PROTOCOL_VERSIONS: [&str; 4] =
     ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-
-/// What clients commonly answer when a person declines a sampling request.
-const USER_REJECTED: i64 = -1;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerInfo {
@@ -69,40 +67,6 @@ enum Phase {
     /// `initialize` answered, `notifications/initialized` not yet seen.
     Initializing,
     Ready,
-}
-
-/// Why a sampling request did not produce a result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SamplingFailure {
-    /// The client (or the person at it) refused.
-    Declined { message: String },
-    /// The client is shutting down or dropped the request ("Connection closed").
-    ClientGone { message: String },
-    /// The client answered with another JSON-RPC error.
-    ClientError { code: i64, message: String },
-    /// The client answered with a result that is not a valid `CreateMessageResult`.
-    InvalidResult { detail: String },
-}
-
-impl SamplingFailure {
-    pub fn to_api_error(&self) -> ApiError {
-        match self {
-            SamplingFailure::Declined { message } => ApiError::new(
-                crate::api_error::ErrorKind::Permission,
-                format!("the MCP client declined the sampling request: {message}"),
-            ),
-            SamplingFailure::ClientGone { message } => ApiError::unavailable(format!(
-                "the MCP client went away before answering: {message}"
-            )),
-            SamplingFailure::ClientError { code, message } => ApiError::api(format!(
-                "the MCP client failed to sample (JSON-RPC error {code}): {message}"
-            )),
-            SamplingFailure::InvalidResult { detail } => ApiError::api(format!(
-                "the MCP client returned an invalid sampling result: {detail}"
-            ))
-            .not_retryable(),
-        }
-    }
 }
 
 /// What the client answered to one sampling request: its result, or its failure (an error
@@ -201,6 +165,9 @@ pub struct McpSession<W> {
     client: Option<ClientFacts>,
     next_request_id: u64,
     pending: HashMap<u64, W>,
+    /// The client has answered a sampling request (with a result or an error). Until then a
+    /// client that asks a person first may be holding every request behind its prompt.
+    answered: bool,
 }
 
 impl<W> McpSession<W> {
@@ -211,6 +178,7 @@ impl<W> McpSession<W> {
             client: None,
             next_request_id: 1,
             pending: HashMap::new(),
+            answered: false,
         }
     }
 
@@ -222,6 +190,7 @@ impl<W> McpSession<W> {
         client: ClientFacts,
         ready: bool,
         next_request_id: u64,
+        answered: bool,
     ) -> Self {
         McpSession {
             server,
@@ -233,7 +202,14 @@ impl<W> McpSession<W> {
             client: Some(client),
             next_request_id: next_request_id.max(1),
             pending: HashMap::new(),
+            answered,
         }
+    }
+
+    /// Whether the client has answered any sampling request of this session (see
+    /// [`crate::mcp::failures::prompts_for_consent`]).
+    pub fn answered(&self) -> bool {
+        self.answered
     }
 
     /// The id the next sampling request will get (to persist across evictions).
@@ -477,6 +453,10 @@ impl<W> McpSession<W> {
             Value::String(text) => text.parse().ok(),
             _ => None,
         };
+        // Any answer to one of our requests shows the client is not stuck behind a prompt.
+        if numeric_id.is_some_and(|id| id < self.next_request_id) {
+            self.answered = true;
+        }
         // An answer to a request nobody waits for any more (cancelled, timed out, or never
         // sent) is dropped: it must never reach another request's caller.
         let Some(waiter) = numeric_id.and_then(|id| self.pending.remove(&id)) else {
@@ -596,28 +576,10 @@ pub fn truncate_on_char_boundary(text: &str, max: usize) -> &str {
 }
 
 fn failure_from_error(error: ErrorObject) -> SamplingFailure {
-    let code = error.code.0.unwrap_or(0);
-    let message = error.message.0.unwrap_or_else(|| "no message".to_string());
-    let lowered = message.to_ascii_lowercase();
-    let sounds_declined = ["reject", "declin", "denied"]
-        .iter()
-        .any(|word| lowered.contains(word));
-    let sounds_gone = [
-        "connection closed",
-        "cancelled",
-        "canceled",
-        "shutting down",
-        "disconnect",
-    ]
-    .iter()
-    .any(|words| lowered.contains(words));
-    if code == USER_REJECTED || sounds_declined {
-        SamplingFailure::Declined { message }
-    } else if sounds_gone {
-        SamplingFailure::ClientGone { message }
-    } else {
-        SamplingFailure::ClientError { code, message }
-    }
+    SamplingFailure::from_error(
+        error.code.0.unwrap_or(0),
+        error.message.0.unwrap_or_else(|| "no message".to_string()),
+    )
 }
 
 fn success_reply(id: Value, result: Value) -> Value {
@@ -868,14 +830,14 @@ mod tests {
             let handled = session.handle_incoming(message.to_string().as_bytes());
             let (_, outcome) = &handled.answers[0];
             assert_eq!(
-                outcome.as_ref().unwrap_err().to_api_error().status(),
+                outcome.as_ref().unwrap_err().to_api_error(None).status(),
                 status
             );
         }
         let declined = SamplingFailure::Declined {
             message: "no".into(),
         }
-        .to_api_error();
+        .to_api_error(None);
         assert!(!declined.retryable);
     }
 
@@ -907,7 +869,9 @@ mod tests {
             facts,
             true,
             41,
+            true,
         );
+        assert!(resumed.answered(), "the stored fact carries over");
         assert_eq!(resumed.support().unwrap(), ClientSupport::FULL);
         assert_eq!(resumed.begin_sampling(&params(), 0, "w").unwrap().id, 41);
         assert_eq!(resumed.next_request_id(), 42);
@@ -920,6 +884,7 @@ mod tests {
             session.client().cloned().unwrap(),
             false,
             1,
+            false,
         );
         assert!(!not_ready.can_sample());
     }
@@ -1008,7 +973,7 @@ mod tests {
             let (_, outcome) = &handled.answers[0];
             let got = match outcome {
                 Ok(_) => 200,
-                Err(failure) => failure.to_api_error().status(),
+                Err(failure) => failure.to_api_error(None).status(),
             };
             assert_eq!(got, status, "{body}");
         }

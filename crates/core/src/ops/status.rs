@@ -147,6 +147,10 @@ pub struct ClientStatus {
     pub event_stream_open: Option<bool>,
     pub in_flight: u64,
     pub queued: u64,
+    /// The client asks a person before it samples (VS Code) and has answered nothing in this
+    /// session yet: its consent prompt may be holding every request.
+    #[serde(default)]
+    pub consent_may_be_pending: bool,
 }
 
 /// A request in flight, with how long it has waited and what the person may need to do.
@@ -247,13 +251,20 @@ pub fn waiting_hint(stage: Stage, client: Option<&ClientStatus>) -> Option<Strin
             "Waiting behind {} other request(s) to this client.",
             client.in_flight
         )),
+        Stage::WaitingForClient if client.consent_may_be_pending => Some(format!(
+            "VS Code has not answered any request of this session yet: a notification in VS Code \
+             may be waiting for someone to allow this MCP server to use a model (\"Allow in this \
+             Session\" or \"Always\"), and every sampling request waits until it is answered. \
+             `{}` allows it ahead of time.",
+            crate::mcp::failures::CONNECT_VSCODE
+        )),
         Stage::WaitingForClient => {
             let name = client.client_name.as_deref().unwrap_or("the MCP client");
             let lower = name.to_ascii_lowercase();
             if lower.contains("visual studio code") || lower.contains("vscode") {
                 Some(
-                    "VS Code may be asking you to allow this server to use a model: look for \
-                     a prompt in VS Code."
+                    "Waiting for VS Code's model to answer (VS Code may also be asking you \
+                     something: look for a prompt in VS Code)."
                         .to_string(),
                 )
             } else {
@@ -483,6 +494,21 @@ mod tests {
                 .unwrap()
                 .contains("look for a prompt in VS Code")
         );
+        // Before VS Code answered anything, the hint points at its consent notification.
+        let waiting = ClientStatus {
+            session: "mcps_b".into(),
+            client_name: Some("Visual Studio Code".into()),
+            event_stream_open: Some(true),
+            consent_may_be_pending: true,
+            ..ClientStatus::default()
+        };
+        let hint = waiting_hint(Stage::WaitingForClient, Some(&waiting)).unwrap();
+        assert!(hint.contains("a notification in VS Code"), "{hint}");
+        assert!(
+            hint.contains("sampling2api connect vscode --write"),
+            "{hint}"
+        );
+        assert_eq!(json["clients"][0]["consent_may_be_pending"], false);
         assert_eq!(json["recent"][0]["request_id"], "req_1");
         assert!(json["recent"][0].get("prompt").is_none());
         assert_eq!(json["models"][0]["model"], "claude-x");

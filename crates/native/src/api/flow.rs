@@ -16,7 +16,7 @@ use sampling2api_core::api::stream_framing::StreamFraming;
 use sampling2api_core::convert::from_sampling::{ResponseContext, to_messages_response};
 use sampling2api_core::convert::to_sampling::{AnswerPlan, into_create_message_params};
 use sampling2api_core::lifecycle::session_choice::SESSION_HEADER;
-use sampling2api_core::mcp::sampling::{CreateMessageParams, ModelHint, ModelPreferences};
+use sampling2api_core::mcp::sampling::CreateMessageParams;
 use sampling2api_core::ops::status::{self, InFlightRequest, Stage};
 use sampling2api_core::{ApiError, convert::tokens, ids};
 
@@ -141,18 +141,15 @@ pub async fn accept(
         .flatten();
     let hints = bridge.catalog().hints_for(&model);
     let tool_mode = bridge.settings.tool_mode;
-    let (input_tokens, (mut params, plan)) = cpu_work::run(body_bytes, move || {
+    let (input_tokens, (params, plan)) = cpu_work::run(body_bytes, move || {
         let input_tokens = tokens::estimate_request(&request).max(1);
         // The request's content moves into the params: a large request is held once.
         Ok((
             input_tokens,
-            into_create_message_params(request, support, tool_mode)?,
+            into_create_message_params(request, support, tool_mode, hints)?,
         ))
     })
     .await?;
-    params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
-        hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
-    });
     let admission = session.submit(bridge.settings.request_timeout)?;
     Ok(Accepted {
         model,

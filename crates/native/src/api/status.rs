@@ -30,6 +30,7 @@ pub async fn status(State(bridge): State<Arc<Bridge>>) -> Response {
                 event_stream_open: Some(session.has_stream()),
                 in_flight: state.pending_count() as u64,
                 queued: session.queued() as u64,
+                consent_may_be_pending: state.consent_may_be_pending(),
             }
         })
         .collect();
