@@ -11,7 +11,7 @@ use crate::api_error::ApiError;
 use crate::convert::structured_output::extract_json;
 use crate::convert::to_sampling::AnswerPlan;
 use crate::convert::tokens::estimate_output;
-use crate::convert::tool_emulation::ends_inside_call;
+use crate::convert::tool_emulation::{EmulatedTools, ends_inside_call};
 use crate::mcp::sampling::{CreateMessageResult, SamplingContent};
 
 /// What the response needs from the request it answers.
@@ -40,27 +40,39 @@ pub fn to_messages_response(
     mut fresh_tool_use_id: impl FnMut() -> String,
 ) -> Result<MessagesResponse, ApiError> {
     let mut content = Vec::with_capacity(result.content.len());
-    let emulated = context.plan.emulated_tools.as_ref();
-    // Emulation: text not parsed yet. A client may split its answer into several text blocks,
-    // so one that ends inside a `<tool_call>` block continues in the next.
-    let mut unparsed: Option<String> = None;
+    let mut parser = context
+        .plan
+        .emulated_tools
+        .as_ref()
+        .map(EmulatedTools::parser);
+    // Emulation: text not parsed yet, and whether it ends inside a `<tool_call>` block. A
+    // client may split its answer into several text blocks, so one that ends inside a block
+    // continues in the next. Each join looks at the new text only: 20,000 small blocks after an
+    // open tag once cost 20 s here.
+    let mut unparsed: Option<(String, bool)> = None;
     for block in result.content {
-        if let Some(tools) = emulated {
+        if let Some(parser) = &mut parser {
             match block {
                 SamplingContent::Text { text } => {
                     match &mut unparsed {
-                        Some(open) if ends_inside_call(open) => open.push_str(&text),
+                        Some((open, true)) => {
+                            let from = open.len();
+                            open.push_str(&text);
+                            let still_open = ends_inside_call(open, from, true);
+                            unparsed = unparsed.map(|(open, _)| (open, still_open));
+                        }
                         _ => {
-                            if let Some(done) = unparsed.replace(text) {
-                                content.extend(tools.parse(done, &mut fresh_tool_use_id));
+                            let open = ends_inside_call(&text, 0, false);
+                            if let Some((done, _)) = unparsed.replace((text, open)) {
+                                content.extend(parser.parse(done, &mut fresh_tool_use_id));
                             }
                         }
                     }
                     continue;
                 }
                 _ => {
-                    if let Some(done) = unparsed.take() {
-                        content.extend(tools.parse(done, &mut fresh_tool_use_id));
+                    if let Some((done, _)) = unparsed.take() {
+                        content.extend(parser.parse(done, &mut fresh_tool_use_id));
                     }
                 }
             }
@@ -100,8 +112,8 @@ pub fn to_messages_response(
         };
         content.push(converted);
     }
-    if let (Some(tools), Some(done)) = (emulated, unparsed) {
-        content.extend(tools.parse(done, &mut fresh_tool_use_id));
+    if let (Some(parser), Some((done, _))) = (&mut parser, unparsed) {
+        content.extend(parser.parse(done, &mut fresh_tool_use_id));
     }
     let mut stop_reason = stop_reason_from_mcp(result.stop_reason.as_deref());
     let has_tool_use = content
@@ -268,10 +280,7 @@ mod tests {
 
     fn emulating(names: &[&str]) -> AnswerPlan {
         AnswerPlan {
-            emulated_tools: Some(crate::convert::tool_emulation::EmulatedTools {
-                names: names.iter().map(|n| n.to_string()).collect(),
-                max_calls: None,
-            }),
+            emulated_tools: Some(EmulatedTools::new(names.iter().copied())),
             structured_output: false,
         }
     }

@@ -4,14 +4,19 @@
 //! - `tool_emulation` and `structured_output`: tools and response schemas in the prompt, for
 //!   clients that cannot take them, and the answer's text parsed back.
 //! - `fence`: Markdown code fences, shared by both of those.
+//! - `framing`: the bridge's tags in a prompt, and the escape that keeps caller text from
+//!   forging them.
+//! - `quoting`: where an answer only quotes text (code fences, block quotes, inline code).
 //! - `from_sampling`: the client's result → the Anthropic response.
 //! - `tokens`: token estimates for `usage` and `count_tokens`.
 //! - `image_url` (the SSRF policy for `url` images) and `base64_check` (cheap base64 checks).
 
 pub mod base64_check;
 pub mod fence;
+pub mod framing;
 pub mod from_sampling;
 pub mod image_url;
+pub mod quoting;
 pub mod structured_output;
 pub mod to_sampling;
 pub mod tokens;

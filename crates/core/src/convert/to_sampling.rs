@@ -25,6 +25,7 @@ use crate::api::anthropic::{
 };
 use crate::api_error::ApiError;
 use crate::convert::base64_check::is_valid_base64;
+use crate::convert::framing;
 use crate::convert::structured_output;
 use crate::convert::tool_emulation::{self, EmulatedTools, ToolDelivery, ToolMode};
 use crate::mcp::sampling::{
@@ -39,6 +40,17 @@ pub struct AnswerPlan {
     pub emulated_tools: Option<EmulatedTools>,
     /// A response schema was asked for: the answer's text is reduced to its JSON value.
     pub structured_output: bool,
+}
+
+impl AnswerPlan {
+    /// The runtime's bound on calls parsed from one emulated answer
+    /// (`--max-emulated-tool-calls`, worker `MAX_EMULATED_TOOL_CALLS`); the conversion
+    /// starts from the default.
+    pub fn set_max_tool_calls(&mut self, max: usize) {
+        if let Some(tools) = &mut self.emulated_tools {
+            tools.max_calls = max;
+        }
+    }
 }
 
 /// The custom tools of a request as MCP tools (server tools are left out: no client runs them).
@@ -104,14 +116,16 @@ pub fn into_create_message_params(
         let offered_in_prompt =
             !tools.is_empty() && !matches!(request.tool_choice, Some(ToolChoice::None {}));
         if offered_in_prompt {
-            plan.emulated_tools = Some(EmulatedTools {
-                names: tools.into_iter().map(|tool| tool.name).collect(),
-                max_calls: request
-                    .tool_choice
-                    .as_ref()
-                    .is_some_and(ToolChoice::disables_parallel_tool_use)
-                    .then_some(1),
-            });
+            let mut emulated = match &request.tool_choice {
+                // The one tool named: calls to the others stay text.
+                Some(ToolChoice::Tool { name, .. }) => EmulatedTools::new([name.as_str()]),
+                _ => EmulatedTools::new(tools.into_iter().map(|tool| tool.name)),
+            };
+            emulated.single_call = request
+                .tool_choice
+                .as_ref()
+                .is_some_and(ToolChoice::disables_parallel_tool_use);
+            plan.emulated_tools = Some(emulated);
         }
         system_parts.extend(added);
         let messages = convert_messages(std::mem::take(&mut request.messages), support, true)?;
@@ -125,7 +139,8 @@ pub fn into_create_message_params(
         Some(ToolChoice::None {}) => ToolChoiceMode::None,
         Some(ToolChoice::Tool { name, .. }) => {
             system_parts.push(format!(
-                "You must respond by calling the tool `{name}`; do not call any other tool."
+                "You must respond by calling the tool `{}`; do not call any other tool.",
+                framing::escape_str(name)
             ));
             ToolChoiceMode::Required
         }
@@ -212,7 +227,9 @@ fn convert_messages(
             Role::User | Role::System => SamplingRole::User,
         };
         let mut blocks = match message.content {
-            MessageContent::Text(text) => vec![SamplingContent::Text { text }],
+            MessageContent::Text(text) => vec![SamplingContent::Text {
+                text: framing::escape(text),
+            }],
             MessageContent::Blocks(blocks) => {
                 let mut converted = Vec::with_capacity(blocks.len());
                 for (block_index, block) in blocks.into_iter().enumerate() {
@@ -335,7 +352,9 @@ fn flush_user_run(
 
 fn convert_block(block: ContentBlock, path: &str) -> Result<Option<SamplingContent>, ApiError> {
     Ok(match block {
-        ContentBlock::Text { text } => Some(SamplingContent::Text { text }),
+        ContentBlock::Text { text } => Some(SamplingContent::Text {
+            text: framing::escape(text),
+        }),
         ContentBlock::Image { source } => Some(convert_image(source, path)?),
         ContentBlock::Document(document) => Some(SamplingContent::Text {
             text: document_text(document, path)?,
@@ -351,7 +370,9 @@ fn convert_block(block: ContentBlock, path: &str) -> Result<Option<SamplingConte
             let content = match content {
                 None => Vec::new(),
                 Some(ToolResultContent::Text(text)) => {
-                    vec![SamplingContent::Text { text }]
+                    vec![SamplingContent::Text {
+                        text: framing::escape(text),
+                    }]
                 }
                 Some(ToolResultContent::Blocks(blocks)) => {
                     let mut converted = Vec::with_capacity(blocks.len());
@@ -416,7 +437,7 @@ fn convert_image(source: ImageSource, path: &str) -> Result<SamplingContent, Api
 }
 
 fn document_text(document: DocumentBlock, path: &str) -> Result<String, ApiError> {
-    let title = document.title.as_deref().unwrap_or("untitled");
+    let title = framing::attribute(document.title.as_deref().unwrap_or("untitled"));
     let body = match document.source {
         DocumentSource::Text { data } => data,
         DocumentSource::Content { content } => match content {
@@ -440,10 +461,11 @@ fn document_text(document: DocumentBlock, path: &str) -> Result<String, ApiError
             )));
         }
     };
+    let body = framing::escape(body);
     let mut text = format!("<document title=\"{title}\">\n{body}\n</document>");
     if let Some(context) = &document.context {
         text.push_str("\nContext: ");
-        text.push_str(context);
+        text.push_str(&framing::escape_str(context));
     }
     Ok(text)
 }
@@ -454,7 +476,8 @@ fn search_result_text(result: &SearchResultBlock) -> String {
         text.push('\n');
         text.push_str(&part.text);
     }
-    text
+    // All of it is the caller's (the prefix holds no tag).
+    framing::escape(text)
 }
 
 #[cfg(test)]
@@ -768,10 +791,7 @@ mod tests {
         assert_eq!(
             plan,
             AnswerPlan {
-                emulated_tools: Some(EmulatedTools {
-                    names: vec!["get".into(), "put".into()],
-                    max_calls: None
-                }),
+                emulated_tools: Some(EmulatedTools::new(["get", "put"])),
                 structured_output: false
             }
         );
@@ -833,7 +853,13 @@ mod tests {
         let system = params["systemPrompt"].as_str().unwrap();
         assert!(system.contains("You must call the tool `put`"), "{system}");
         assert!(system.contains("Call at most one tool"), "{system}");
-        assert_eq!(plan.emulated_tools.unwrap().max_calls, Some(1));
+        let emulated = plan.emulated_tools.unwrap();
+        assert!(emulated.single_call);
+        assert_eq!(
+            emulated.names.iter().collect::<Vec<_>>(),
+            ["put"],
+            "a call to another offered tool stays text"
+        );
         let (params, _) = convert_in(
             tool_request(json!({"tool_choice":{"type":"any"}})),
             PLAIN,
