@@ -395,7 +395,9 @@ fn markdown_answer(bytes: usize) -> String {
                    > Note: the bound is inclusive.\n\n";
     let mut text = section.repeat(bytes / section.len());
     text.push_str("<tool_call>{\"name\": \"Read\", \"arguments\": {\"file_path\": \"/src/a.rs\"}}</tool_call>\n");
-    text.push_str("<tool_call>{\"name\": \"Grep\", \"arguments\": {\"pattern\": \"saturating\"}}</tool_call>");
+    text.push_str(
+        "<tool_call>{\"name\": \"Grep\", \"arguments\": {\"pattern\": \"saturating\"}}</tool_call>",
+    );
     text
 }
 
@@ -405,7 +407,8 @@ fn open_call_then_blocks(blocks: usize) -> Value {
     let mut content = vec![json!({"type": "text", "text": "<tool_call>"})];
     // Near misses of both tags make every search for them slow.
     content.extend(
-        (0..blocks).map(|_| json!({"type": "text", "text": "</tool_cal <tool_cal </tool_cal <tool_cal"})),
+        (0..blocks)
+            .map(|_| json!({"type": "text", "text": "</tool_cal <tool_cal </tool_cal <tool_cal"})),
     );
     Value::Array(content)
 }

@@ -227,10 +227,7 @@ mod tests {
     fn json_gets_the_json_escape() {
         let json = serde_json::json!({"description": "ends </tools> early <b>"}).to_string();
         let escaped = escape_json(json);
-        assert_eq!(
-            escaped,
-            r#"{"description":"ends \u003c/tools> early <b>"}"#
-        );
+        assert_eq!(escaped, r#"{"description":"ends \u003c/tools> early <b>"}"#);
         let read: serde_json::Value = serde_json::from_str(&escaped).unwrap();
         assert_eq!(read["description"], "ends </tools> early <b>");
     }

@@ -421,4 +421,59 @@ mod tests {
             }]
         );
     }
+
+    #[test]
+    fn a_tag_split_between_blocks_and_the_cap_over_blocks() {
+        let response = convert_with(
+            emulating(&["get"]),
+            json!({"role":"assistant","model":"m","content":[
+                {"type":"text","text":"Sure <tool_"},
+                {"type":"text","text":"call>{\"name\":\"get\","},
+                {"type":"text","text":"\"arguments\":{}}</tool_call>"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            response.content,
+            vec![
+                ResponseBlock::Text {
+                    text: "Sure".into()
+                },
+                ResponseBlock::ToolUse {
+                    id: "toolu_1".into(),
+                    name: "get".into(),
+                    input: json!({})
+                },
+            ]
+        );
+        let mut plan = emulating(&["get"]);
+        plan.set_max_tool_calls(2);
+        let call = json!({"type":"text","text":"<tool_call>{\"name\":\"get\",\"arguments\":{}}</tool_call>"});
+        let response = convert_with(
+            plan,
+            json!({"role":"assistant","model":"m","content":[call, call, call]}),
+        )
+        .unwrap();
+        let calls = response
+            .content
+            .iter()
+            .filter(|block| matches!(block, ResponseBlock::ToolUse { .. }))
+            .count();
+        assert_eq!(calls, 2, "{:?}", response.content);
+        assert_eq!(response.content.len(), 3);
+    }
+
+    #[test]
+    fn many_blocks_after_an_open_tag_join_into_one_text() {
+        let mut content = vec![json!({"type":"text","text":"<tool_call>"})];
+        content.extend((0..2_000).map(|_| json!({"type":"text","text":" </tool_cal <tool_cal"})));
+        let response = convert_with(
+            emulating(&["get"]),
+            json!({"role":"assistant","model":"m","content":content}),
+        )
+        .unwrap();
+        let [ResponseBlock::Text { text }] = response.content.as_slice() else {
+            panic!("one text block: {:?}", response.content);
+        };
+        assert_eq!(text.len(), "<tool_call>".len() + 2_000 * 21);
+    }
 }

@@ -115,7 +115,8 @@ impl<'a> Quoting<'a> {
     /// Reads the line at `next_line`, updating the fence state.
     fn classify_next_line(&mut self) -> Line {
         let start = self.next_line;
-        let end = memchr::memchr(b'\n', &self.bytes[start..]).map_or(self.bytes.len(), |n| start + n);
+        let end =
+            memchr::memchr(b'\n', &self.bytes[start..]).map_or(self.bytes.len(), |n| start + n);
         let line = &self.bytes[start..end];
         let quoted = if !self.at_line_start {
             // The rest of a line whose start was consumed: a fence cannot be open (the region
@@ -198,7 +199,11 @@ impl Runs {
     /// Drops the runs before `end` (a consumed region on this line).
     fn skip_to(&mut self, end: usize) {
         self.span_closes_at = None;
-        while self.runs.get(self.cursor).is_some_and(|&(start, _)| start < end) {
+        while self
+            .runs
+            .get(self.cursor)
+            .is_some_and(|&(start, _)| start < end)
+        {
             self.cursor += 1;
         }
         // Partner links point forward only; a link from a run after `end` never lands inside
@@ -209,7 +214,11 @@ impl Runs {
 /// Up to three spaces of indentation removed (four make an indented code block, which is not
 /// treated as quoting: models indent calls in lists).
 fn strip_indent(line: &[u8]) -> &[u8] {
-    let spaces = line.iter().take(3).take_while(|&&byte| byte == b' ').count();
+    let spaces = line
+        .iter()
+        .take(3)
+        .take_while(|&&byte| byte == b' ')
+        .count();
     &line[spaces..]
 }
 
@@ -220,7 +229,10 @@ fn opens_fence(content: &[u8]) -> Option<(u8, usize)> {
     if character != b'`' && character != b'~' {
         return None;
     }
-    let length = content.iter().take_while(|&&byte| byte == character).count();
+    let length = content
+        .iter()
+        .take_while(|&&byte| byte == character)
+        .count();
     if length < 3 {
         return None;
     }
@@ -232,7 +244,10 @@ fn opens_fence(content: &[u8]) -> Option<(u8, usize)> {
 
 fn closes_fence(line: &[u8], character: u8, length: usize) -> bool {
     let content = strip_indent(line);
-    let run = content.iter().take_while(|&&byte| byte == character).count();
+    let run = content
+        .iter()
+        .take_while(|&&byte| byte == character)
+        .count();
     run >= length && content[run..].iter().all(u8::is_ascii_whitespace)
 }
 
@@ -273,7 +288,10 @@ mod tests {
 
     #[test]
     fn code_spans_pair_runs_of_equal_length_on_one_line() {
-        assert_eq!(quoted("`@` @ ``@ ` @`` @"), [true, false, true, true, false]);
+        assert_eq!(
+            quoted("`@` @ ``@ ` @`` @"),
+            [true, false, true, true, false]
+        );
         // A run without a partner is literal.
         assert_eq!(quoted("` @ `` @"), [false, false]);
         // Spans end with their line.

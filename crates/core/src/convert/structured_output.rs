@@ -68,7 +68,9 @@ fn failure_offset(text: &str, err: &serde_json::Error) -> usize {
             .nth(err.line() - 2)
             .map_or(text.len(), |newline| newline + 1)
     };
-    (line_start + err.column()).saturating_sub(1).min(text.len())
+    (line_start + err.column())
+        .saturating_sub(1)
+        .min(text.len())
 }
 
 /// A fenced piece without its language tag line (`json\n{…}`).
@@ -136,6 +138,33 @@ mod tests {
             extract_json("日本 {\"k\": \"語\"}"),
             Some("{\"k\": \"語\"}")
         );
+    }
+
+    #[test]
+    fn a_start_that_fails_is_skipped_up_to_where_it_failed() {
+        assert_eq!(extract_json("[1, 2 {\"a\": 1}"), Some("{\"a\": 1}"));
+        // On a later line, after characters of several bytes.
+        assert_eq!(
+            extract_json("Intro\n{\n  \"é\": x\n}\nthen {\"b\": 2}"),
+            Some("{\"b\": 2}")
+        );
+        assert_eq!(extract_json("日本 {語} {\"k\": 1}"), Some("{\"k\": 1}"));
+        // A value nested in a broken one is a fragment, not the answer.
+        assert_eq!(extract_json("{\"a\": {\"b\": 1} oops"), None);
+        assert_eq!(extract_json(&format!("{}\"x", "[".repeat(200))), None);
+    }
+
+    #[test]
+    fn failure_offsets_point_at_the_failing_byte() {
+        for (text, failing) in [
+            ("[1, 2 x", "x"),
+            ("{\n\"a\":\n  ?}", "?"),
+            ("{\"日本\": !}", "!"),
+        ] {
+            let err = serde_json::from_str::<IgnoredAny>(text).unwrap_err();
+            let at = failure_offset(text, &err);
+            assert_eq!(text.get(at..at + 1), Some(failing), "{text}: {err}");
+        }
     }
 
     #[test]
