@@ -33,16 +33,30 @@ fn cpu_time() -> Duration {
     START.get_or_init(Instant::now).elapsed()
 }
 
-/// The least CPU time `work` took over a few runs.
+/// The CPU time `work` took.
 fn cost(work: &dyn Fn()) -> Duration {
-    (0..RUNS)
-        .map(|_| {
-            let before = cpu_time();
-            work();
-            cpu_time() - before
-        })
-        .min()
-        .unwrap()
+    let before = cpu_time();
+    work();
+    cpu_time() - before
+}
+
+/// Whether `large` costs less than `max_ratio` times `small`: the least of a few runs of
+/// `small` against runs of `large` until one is under the bound (a busy machine slows single
+/// runs; it does not make every run slow). Prints the costs.
+fn grows_less_than(name: &str, max_ratio: f64, small: &dyn Fn(), large: &dyn Fn()) -> bool {
+    let small_cost = (0..RUNS).map(|_| cost(small)).min().unwrap();
+    let mut large_costs = Vec::new();
+    for _ in 0..RUNS {
+        let large_cost = cost(large);
+        large_costs.push(large_cost);
+        let ratio = large_cost.as_secs_f64() / small_cost.as_secs_f64().max(1e-6);
+        if ratio < max_ratio {
+            println!("{name}: {small_cost:?} → {large_cost:?} ({ratio:.1}×)");
+            return true;
+        }
+    }
+    println!("{name}: {small_cost:?} → {large_costs:?}, over {max_ratio}× each time");
+    false
 }
 
 fn text(text: String) -> SamplingContent {
@@ -100,17 +114,15 @@ fn convert(plan: &AnswerPlan, content: &[SamplingContent]) -> Vec<ResponseBlock>
 fn assert_linear(name: &str, plan: AnswerPlan, n: usize, build: fn(usize) -> Vec<SamplingContent>) {
     let small = build(n);
     let large = build(n * GROWTH);
-    let small_cost = cost(&|| {
+    let convert_small = || {
         convert(&plan, &small);
-    });
-    let large_cost = cost(&|| {
+    };
+    let convert_large = || {
         convert(&plan, &large);
-    });
-    let ratio = large_cost.as_secs_f64() / small_cost.as_secs_f64().max(1e-6);
-    println!("{name}: {small_cost:?} → {large_cost:?} ({ratio:.1}×)");
+    };
     assert!(
-        ratio < MAX_RATIO,
-        "{name}: {GROWTH}× the input cost {ratio:.1}× the CPU ({small_cost:?} → {large_cost:?})"
+        grows_less_than(name, MAX_RATIO, &convert_small, &convert_large),
+        "{name}: {GROWTH}× the input cost more than {MAX_RATIO}× the CPU"
     );
 }
 
@@ -171,60 +183,61 @@ fn failing_starts(bytes: usize, starts: usize) -> Vec<SamplingContent> {
 
 #[test]
 fn emulated_answers_of_the_worst_shapes_convert_in_linear_time() {
+    let (emulated, unbounded) = (emulated(), emulated_unbounded());
     assert_linear(
         "open call, then blocks",
-        emulated(),
-        2_000,
+        emulated.clone(),
+        500,
         open_call_then_blocks,
     );
-    assert_linear("overlapping JSON", emulated(), 500, overlapping_json);
+    assert_linear("overlapping JSON", emulated.clone(), 200, overlapping_json);
     assert_linear(
         "tags before one close",
-        emulated(),
-        2_000,
+        emulated.clone(),
+        1_000,
         tags_before_one_close,
     );
     assert_linear(
         "calls between code spans",
-        emulated_unbounded(),
-        1_000,
+        unbounded.clone(),
+        500,
         calls_between_code_spans,
     );
     assert_linear(
         "fences and quotes",
-        emulated_unbounded(),
-        1_000,
+        unbounded.clone(),
+        500,
         fences_and_quotes,
     );
-    assert_linear("many calls", emulated_unbounded(), 1_000, many_calls);
-    assert_linear("many calls, capped", emulated(), 5_000, many_calls);
+    assert_linear("many calls", unbounded, 500, many_calls);
+    assert_linear("many calls, capped", emulated, 2_000, many_calls);
 }
 
 #[test]
 fn structured_answers_convert_in_linear_time() {
-    assert_linear(
-        "structured, one failing start",
-        structured(),
-        100_000,
-        |n| failing_starts(n, 1),
-    );
-    assert_linear("structured, brackets", structured(), 20_000, |n| {
+    assert_linear("structured, one failing start", structured(), 50_000, |n| {
+        failing_starts(n, 1)
+    });
+    assert_linear("structured, brackets", structured(), 10_000, |n| {
         vec![text(format!("Here: {}", "[1,".repeat(n)))]
     });
     // Many false starts cost about what one does.
-    let bytes = 1 << 20;
-    let one = failing_starts(bytes, 1);
-    let many = failing_starts(bytes, 64);
-    let plan = structured();
-    let one_cost = cost(&|| {
+    let bytes = 256 << 10;
+    let (one, many, plan) = (
+        failing_starts(bytes, 1),
+        failing_starts(bytes, 64),
+        structured(),
+    );
+    let convert_one = || {
         convert(&plan, &one);
-    });
-    let many_cost = cost(&|| {
+    };
+    let convert_many = || {
         convert(&plan, &many);
-    });
-    let ratio = many_cost.as_secs_f64() / one_cost.as_secs_f64().max(1e-6);
-    println!("64 failing starts vs one: {one_cost:?} → {many_cost:?} ({ratio:.1}×)");
-    assert!(ratio < 4.0, "64 false starts cost {ratio:.1}× one");
+    };
+    assert!(
+        grows_less_than("64 failing starts vs one", 4.0, &convert_one, &convert_many),
+        "64 false starts cost more than 4× one"
+    );
 }
 
 #[test]

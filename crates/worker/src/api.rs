@@ -125,7 +125,8 @@ async fn accept(
     let stream = request.wants_stream();
     let hints = catalog(settings, Vec::new()).hints_for(&model);
     // The request's content moves into the params: a large request is held once.
-    let (mut params, plan) = into_create_message_params(request, support, settings.tool_mode)?;
+    let (mut params, mut plan) = into_create_message_params(request, support, settings.tool_mode)?;
+    plan.set_max_tool_calls(settings.max_emulated_tool_calls);
     params.model_preferences = (!hints.is_empty()).then(|| ModelPreferences {
         hints: hints.into_iter().map(|name| ModelHint { name }).collect(),
     });
