@@ -218,7 +218,7 @@ fn structured_answers_convert_in_linear_time() {
     assert_linear("structured, one failing start", structured(), 50_000, |n| {
         failing_starts(n, 1)
     });
-    assert_linear("structured, brackets", structured(), 10_000, |n| {
+    assert_linear("structured, brackets", structured(), 2_000, |n| {
         vec![text(format!("Here: {}", "[1,".repeat(n)))]
     });
     // Many false starts cost about what one does.
