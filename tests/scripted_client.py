@@ -12,6 +12,8 @@ The model's behaviour is chosen by markers in the last user text:
 - ``[image-reply]``: answers with an image block, which the Anthropic API cannot carry.
 - ``[use-tool]``, or tool choice ``required``: calls the first tool with ``{"query": text}``.
 - ``[whoami]``: answers with this client's name; ``[signed]``: ``<name>: <text>``.
+- ``[hostile:SHAPE]``: one of the worst answers a client can send (``HOSTILE_SHAPES``), built
+  before anything else is looked at.
 
 When the system prompt carries the bridge's tool protocol (tool emulation: ``<tools>`` and
 ``<tool_call>``), it answers like a model following that prompt: with ``<tool_response>`` blocks
@@ -90,6 +92,9 @@ class ScriptedModel:
                     self.cancelled.append(text)
                 raise
 
+        hostile = re.search(r"\[hostile:([\w-]+)\]", text)
+        if hostile:
+            return hostile_answer(hostile.group(1), params.system_prompt or "")
         if "[decline]" in text:
             return types.ErrorData(code=-1, message="User rejected sampling request")
         if "[fail]" in text:
@@ -190,6 +195,49 @@ class ScriptedModel:
             model="scripted-model",
             stop_reason="endTurn",
         )
+
+
+def _offered_tool(system: str) -> str:
+    listed = re.search(r"<tools>\n(.*?)\n</tools>", system, re.S)
+    return json.loads(listed.group(1).splitlines()[0])["name"] if listed else "none_offered"
+
+
+def _call(name: str) -> str:
+    return f'<tool_call>{{"name": "{name}", "arguments": {{"query": "x"}}}}</tool_call>'
+
+
+# The worst answers we know how to build for each answer-side parser, near the bounds a client
+# can reach (an MCP message of tens of MB). Each maps the bridge's system prompt to the result.
+HOSTILE_SHAPES: dict[str, Any] = {
+    # Issue #19: one text block opening a call, then 20,000 small blocks (20 s of CPU once).
+    "open-call-then-blocks": lambda system: ["<tool_call>"] + ["</tool_cal <tool_cal </tool_cal <tool_cal"] * 20_000,
+    # 100,000 calls to an offered tool in one answer (~6 MB).
+    "many-calls": lambda system: [(_call(_offered_tool(system)) + "\n") * 100_000],
+    # A 16 MB structured answer whose 64 brackets each start a value failing at its end (issue
+    # #19: re-parsed from each, 3.3 s).
+    "failing-starts": lambda system: ["Here: " + "[" * 64 + '"' + "a" * (16 << 20)],
+    # Calls quoted in fences, block quotes and code spans (~8 MB), and one real call at the end.
+    "quoted-calls": lambda system: [
+        ("```\n{c}\n```\n> {c}\n`{c}` and ``{c}`` `\n".format(c=_call(_offered_tool(system))) * 40_000)
+        + _call(_offered_tool(system))
+    ],
+    # Blocks whose JSON reads run on past the next tag, and tags before one far close (~8 MB).
+    "overlapping-blocks": lambda system: [
+        ('<tool_call>{"a<tool_call>{"' + '":":",","' * 16) * 30_000 + "<tool_call>```x" * 100_000 + "```</tool_call>"
+    ],
+}
+
+
+def hostile_answer(shape: str, system: str) -> types.CreateMessageResult | types.CreateMessageResultWithTools:
+    texts = HOSTILE_SHAPES[shape](system)
+    if len(texts) == 1:
+        return ScriptedModel._text(texts[0])
+    return types.CreateMessageResultWithTools(
+        role="assistant",
+        content=[types.TextContent(type="text", text=text) for text in texts],
+        model="scripted-model",
+        stop_reason="endTurn",
+    )
 
 
 def sample_value(schema: dict[str, Any], text: str) -> Any:

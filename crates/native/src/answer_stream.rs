@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sampling2api_core::ApiError;
-use sampling2api_core::api::anthropic::MessagesResponse;
 use sampling2api_core::api::stream_framing::StreamFraming;
 
-type PendingAnswer = Pin<Box<dyn Future<Output = Result<MessagesResponse, ApiError>> + Send>>;
+/// The stream's ending, encoded where the answer was converted (see `flow::complete`), or the
+/// error it ends with.
+type PendingAnswer = Pin<Box<dyn Future<Output = Result<String, ApiError>> + Send>>;
 
 enum Phase {
     /// The opening frame, not yet handed to hyper.
@@ -73,7 +74,10 @@ impl futures::Stream for AnswerStream {
             Phase::Waiting(keepalives) => {
                 if let Poll::Ready(outcome) = this.completion.as_mut().poll(cx) {
                     this.phase = Phase::Done;
-                    let ending = this.framing.ending(outcome, &this.model);
+                    let ending = match outcome {
+                        Ok(ending) => ending,
+                        Err(err) => this.framing.ending(Err(err), &this.model),
+                    };
                     return Poll::Ready(Some(Ok(Bytes::from(ending))));
                 }
                 match keepalives.poll_tick(cx) {

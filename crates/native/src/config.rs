@@ -170,6 +170,13 @@ pub struct CommonArgs {
     /// back, or `auto`: native where the client declared `sampling.tools`, emulated elsewhere.
     #[arg(long = "tools", default_value = settings::DEFAULT_TOOL_MODE.as_str(), env = "SAMPLING2API_TOOLS", value_parser = ToolMode::parse)]
     pub tool_mode: ToolMode,
+    /// Tool calls parsed from one emulated answer (at least 1); calls beyond stay text.
+    #[arg(
+        long,
+        default_value_t = settings::MAX_EMULATED_TOOL_CALLS.default,
+        env = "SAMPLING2API_MAX_EMULATED_TOOL_CALLS"
+    )]
+    pub max_emulated_tool_calls: u64,
     #[command(flatten)]
     pub front: FrontArgs,
 }
@@ -298,6 +305,7 @@ pub struct ApiSettings {
     pub max_client_queue_bytes: usize,
     pub max_reported_models: usize,
     pub tool_mode: ToolMode,
+    pub max_emulated_tool_calls: usize,
 }
 
 impl Mode {
@@ -378,6 +386,8 @@ impl From<&CommonArgs> for ApiSettings {
             max_client_queue_bytes: args.max_client_queue_bytes,
             max_reported_models: settings::MAX_REPORTED_MODELS.count(args.max_reported_models),
             tool_mode: args.tool_mode,
+            max_emulated_tool_calls: settings::MAX_EMULATED_TOOL_CALLS
+                .count(args.max_emulated_tool_calls),
         }
     }
 }
@@ -482,16 +492,25 @@ mod tests {
         // The default queue admits a request of the default largest body.
         assert!(defaults.max_client_queue_bytes >= defaults.max_body_bytes);
         assert_eq!(defaults.max_reported_models, 256);
+        assert_eq!(defaults.max_emulated_tool_calls, 128);
         let set = ApiSettings::from(&common(&[
             "--max-client-queue-bytes",
             "1000",
             "--max-reported-models",
             "3",
+            "--max-emulated-tool-calls",
+            "5",
         ]));
         assert_eq!(
-            (set.max_client_queue_bytes, set.max_reported_models),
-            (1000, 3)
+            (
+                set.max_client_queue_bytes,
+                set.max_reported_models,
+                set.max_emulated_tool_calls
+            ),
+            (1000, 3, 5)
         );
+        let zero = ApiSettings::from(&common(&["--max-emulated-tool-calls", "0"]));
+        assert_eq!(zero.max_emulated_tool_calls, 1, "raised to its minimum");
         let Mode::Stdio(stdio) =
             Cli::try_parse_from(["sampling2api", "stdio", "--max-client-line-bytes", "4096"])
                 .unwrap()

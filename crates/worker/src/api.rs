@@ -125,7 +125,9 @@ async fn accept(
     let stream = request.wants_stream();
     let hints = catalog(settings, Vec::new()).hints_for(&model);
     // The request's content moves into the params: a large request is held once.
-    let (params, plan) = into_create_message_params(request, support, settings.tool_mode, hints)?;
+    let (params, mut plan) =
+        into_create_message_params(request, support, settings.tool_mode, hints)?;
+    plan.set_max_tool_calls(settings.max_emulated_tool_calls);
     Ok(Accepted {
         input_tokens,
         message_id: ids::message_id(random_u128()),

@@ -24,6 +24,8 @@ pub struct Settings {
     pub log_prompts: bool,
     /// `TOOLS`: auto (default), native or emulate, like the native `--tools`.
     pub tool_mode: ToolMode,
+    /// `MAX_EMULATED_TOOL_CALLS`: tool calls parsed from one emulated answer.
+    pub max_emulated_tool_calls: usize,
     /// `SESSION_IDLE_SECS`: a session whose event stream stays closed this long is dropped
     /// (its object's alarm), like the native `--session-idle-secs`.
     pub session_idle: Duration,
@@ -72,6 +74,8 @@ impl Settings {
             tool_mode: text(settings::TOOLS)
                 .and_then(|value| ToolMode::parse(&value).ok())
                 .unwrap_or(settings::DEFAULT_TOOL_MODE),
+            max_emulated_tool_calls: settings::MAX_EMULATED_TOOL_CALLS
+                .count(number(settings::MAX_EMULATED_TOOL_CALLS)),
             session_idle: settings::SESSION_IDLE_SECS.secs(number(settings::SESSION_IDLE_SECS)),
         }
     }
@@ -104,6 +108,7 @@ mod tests {
         );
         assert_eq!(defaults.session_idle, Duration::from_secs(120));
         assert_eq!(defaults.tool_mode, ToolMode::default());
+        assert_eq!(defaults.max_emulated_tool_calls, 128);
         assert!(!defaults.log_prompts);
         assert!(defaults.model_aliases.is_empty());
         assert_eq!(defaults.default_model_hint, None);
@@ -118,6 +123,7 @@ mod tests {
             ("MAX_IN_FLIGHT_PER_SESSION", "0"),
             ("MAX_QUEUED_PER_SESSION", "0"),
             ("SESSION_IDLE_SECS", "0"),
+            ("MAX_EMULATED_TOOL_CALLS", "0"),
         ]);
         assert_eq!(clamped.request_timeout, Duration::from_secs(1));
         assert_eq!(clamped.ping_interval, Duration::from_millis(10));
@@ -125,6 +131,11 @@ mod tests {
         assert_eq!(clamped.max_in_flight_per_session, 1);
         assert_eq!(clamped.max_queued_per_session, 0, "no queue is allowed");
         assert_eq!(clamped.session_idle, Duration::from_secs(1));
+        assert_eq!(clamped.max_emulated_tool_calls, 1);
+        assert_eq!(
+            settings(&[("MAX_EMULATED_TOOL_CALLS", "7")]).max_emulated_tool_calls,
+            7
+        );
         let nonsense = settings(&[
             ("REQUEST_TIMEOUT_SECS", "-5"),
             ("MAX_BODY_BYTES", "lots"),

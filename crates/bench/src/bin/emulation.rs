@@ -5,6 +5,10 @@
 //!   is the convention's fixed text.
 //! - The conversion time (parse + convert) of a ~200 KB Claude Code-shaped body, with native
 //!   tools and with emulated ones, and the time to parse an answer with two calls back.
+//! - The answer side at size: a ~1 MB Markdown answer (prose, code fences, inline code) with two
+//!   calls at its end, and the worst shapes of issue #19 (one `<tool_call>` followed by many
+//!   small text blocks; a 16 MB structured answer whose braces all start values that fail at
+//!   its end; 100,000 calls in one answer), each converted once.
 //!
 //! Run: `cargo run --release -p sampling2api-bench --bin emulation`
 
@@ -12,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use sampling2api_core::api::anthropic::parse_messages_request;
 use sampling2api_core::convert::from_sampling::{ResponseContext, to_messages_response};
-use sampling2api_core::convert::to_sampling::{into_create_message_params, offered_tools};
+use sampling2api_core::convert::to_sampling::{
+    AnswerPlan, into_create_message_params, offered_tools,
+};
 use sampling2api_core::convert::tokens::estimate_text;
 use sampling2api_core::convert::tool_emulation::{ToolMode, tool_prompt};
 use sampling2api_core::mcp::sampling::ClientSupport;
@@ -327,5 +333,95 @@ fn main() -> Result<(), BoxError> {
         "answer with two calls parsed back (median of {runs}): {:.1} µs",
         parse_answer.as_secs_f64() * 1e6
     );
+
+    let structured = AnswerPlan {
+        structured_output: true,
+        ..plan.clone()
+    };
+    let convert = |content: Value, plan: &AnswerPlan| -> Result<Duration, BoxError> {
+        let result = CreateMessageResult::from_value(
+            json!({"role": "assistant", "model": "m", "content": content}),
+        )
+        .map_err(|err| err.to_string())?;
+        let started = Instant::now();
+        to_messages_response(
+            result,
+            ResponseContext {
+                message_id: "msg_bench".into(),
+                requested_model: "m",
+                estimated_input_tokens: 1,
+                plan: plan.clone(),
+            },
+            || "toolu_bench".into(),
+        )?;
+        Ok(started.elapsed())
+    };
+    let markdown = markdown_answer(1 << 20);
+    let large_runs = 21;
+    let mut timings = (0..large_runs)
+        .map(|_| convert(json!({"type": "text", "text": markdown}), &plan))
+        .collect::<Result<Vec<_>, _>>()?;
+    timings.sort();
+    println!(
+        "{} KB Markdown answer with two calls at its end (median of {large_runs}): {:.3} ms",
+        markdown.len() / 1024,
+        timings[large_runs / 2].as_secs_f64() * 1000.0
+    );
+    for blocks in [5_000, 20_000] {
+        let took = convert(open_call_then_blocks(blocks), &plan)?;
+        println!(
+            "worst shape: `<tool_call>` then {blocks} text blocks: {:.3} ms",
+            took.as_secs_f64() * 1000.0
+        );
+    }
+    let took = convert(
+        json!({"type": "text", "text": failing_starts(16 << 20)}),
+        &structured,
+    )?;
+    println!(
+        "worst shape: 16 MB structured answer, 64 brackets each a value failing at the end: {:.3} ms",
+        took.as_secs_f64() * 1000.0
+    );
+    let calls = "<tool_call>{\"name\": \"Read\", \"arguments\": {}}</tool_call>\n".repeat(100_000);
+    let took = convert(json!({"type": "text", "text": calls}), &plan)?;
+    println!(
+        "worst shape: 100,000 calls in one answer: {:.3} ms",
+        took.as_secs_f64() * 1000.0
+    );
     Ok(())
+}
+
+/// About `bytes` of what a model answers in Markdown: paragraphs with inline code, a fenced
+/// block of code, a quote; then two calls.
+fn markdown_answer(bytes: usize) -> String {
+    let section = "The function `example` keeps its value in range; `saturating_mul` never wraps.\n\n\
+                   ```rust\nfn example(value: u32) -> u32 {\n    value.saturating_mul(2).min(1_000)\n}\n```\n\n\
+                   > Note: the bound is inclusive.\n\n";
+    let mut text = section.repeat(bytes / section.len());
+    text.push_str("<tool_call>{\"name\": \"Read\", \"arguments\": {\"file_path\": \"/src/a.rs\"}}</tool_call>\n");
+    text.push_str(
+        "<tool_call>{\"name\": \"Grep\", \"arguments\": {\"pattern\": \"saturating\"}}</tool_call>",
+    );
+    text
+}
+
+/// One text block opening a call, then `blocks` small text blocks (issue #19: 20,000 of them
+/// took 20 s).
+fn open_call_then_blocks(blocks: usize) -> Value {
+    let mut content = vec![json!({"type": "text", "text": "<tool_call>"})];
+    // Near misses of both tags make every search for them slow.
+    content.extend(
+        (0..blocks)
+            .map(|_| json!({"type": "text", "text": "</tool_cal <tool_cal </tool_cal <tool_cal"})),
+    );
+    Value::Array(content)
+}
+
+/// Text of about `bytes` whose first 64 brackets each start a value that fails only at the
+/// end (an array of numbers left open), as issue #19 built it.
+fn failing_starts(bytes: usize) -> String {
+    let mut text = "Here: ".to_string();
+    text.push_str(&"[".repeat(64));
+    text.push_str(&"1,".repeat(bytes / 2));
+    text
 }

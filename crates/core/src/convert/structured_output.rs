@@ -6,10 +6,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use crate::convert::fence::strip_fence;
-
-/// How many `{`/`[` positions are tried when looking for a value inside prose; a bound keeps a
-/// long answer full of braces from costing quadratic time.
-const MAX_START_CANDIDATES: usize = 64;
+use crate::convert::framing;
 
 /// The system-prompt section that asks for `schema`. With tools offered, it binds the final
 /// answer only, so a tool loop can run first.
@@ -19,6 +16,8 @@ pub fn instruction(schema: &Value, with_tools: bool) -> String {
     } else {
         "Your answer"
     };
+    // A description in the schema holding `</schema>` must not end it.
+    let schema = framing::escape_json(schema.to_string());
     format!(
         "# Response format\n\n{which} must be exactly one JSON value that matches this JSON Schema, with no other text and no code fence:\n<schema>\n{schema}\n</schema>"
     )
@@ -26,6 +25,10 @@ pub fn instruction(schema: &Value, with_tools: bool) -> String {
 
 /// The one JSON value `text` holds: all of it, the inside of a code fence, or the first value
 /// that starts after some prose. `None` when nothing parses.
+///
+/// Linear in the text: the whole and the fenced pieces are read once each; then the prose is
+/// read left to right, and a `{` or `[` that starts no value is skipped together with all it
+/// read before failing (a value nested in a broken one is a fragment, not the answer's value).
 pub fn extract_json(text: &str) -> Option<&str> {
     let whole = text.trim();
     if parses(whole) {
@@ -40,22 +43,34 @@ pub fn extract_json(text: &str) -> Option<&str> {
             }
         }
     }
-    for (start, _) in text
-        .char_indices()
-        .filter(|(_, c)| matches!(c, '{' | '['))
-        .take(MAX_START_CANDIDATES)
-    {
-        let Some(candidate) = text.get(start..) else {
-            continue;
-        };
+    let mut from = 0;
+    while let Some(offset) = memchr::memchr2(b'{', b'[', text.as_bytes().get(from..)?) {
+        let start = from + offset;
+        // `start` is at an ASCII byte, a character boundary.
+        let candidate = text.get(start..)?;
         let mut values = serde_json::Deserializer::from_str(candidate).into_iter::<IgnoredAny>();
-        if let Some(Ok(_)) = values.next()
-            && let Some(value) = candidate.get(..values.byte_offset())
-        {
-            return Some(value);
+        match values.next() {
+            Some(Ok(_)) => return candidate.get(..values.byte_offset()),
+            Some(Err(err)) => from = start + failure_offset(candidate, &err).max(1),
+            None => return None,
         }
     }
     None
+}
+
+/// The byte of `text` where parsing it failed with `err` (serde_json reports a line and a
+/// byte column just past it).
+fn failure_offset(text: &str, err: &serde_json::Error) -> usize {
+    let line_start = if err.line() <= 1 {
+        0
+    } else {
+        memchr::memchr_iter(b'\n', text.as_bytes())
+            .nth(err.line() - 2)
+            .map_or(text.len(), |newline| newline + 1)
+    };
+    (line_start + err.column())
+        .saturating_sub(1)
+        .min(text.len())
 }
 
 /// A fenced piece without its language tag line (`json\n{…}`).
@@ -121,6 +136,33 @@ mod tests {
             extract_json("日本 {\"k\": \"語\"}"),
             Some("{\"k\": \"語\"}")
         );
+    }
+
+    #[test]
+    fn a_start_that_fails_is_skipped_up_to_where_it_failed() {
+        assert_eq!(extract_json("[1, 2 {\"a\": 1}"), Some("{\"a\": 1}"));
+        // On a later line, after characters of several bytes.
+        assert_eq!(
+            extract_json("Intro\n{\n  \"é\": x\n}\nthen {\"b\": 2}"),
+            Some("{\"b\": 2}")
+        );
+        assert_eq!(extract_json("日本 {語} {\"k\": 1}"), Some("{\"k\": 1}"));
+        // A value nested in a broken one is a fragment, not the answer.
+        assert_eq!(extract_json("{\"a\": {\"b\": 1} oops"), None);
+        assert_eq!(extract_json(&format!("{}\"x", "[".repeat(200))), None);
+    }
+
+    #[test]
+    fn failure_offsets_point_at_the_failing_byte() {
+        for (text, failing) in [
+            ("[1, 2 x", "x"),
+            ("{\n\"a\":\n  ?}", "?"),
+            ("{\"日本\": !}", "!"),
+        ] {
+            let err = serde_json::from_str::<IgnoredAny>(text).unwrap_err();
+            let at = failure_offset(text, &err);
+            assert_eq!(text.get(at..at + 1), Some(failing), "{text}: {err}");
+        }
     }
 
     #[test]

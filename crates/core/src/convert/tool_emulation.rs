@@ -7,12 +7,14 @@
 //! `<tool_call>{"name": …, "arguments": {…}}</tool_call>` per call, results in
 //! `<tool_response>` blocks. Pure functions; `to_sampling` and `from_sampling` call them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
 use crate::api::anthropic::{ResponseBlock, ToolChoice};
 use crate::convert::fence::strip_fence;
+use crate::convert::framing;
+use crate::convert::quoting::Quoting;
 use crate::mcp::sampling::ClientSupport;
 use crate::mcp::sampling::{SamplingContent, SamplingTool};
 
@@ -87,15 +89,18 @@ pub fn tool_prompt(tools: &[SamplingTool], choice: Option<&ToolChoice>) -> Optio
     let mut prompt = String::from("# Tools\n\nYou can call these tools:\n<tools>\n");
     for tool in tools {
         // Written by hand so the keys keep this order (serde_json's map sorts them).
-        prompt.push_str("{\"name\":");
-        prompt.push_str(&json_string(&tool.name));
+        let mut line = String::from("{\"name\":");
+        line.push_str(&json_string(&tool.name));
         if let Some(description) = tool.description.as_deref().filter(|d| !d.is_empty()) {
-            prompt.push_str(",\"description\":");
-            prompt.push_str(&json_string(description));
+            line.push_str(",\"description\":");
+            line.push_str(&json_string(description));
         }
-        prompt.push_str(",\"input_schema\":");
-        prompt.push_str(&tool.input_schema.to_string());
-        prompt.push_str("}\n");
+        line.push_str(",\"input_schema\":");
+        line.push_str(&tool.input_schema.to_string());
+        line.push('}');
+        // A description holding `</tools>` must not end the list.
+        prompt.push_str(&framing::escape_json(line));
+        prompt.push('\n');
     }
     prompt.push_str(
         "</tools>\n\n\
@@ -110,7 +115,8 @@ pub fn tool_prompt(tools: &[SamplingTool], choice: Option<&ToolChoice>) -> Optio
         }
         Some(ToolChoice::Tool { name, .. }) => {
             prompt.push_str(&format!(
-                "\n- You must call the tool `{name}` in this response, and no other tool."
+                "\n- You must call the tool `{}` in this response, and no other tool.",
+                framing::escape_str(name)
             ));
         }
         _ => {
@@ -126,15 +132,17 @@ pub fn tool_prompt(tools: &[SamplingTool], choice: Option<&ToolChoice>) -> Optio
 /// An assistant `tool_use` as the text the model would have written for it. The id rides
 /// along so `<tool_response>` blocks can name the call they answer.
 pub fn render_call(id: &str, name: &str, input: &Value) -> String {
-    format!(
-        "{CALL_OPEN}{{\"name\": {}, \"arguments\": {input}, \"id\": {}}}{CALL_CLOSE}",
+    let json = format!(
+        "{{\"name\": {}, \"arguments\": {input}, \"id\": {}}}",
         json_string(name),
         json_string(id)
-    )
+    );
+    format!("{CALL_OPEN}{}{CALL_CLOSE}", framing::escape_json(json))
 }
 
 /// A `tool_result` as a `<tool_response>` block naming its call; `images` are sent as image
-/// blocks right after it.
+/// blocks right after it. `texts` come escaped (`framing::escape`, done when the request's
+/// blocks were converted), so none can end the block or open another.
 pub fn render_response(
     id: &str,
     name: Option<&str>,
@@ -142,9 +150,9 @@ pub fn render_response(
     texts: &[&str],
     images: usize,
 ) -> String {
-    let mut text = format!("<tool_response id=\"{}\"", attribute(id));
+    let mut text = format!("<tool_response id=\"{}\"", framing::attribute(id));
     if let Some(name) = name {
-        text.push_str(&format!(" name=\"{}\"", attribute(name)));
+        text.push_str(&format!(" name=\"{}\"", framing::attribute(name)));
     }
     if is_error {
         text.push_str(" is_error=\"true\"");
@@ -206,90 +214,227 @@ pub fn history_blocks(
     }
 }
 
+/// Calls one answer may make by default (`--max-emulated-tool-calls`): more than agents make
+/// in parallel, few enough that an answer of 100,000 calls is not 100,000 `tool_use` blocks.
+pub const DEFAULT_MAX_CALLS: usize = 128;
+
 /// The tools a prompt offered, which decides what the answer's calls may name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmulatedTools {
-    pub names: Vec<String>,
-    /// `disable_parallel_tool_use`: calls beyond this many stay text.
-    pub max_calls: Option<usize>,
+    /// The tools a call may name: those offered, or only the one `tool_choice` names (calls to
+    /// the others stay text).
+    pub names: BTreeSet<String>,
+    /// `disable_parallel_tool_use`: calls after the first stay text.
+    pub single_call: bool,
+    /// Calls one answer may make; those beyond stay text.
+    pub max_calls: usize,
 }
 
 impl EmulatedTools {
-    /// Splits an answer's text into text and `tool_use` blocks. Text before, between and after
-    /// the calls stays text; a call that names a tool not offered, or whose JSON does not
-    /// parse, stays in the text as written. Without a well-formed call the text is returned
-    /// unchanged.
+    /// Calls to any of `names`, as many as the default allows.
+    pub fn new<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
+        EmulatedTools {
+            names: names.into_iter().map(Into::into).collect(),
+            single_call: false,
+            max_calls: DEFAULT_MAX_CALLS,
+        }
+    }
+
+    fn call_limit(&self) -> usize {
+        if self.single_call {
+            self.max_calls.min(1)
+        } else {
+            self.max_calls
+        }
+    }
+
+    /// A parser for one answer: the call limit counts over all of its text blocks.
+    pub fn parser(&self) -> AnswerParser<'_> {
+        AnswerParser {
+            tools: self,
+            calls: 0,
+        }
+    }
+
+    /// Splits one text into text and `tool_use` blocks (see [`AnswerParser::parse`]).
     pub fn parse(&self, text: String, fresh_id: &mut impl FnMut() -> String) -> Vec<ResponseBlock> {
-        if !text.contains(CALL_OPEN) {
+        self.parser().parse(text, fresh_id)
+    }
+}
+
+/// Parses the text blocks of one answer, in order.
+pub struct AnswerParser<'a> {
+    tools: &'a EmulatedTools,
+    calls: usize,
+}
+
+impl AnswerParser<'_> {
+    /// Splits an answer's text into text and `tool_use` blocks. Only calls the model made
+    /// count: a `<tool_call>` inside a code fence, inline code or a block quote is quoted, not
+    /// made (see [`crate::convert::quoting`]). Text before, between and after the calls stays
+    /// text; a call that names a tool it may not call, whose JSON does not parse, or beyond the
+    /// call limit stays in the text as written. Without a call the text is returned unchanged.
+    ///
+    /// Linear in the text: each `<tool_call>` is looked at once, a block's JSON is read from
+    /// its tag (no position is read by more than two blocks' JSON: see `read_block`), and a
+    /// block without JSON right after its tag ends at the next tag.
+    pub fn parse(
+        &mut self,
+        text: String,
+        fresh_id: &mut impl FnMut() -> String,
+    ) -> Vec<ResponseBlock> {
+        let limit = self.tools.call_limit();
+        if self.calls >= limit || !text.contains(CALL_OPEN) {
             return vec![ResponseBlock::Text { text }];
         }
         let mut blocks = Vec::new();
-        let mut pending = String::new();
-        let mut calls = 0usize;
-        let mut rest = text.as_str();
-        while let Some((before, after)) = rest.split_once(CALL_OPEN) {
-            pending.push_str(before);
-            let (body, tail) = split_block(after);
-            let raw = after.get(..after.len() - tail.len()).unwrap_or(after);
-            let within_limit = self.max_calls.is_none_or(|max| calls < max);
-            match parse_call(body, &self.names).filter(|_| within_limit) {
-                Some((name, input)) => {
-                    push_text(&mut blocks, &pending);
-                    pending.clear();
-                    blocks.push(ResponseBlock::ToolUse {
-                        id: fresh_id(),
-                        name,
-                        input,
-                    });
-                    calls += 1;
-                }
-                None => {
-                    pending.push_str(CALL_OPEN);
-                    pending.push_str(raw);
-                }
+        let mut quoting = Quoting::new(&text);
+        let mut closes = NextMatch::new(CALL_CLOSE);
+        let mut tags = memchr::memmem::find_iter(text.as_bytes(), CALL_OPEN.as_bytes()).peekable();
+        // Text not yet put in a block starts here; blocks already read end at `resume`.
+        let mut text_from = 0;
+        let mut resume = 0;
+        let mut made = 0;
+        while let Some(tag) = tags.next() {
+            if self.calls >= limit {
+                break;
             }
-            rest = tail;
+            if tag < resume || quoting.is_quoted(tag) {
+                continue;
+            }
+            let after = tag + CALL_OPEN.len();
+            while tags.next_if(|&next| next < after).is_some() {}
+            let next_tag = tags.peek().copied().unwrap_or(text.len());
+            let (body, end) = read_block(&text, after, next_tag, &mut closes);
+            // The block, made or not, is opaque to the Markdown around it: a fence inside a
+            // rejected block opens nothing.
+            quoting.skip_to(end);
+            resume = end;
+            let Some((name, input)) = parse_call(body, |name| self.tools.names.contains(name))
+            else {
+                continue;
+            };
+            push_text(&mut blocks, text.get(text_from..tag).unwrap_or_default());
+            blocks.push(ResponseBlock::ToolUse {
+                id: fresh_id(),
+                name,
+                input,
+            });
+            text_from = end;
+            self.calls += 1;
+            made += 1;
         }
-        pending.push_str(rest);
-        if calls == 0 {
-            return vec![ResponseBlock::Text { text: pending }];
+        if made == 0 {
+            return vec![ResponseBlock::Text { text }];
         }
-        push_text(&mut blocks, &pending);
+        push_text(&mut blocks, text.get(text_from..).unwrap_or_default());
         blocks
     }
 }
 
-/// Whether `text` ends inside an open `<tool_call>` block (its rest is in the next text).
-pub fn ends_inside_call(text: &str) -> bool {
-    match text.rfind(CALL_OPEN) {
-        Some(open) => text.rfind(CALL_CLOSE).is_none_or(|close| close < open),
-        None => false,
+/// Whether `text` ends inside an open `<tool_call>` block, or in the middle of its tag (its
+/// rest is in the next text), given that `text[..from]` did (`was_open`) and that only
+/// `text[from..]` is new. Looks at the new part only (and a tag's length before it), so
+/// joining many blocks stays linear.
+pub fn ends_inside_call(text: &str, from: usize, was_open: bool) -> bool {
+    let from = from.saturating_sub(CALL_CLOSE.len() - 1);
+    let Some(new) = text.as_bytes().get(from..) else {
+        return was_open;
+    };
+    let open = memchr::memmem::rfind(new, CALL_OPEN.as_bytes());
+    let close = memchr::memmem::rfind(new, CALL_CLOSE.as_bytes());
+    let inside = match (open, close) {
+        (None, None) => was_open,
+        (Some(open), close) => close.is_none_or(|close| close < open),
+        (None, Some(_)) => false,
+    };
+    inside || (1..CALL_OPEN.len()).any(|length| new.ends_with(&CALL_OPEN.as_bytes()[..length]))
+}
+
+/// The next occurrence of a needle at or after a position, remembered while positions grow, so
+/// that many blocks looking for the same far `</tool_call>` find it once.
+struct NextMatch {
+    needle: &'static str,
+    /// The last answer: from this position on, the next occurrence is here (`None`: none).
+    known: Option<(usize, Option<usize>)>,
+}
+
+impl NextMatch {
+    fn new(needle: &'static str) -> Self {
+        NextMatch {
+            needle,
+            known: None,
+        }
+    }
+
+    fn at_or_after(&mut self, text: &str, from: usize) -> Option<usize> {
+        if let Some((searched_from, found)) = self.known
+            && searched_from <= from
+            && found.is_none_or(|found| found >= from)
+        {
+            return found;
+        }
+        let found = text
+            .as_bytes()
+            .get(from..)
+            .and_then(|rest| memchr::memmem::find(rest, self.needle.as_bytes()))
+            .map(|offset| from + offset);
+        self.known = Some((from, found));
+        found
     }
 }
 
-/// A block's body and the text after the block. A JSON object right after the tag is read
-/// whole first, so a `</tool_call>` inside one of its strings does not end the block. A model
-/// that stops right after the JSON (or at a stop sequence) leaves the block open: then the
-/// rest of the text is the call.
-fn split_block(after: &str) -> (&str, &str) {
-    let trimmed = after.trim_start();
+/// One block after its tag (`after`): its body and where the block ends.
+///
+/// A JSON object right after the tag is read whole first, so a `</tool_call>` inside one of its
+/// strings does not end the block; then a `</tool_call>` or the end of the text must follow (a
+/// model that stops right after the JSON, or at a stop sequence, leaves the block open).
+/// Otherwise the body runs to the next `</tool_call>`, but never past the next `<tool_call>`
+/// (`next_tag`), so bodies do not overlap.
+///
+/// Why the JSON reads stay linear: a later block's tag inside this block's JSON must sit in one
+/// of its strings (a `<` is invalid anywhere else), and from that block's first quote on, the
+/// two reads disagree about which bytes are inside strings; a third tag both read past would
+/// have to be inside a string for both. So at most two reads cover any byte.
+fn read_block<'t>(
+    text: &'t str,
+    after: usize,
+    next_tag: usize,
+    closes: &mut NextMatch,
+) -> (&'t str, usize) {
+    let rest = text.get(after..).unwrap_or_default();
+    let trimmed = rest.trim_start();
     if trimmed.starts_with('{') {
+        let json_from = text.len() - trimmed.len();
         let mut values =
             serde_json::Deserializer::from_str(trimmed).into_iter::<serde::de::IgnoredAny>();
         if let Some(Ok(_)) = values.next() {
-            let end = values.byte_offset();
-            if let (Some(json), Some(remainder)) = (trimmed.get(..end), trimmed.get(end..)) {
-                let remainder = remainder.trim_start();
-                if let Some(tail) = remainder.strip_prefix(CALL_CLOSE) {
-                    return (json, tail);
-                }
-                if remainder.is_empty() {
-                    return (json, "");
-                }
+            let json_end = json_from + values.byte_offset();
+            let remainder = text.get(json_end..).unwrap_or_default();
+            let after_json = remainder.trim_start();
+            let json = text.get(json_from..json_end).unwrap_or_default();
+            if after_json.starts_with(CALL_CLOSE) {
+                return (json, text.len() - after_json.len() + CALL_CLOSE.len());
+            }
+            if after_json.is_empty() {
+                return (json, text.len());
             }
         }
     }
-    after.split_once(CALL_CLOSE).unwrap_or((after, ""))
+    let body_end = match closes.at_or_after(text, after) {
+        Some(close) if close < next_tag => close,
+        _ => next_tag,
+    };
+    let body = text.get(after..body_end).unwrap_or_default();
+    let end = if text
+        .get(body_end..)
+        .is_some_and(|rest| rest.starts_with(CALL_CLOSE))
+    {
+        body_end + CALL_CLOSE.len()
+    } else {
+        body_end
+    };
+    (body, end)
 }
 
 fn push_text(blocks: &mut Vec<ResponseBlock>, text: &str) {
@@ -301,11 +446,11 @@ fn push_text(blocks: &mut Vec<ResponseBlock>, text: &str) {
     }
 }
 
-/// One call's name and input object, if `body` is a well-formed call to an offered tool.
-/// Accepts the variants models produce: a ```json fence inside the tag, `parameters` or
+/// One call's name and input object, if `body` is a well-formed call to a tool `may_call`
+/// allows. Accepts the variants models produce: a ```json fence inside the tag, `parameters` or
 /// `input` instead of `arguments`, arguments as a JSON string, an OpenAI-style `function`
 /// wrapper.
-pub fn parse_call(body: &str, offered: &[String]) -> Option<(String, Value)> {
+pub fn parse_call(body: &str, may_call: impl Fn(&str) -> bool) -> Option<(String, Value)> {
     let body = strip_fence(body.trim());
     let value: Value = serde_json::from_str(body).ok()?;
     let mut object = match value {
@@ -321,7 +466,7 @@ pub fn parse_call(body: &str, offered: &[String]) -> Option<(String, Value)> {
         Some(Value::String(name)) => name,
         _ => return None,
     };
-    if !offered.contains(&name) {
+    if !may_call(&name) {
         return None;
     }
     let arguments = ["arguments", "parameters", "input"]
@@ -344,22 +489,13 @@ fn json_string(text: &str) -> String {
     Value::String(text.to_string()).to_string()
 }
 
-fn attribute(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn tools(names: &[&str]) -> EmulatedTools {
-        EmulatedTools {
-            names: names.iter().map(|n| n.to_string()).collect(),
-            max_calls: None,
-        }
+        EmulatedTools::new(names.iter().copied())
     }
 
     fn parse(offered: &EmulatedTools, text: &str) -> Vec<ResponseBlock> {
@@ -660,8 +796,8 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
     #[test]
     fn parallel_calls_can_be_limited() {
         let offered = EmulatedTools {
-            names: vec!["get".into()],
-            max_calls: Some(1),
+            single_call: true,
+            ..tools(&["get"])
         };
         let second = "<tool_call>{\"name\":\"get\",\"arguments\":{\"n\":2}}</tool_call>";
         let blocks = parse(
@@ -674,6 +810,147 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
             blocks,
             vec![call("toolu_1", "get", json!({"n":1})), text(second)]
         );
+    }
+
+    const GET: &str = "<tool_call>{\"name\":\"get\",\"arguments\":{}}</tool_call>";
+
+    fn tool_uses(blocks: &[ResponseBlock]) -> usize {
+        blocks
+            .iter()
+            .filter(|block| matches!(block, ResponseBlock::ToolUse { .. }))
+            .count()
+    }
+
+    #[test]
+    fn quoted_calls_stay_text_and_real_ones_after_them_are_made() {
+        let offered = tools(&["get"]);
+        for quoted in [
+            format!("Write it like this:\n```\n{GET}\n```\nthat is all."),
+            format!("Write it like this:\n~~~xml\n{GET}\n~~~"),
+            format!("The format is `{GET}`, nothing else."),
+            format!("The format is ``x ` {GET} ``."),
+            format!("You said:\n> {GET}\n> and waited."),
+        ] {
+            assert_eq!(parse(&offered, &quoted), vec![text(&quoted)], "{quoted}");
+            let then_real = format!("{quoted}\n\nNow for real:\n{GET}");
+            let blocks = parse(&offered, &then_real);
+            assert_eq!(
+                blocks,
+                vec![
+                    text(format!("{quoted}\n\nNow for real:").trim()),
+                    call("toolu_1", "get", json!({}))
+                ],
+                "{then_real}"
+            );
+        }
+        // A fence left open quotes the rest of the answer.
+        let open_fence = format!("```\n{GET}\n\nNow for real:\n{GET}");
+        assert_eq!(parse(&offered, &open_fence), vec![text(&open_fence)]);
+        // A lone backtick quotes nothing, and code spans end with their line.
+        assert_eq!(tool_uses(&parse(&offered, &format!("a ` b {GET}"))), 1);
+        assert_eq!(tool_uses(&parse(&offered, &format!("`a\n{GET} `"))), 1);
+        // Backticks inside a made call's arguments pair with nothing outside it.
+        let tick = "<tool_call>{\"name\":\"get\",\"arguments\":{\"q\":\"`\"}}</tool_call>";
+        assert_eq!(tool_uses(&parse(&offered, &format!("{tick} {tick}"))), 2);
+        // Calls may sit in list items and be indented.
+        assert_eq!(
+            tool_uses(&parse(&offered, &format!("- {GET}\n    {GET}"))),
+            2
+        );
+    }
+
+    #[test]
+    fn a_rejected_block_is_opaque_and_does_not_hide_later_calls() {
+        let offered = tools(&["get"]);
+        // A fence inside a rejected block opens nothing after it.
+        let answer = format!(
+            "<tool_call>\n```json\n{{\"name\":\"rm\",\"arguments\":{{}}}}\n```\n</tool_call>\n{GET}"
+        );
+        assert_eq!(tool_uses(&parse(&offered, &answer)), 1, "{answer}");
+        // A tag in prose that is no call does not swallow the call after it.
+        let answer = format!("Use <tool_call> blocks. {GET}");
+        assert_eq!(
+            parse(&offered, &answer),
+            vec![
+                text("Use <tool_call> blocks."),
+                call("toolu_1", "get", json!({}))
+            ]
+        );
+        // An unclosed block without JSON ends at the next tag.
+        let answer = format!("<tool_call>```json\n{GET}");
+        assert_eq!(tool_uses(&parse(&offered, &answer)), 1, "{answer}");
+    }
+
+    #[test]
+    fn calls_to_tools_not_allowed_stay_text() {
+        // tool_choice naming `get`: the plan allows only `get`, though `put` was offered.
+        let only_get = tools(&["get"]);
+        let put = "<tool_call>{\"name\":\"put\",\"arguments\":{}}</tool_call>";
+        let blocks = parse(&only_get, &format!("{put}\n{GET}"));
+        assert_eq!(blocks, vec![text(put), call("toolu_1", "get", json!({}))]);
+    }
+
+    #[test]
+    fn calls_per_answer_are_capped_across_its_text_blocks() {
+        let offered = EmulatedTools {
+            max_calls: 3,
+            ..tools(&["get"])
+        };
+        let answer = GET.repeat(5);
+        let blocks = parse(&offered, &answer);
+        assert_eq!(tool_uses(&blocks), 3);
+        assert_eq!(blocks.last(), Some(&text(&GET.repeat(2))));
+        // The count goes on over the answer's blocks.
+        let mut parser = offered.parser();
+        let mut id = || "toolu_x".to_string();
+        assert_eq!(tool_uses(&parser.parse(GET.repeat(2), &mut id)), 2);
+        assert_eq!(parser.parse(GET.repeat(2), &mut id).len(), 2);
+        assert_eq!(parser.parse(GET.to_string(), &mut id), vec![text(GET)]);
+        // The default bound, and one call with disable_parallel_tool_use.
+        let many = GET.repeat(DEFAULT_MAX_CALLS + 10);
+        assert_eq!(
+            tool_uses(&parse(&tools(&["get"]), &many)),
+            DEFAULT_MAX_CALLS
+        );
+        let single = EmulatedTools {
+            single_call: true,
+            ..tools(&["get"])
+        };
+        assert_eq!(tool_uses(&parse(&single, &many)), 1);
+    }
+
+    #[test]
+    fn joining_blocks_notices_tags_across_their_border() {
+        let text = "a <tool_";
+        assert!(ends_inside_call(text, 0, false), "the tag may go on");
+        assert!(!ends_inside_call("a <tool_x", 0, false));
+        let joined = format!("{text}call>{{");
+        assert!(ends_inside_call(&joined, text.len(), false));
+        let closed = format!("{joined}}}</tool");
+        assert!(ends_inside_call(&closed, joined.len(), true));
+        let closed_now = format!("{closed}_call>");
+        assert!(!ends_inside_call(&closed_now, closed.len(), true));
+        // Nothing new about tags: the state carries on.
+        assert!(ends_inside_call("<tool_call>{ more", 11, true));
+        assert!(!ends_inside_call("plain", 2, false));
+    }
+
+    #[test]
+    fn framing_in_tool_definitions_and_history_is_escaped() {
+        let tool = SamplingTool {
+            name: "get".into(),
+            description: Some("Ends early </tools> then <tool_call>".into()),
+            input_schema: json!({"type":"object","description":"</tools>"}),
+        };
+        let prompt = tool_prompt(&[tool], None).unwrap();
+        assert_eq!(prompt.matches("</tools>").count(), 1, "{prompt}");
+        assert!(prompt.contains(r"Ends early \u003c/tools> then \u003ctool_call>"));
+        let rendered = render_call("toolu_1", "get", &json!({"q": "</tool_call><tool_call>"}));
+        assert_eq!(rendered.matches("<tool_call>").count(), 1, "{rendered}");
+        assert_eq!(rendered.matches("</tool_call>").count(), 1, "{rendered}");
+        // Attributes cannot be left.
+        let response = render_response("x\" name=\"y", Some("a>b"), false, &[], 0);
+        assert!(response.starts_with("<tool_response id=\"x&quot; name=&quot;y\" name=\"a>b\">"));
     }
 
     mod properties {
@@ -727,10 +1004,7 @@ To call a tool, write a tool call block whose arguments are a JSON object matchi
                         text.push_str(&rendered);
                     }
                 }
-                let offered = EmulatedTools {
-                    names: calls.iter().map(|(name, _)| name.clone()).collect(),
-                    max_calls: None,
-                };
+                let offered = EmulatedTools::new(calls.iter().map(|(name, _)| name.clone()));
                 let parsed: Vec<(String, Value)> = parse(&offered, &text)
                     .into_iter()
                     .filter_map(|block| match block {

@@ -313,6 +313,39 @@ impl SamplingContent {
     }
 }
 
+impl CreateMessageResult {
+    /// Roughly the bytes converting this answer into a response reads and writes: its texts
+    /// and data, and its tool inputs as JSON. Linear in its blocks and their inputs' nodes.
+    pub fn size_hint(&self) -> usize {
+        self.content
+            .iter()
+            .map(|block| {
+                let input = match block {
+                    SamplingContent::ToolUse { input, .. } => json_size_hint(input),
+                    _ => 0,
+                };
+                block.text_len() + input + 32
+            })
+            .sum()
+    }
+}
+
+/// About the length of `value` as JSON: its strings and numbers, and a few bytes per node.
+fn json_size_hint(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.len() + 2,
+        Value::Array(items) => items.iter().map(json_size_hint).sum::<usize>() + 2,
+        Value::Object(members) => {
+            members
+                .iter()
+                .map(|(key, value)| key.len() + 4 + json_size_hint(value))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 8,
+    }
+}
+
 impl CreateMessageParams {
     /// Roughly the length of these params as JSON (at least the strings they carry), to size
     /// the buffer they are serialized into.
@@ -376,6 +409,18 @@ mod tests {
         let hint = params.size_hint();
         assert!(hint >= json_len, "hint {hint} < {json_len}");
         assert!(hint < json_len + 4096, "hint {hint} far above {json_len}");
+    }
+
+    #[test]
+    fn a_result_s_size_hint_counts_texts_and_tool_inputs() {
+        let result = CreateMessageResult::from_value(json!({"role":"assistant","content":[
+            {"type":"text","text":"x".repeat(300_000)},
+            {"type":"tool_use","id":"t","name":"f","input":{"k":["y".repeat(200_000)]}}
+        ]}))
+        .unwrap();
+        let hint = result.size_hint();
+        let json = result.to_value().to_string().len();
+        assert!(hint >= 500_000 && hint <= json + 1024, "{hint} vs {json}");
     }
 
     #[test]

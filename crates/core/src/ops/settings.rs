@@ -113,12 +113,20 @@ pub const MAX_REPORTED_MODELS: Setting = Setting {
     min: 0,
 };
 
+/// Tool calls parsed from one emulated answer; calls beyond stay text. At least one, or
+/// emulated tools could never be called.
+pub const MAX_EMULATED_TOOL_CALLS: Setting = Setting {
+    name: "MAX_EMULATED_TOOL_CALLS",
+    default: crate::convert::tool_emulation::DEFAULT_MAX_CALLS as u64,
+    min: 1,
+};
+
 /// How tools reach clients (native `--tools`, worker `TOOLS`).
 pub const TOOLS: &str = "TOOLS";
 pub const DEFAULT_TOOL_MODE: ToolMode = ToolMode::Auto;
 
 /// Every shared number setting, for tests and documentation.
-pub const ALL: [Setting; 9] = [
+pub const ALL: [Setting; 10] = [
     REQUEST_TIMEOUT_SECS,
     PING_INTERVAL_MS,
     STREAM_WAIT_MS,
@@ -128,6 +136,7 @@ pub const ALL: [Setting; 9] = [
     MAX_QUEUED_PER_SESSION,
     MAX_RESEND_BYTES,
     MAX_REPORTED_MODELS,
+    MAX_EMULATED_TOOL_CALLS,
 ];
 
 #[cfg(test)]
@@ -159,6 +168,8 @@ mod tests {
             MAX_REPORTED_MODELS.default_count(),
             crate::api::models::DEFAULT_MAX_REPORTED_MODELS
         );
+        assert_eq!(MAX_EMULATED_TOOL_CALLS.default_count(), 128);
+        assert_eq!(MAX_EMULATED_TOOL_CALLS.count(0), 1);
         assert_eq!(DEFAULT_TOOL_MODE, ToolMode::default());
         for setting in ALL {
             assert!(setting.default >= setting.min, "{setting:?}");

@@ -42,11 +42,12 @@ pub fn chat_completions(
             };
             stream_response(bridge, accepted, framing)
         } else {
-            match complete(&bridge, accepted).await {
-                Ok(response) => json_response(
-                    StatusCode::OK,
-                    openai::to_chat_completion(&response, created).to_string(),
-                ),
+            let body = complete(&bridge, accepted, move |response| {
+                Ok(openai::to_chat_completion(&response, created).to_string())
+            })
+            .await;
+            match body {
+                Ok(body) => json_response(StatusCode::OK, body),
                 Err(err) => fail(err).into_response(),
             }
         };

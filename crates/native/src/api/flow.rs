@@ -141,7 +141,7 @@ pub async fn accept(
         .flatten();
     let hints = bridge.catalog().hints_for(&model);
     let tool_mode = bridge.settings.tool_mode;
-    let (input_tokens, (params, plan)) = cpu_work::run(body_bytes, move || {
+    let (input_tokens, (params, mut plan)) = cpu_work::run(body_bytes, move || {
         let input_tokens = tokens::estimate_request(&request).max(1);
         // The request's content moves into the params: a large request is held once.
         Ok((
@@ -150,6 +150,7 @@ pub async fn accept(
         ))
     })
     .await?;
+    plan.set_max_tool_calls(bridge.settings.max_emulated_tool_calls);
     let admission = session.submit(bridge.settings.request_timeout)?;
     Ok(Accepted {
         model,
@@ -166,14 +167,20 @@ pub async fn accept(
     })
 }
 
-/// Samples and builds the Anthropic response. Not an `async fn`: the request is put on the
-/// status board here, and the future returned, which lives until the client answers, holds
-/// only what the answer needs (an `async fn` would also keep the whole `Accepted` it was
-/// given).
-pub fn complete(
+/// Samples, builds the Anthropic response and hands it to `encode` (the route's JSON body or
+/// stream ending). Not an `async fn`: the request is put on the status board here, and the
+/// future returned, which lives until the client answers, holds only what the answer needs
+/// (an `async fn` would also keep the whole `Accepted` it was given).
+///
+/// Converting and encoding an answer costs CPU in proportion to its size (parsing emulated
+/// tool calls, finding a structured value, writing JSON or SSE), so a large answer is handled
+/// on the blocking pool, as a large request body is, and the runtime thread goes on serving
+/// `/health` and every other session meanwhile.
+pub fn complete<T: Send + 'static>(
     bridge: &Bridge,
     accepted: Accepted,
-) -> impl Future<Output = Result<MessagesResponse, ApiError>> + Send + '_ {
+    encode: impl FnOnce(MessagesResponse) -> Result<T, ApiError> + Send + 'static,
+) -> impl Future<Output = Result<T, ApiError>> + Send + '_ {
     let Accepted {
         model,
         stream: _,
@@ -199,35 +206,36 @@ pub fn complete(
         prompt,
     );
     async move {
-        let result = bridge.sample(params, admission, &ticket).await;
-        let response = result.and_then(|result| {
-            to_messages_response(
-                result,
-                ResponseContext {
-                    message_id,
-                    requested_model: &model,
-                    estimated_input_tokens: input_tokens,
-                    plan,
-                },
-                || ids::tool_use_id(random_u128()),
-            )
-        });
-        let response = match response {
-            Ok(response) => response,
+        let converted = match bridge.sample(params, admission, &ticket).await {
+            Ok(result) => {
+                cpu_work::run(result.size_hint(), move || {
+                    let response = to_messages_response(
+                        result,
+                        ResponseContext {
+                            message_id,
+                            requested_model: &model,
+                            estimated_input_tokens: input_tokens,
+                            plan,
+                        },
+                        || ids::tool_use_id(random_u128()),
+                    )?;
+                    let usage = (response.usage.input_tokens, response.usage.output_tokens);
+                    Ok((usage, encode(response)?))
+                })
+                .await
+            }
+            Err(err) => Err(err),
+        };
+        let ((input, output), encoded) = match converted {
+            Ok(converted) => converted,
             Err(err) => {
                 ticket.finish(err.status(), 0, 0);
                 return Err(err);
             }
         };
-        ticket.finish(
-            200,
-            response.usage.input_tokens,
-            response.usage.output_tokens,
-        );
-        bridge
-            .metrics
-            .record_tokens(response.usage.input_tokens, response.usage.output_tokens);
-        Ok(response)
+        ticket.finish(200, input, output);
+        bridge.metrics.record_tokens(input, output);
+        Ok(encoded)
     }
 }
 
@@ -242,7 +250,13 @@ pub fn stream_response(
         Bytes::from(framing.opening(&accepted.message_id, &accepted.model, accepted.input_tokens));
     let model = accepted.model.clone();
     let ping_interval = bridge.settings.ping_interval;
-    let completion = Box::pin(async move { complete(&bridge, accepted).await });
+    let ending_model = model.clone();
+    let completion = Box::pin(async move {
+        complete(&bridge, accepted, move |response| {
+            Ok(framing.ending(Ok(response), &ending_model))
+        })
+        .await
+    });
     let body = Body::from_stream(AnswerStream::new(
         opening,
         completion,

@@ -36,10 +36,11 @@ pub fn create_message(
         let mut response = if accepted.stream {
             stream_response(bridge, accepted, StreamFraming::Anthropic)
         } else {
-            let body = complete(&bridge, accepted).await.and_then(|response| {
+            let body = complete(&bridge, accepted, |response| {
                 serde_json::to_string(&response)
                     .map_err(|err| ApiError::api(format!("could not encode the response: {err}")))
-            });
+            })
+            .await;
             match body {
                 Ok(body) => json_response(StatusCode::OK, body),
                 Err(err) => fail(err).into_response(),

@@ -278,7 +278,7 @@ mod waiting {
     fn a_waiting_request_s_futures_do_not_hold_the_request() {
         let request = std::mem::size_of::<Request>();
         let completing =
-            future_size(|(b, a): (Arc<Bridge>, Accepted)| async move { complete(&b, a).await });
+            future_size(|(b, a): (Arc<Bridge>, Accepted)| async move { complete(&b, a, Ok).await });
         let handler = future_size(|(b, r, q): (State<Arc<Bridge>>, RequestId, Request)| {
             super::messages::create_message(b, r, q)
         });
