@@ -6,14 +6,19 @@ each an ordinary request must be served in under a second."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import httpx
 import pytest
 
-from conftest import Deployment, deploy, not_on_worker
+from conftest import Deployment, deploy, not_on_worker, wait_until
+from test_bounds import INITIALIZED, initialize, raw_stdio  # noqa: F401 - raw_stdio is a fixture
 
 MIB = 1024 * 1024
 ORDINARY = {"model": "claude-ordinary", "max_tokens": 5, "messages": [{"role": "user", "content": "ordinary"}]}
@@ -186,3 +191,119 @@ def test_large_client_info_costs_nothing_once_handled(kind: str, deployments: li
     assert peak < 160 * MIB, f"peak grew by {peak / MIB:.0f} MiB"
     for session in opened:
         assert httpx.delete(deployment.mcp_url, headers={**headers, "mcp-session-id": session}, timeout=10).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# A client that stops reading
+
+
+def settled_rss(pid: int, activity: Callable[[], None]) -> int:
+    """`VmRSS` in bytes once what was freed had time to go back: the allocator returns freed
+    pages after its purge delay (1 s), at its next allocation, so ordinary traffic runs
+    meanwhile."""
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until:
+        activity()
+        time.sleep(0.1)
+    return int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0]) * 1024
+
+
+def test_messages_of_requests_that_ended_leave_the_queue_of_a_client_that_does_not_read(
+    kind: str, deployments: list[Deployment], raw_stdio: Any
+) -> None:
+    """A client that stops reading its stdout (stdio) or its event stream (http): the queue's
+    bound held (503s), but the messages of requests that had timed out stayed queued, 100-200
+    MB held, and the full queue refused every later request. Now a request that ends unwritten
+    takes its message with it."""
+    not_on_worker(kind, "the worker's messages leave through the runtime's WebSocket (see README)")
+    # The raw stdio bridge runs with a 5 s deadline; http gets the same.
+    timeout = 5
+    if kind == "stdio":
+        bridge = raw_stdio()
+        bridge.handshake()
+        pid, base_url, route = bridge.process.pid, bridge.base_url, {}
+
+        def ordinary() -> None:
+            started = time.monotonic()
+            counted = httpx.post(f"{base_url}/v1/messages/count_tokens", json=ORDINARY, timeout=5)
+            assert counted.status_code == 200, counted.text
+            assert time.monotonic() - started < 1
+    else:
+        deployment = deploy(kind, clients=[], extra_args=["--request-timeout-secs", str(timeout)])
+        deployments.append(deployment)
+        pid, base_url = deployment.bridge_pid(), deployment.base_url
+        # The client that answers ordinary requests runs as its own process: this one is busy.
+        answering = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "standalone_client.py"), "main", deployment.mcp_url],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert answering.stdout is not None and answering.stdout.readline().strip() == "ready"
+        wait_until(lambda: any(s["client_name"] == "main" and s["event_stream_open"] for s in deployment.sessions()))
+        main = {"x-mcp-session-id": deployment.session_id("main")}
+        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+        reply = httpx.post(deployment.mcp_url, json=initialize(), headers=headers, timeout=10)
+        session = reply.headers["mcp-session-id"]
+        assert httpx.post(deployment.mcp_url, json=INITIALIZED, headers={**headers, "mcp-session-id": session}, timeout=10).status_code == 202
+        route = {"x-mcp-session-id": session}
+        stream_client = httpx.Client(timeout=60)
+        # The event stream is opened and never read.
+        unread = stream_client.stream("GET", deployment.mcp_url, headers={"accept": "text/event-stream", "mcp-session-id": session})
+        unread.__enter__()
+
+        def ordinary() -> None:
+            started = time.monotonic()
+            response = httpx.post(f"{base_url}/v1/messages", json=ORDINARY, headers=main, timeout=5)
+            assert response.status_code == 200, response.text
+            elapsed = time.monotonic() - started
+            assert elapsed < 1, f"an ordinary request took {elapsed:.2f} s"
+
+    try:
+        rss_before = settled_rss(pid, ordinary)
+
+        def flood() -> list[int]:
+            # 24 requests of 4 MiB within 2.4 s, all waiting at once: 96 MiB for a 64 MiB
+            # bound. Staggered, so that parsing them does not take every core at once; sent by
+            # a process of their own, since the answering client runs in this one.
+            requests = [
+                {"body": {**ORDINARY, "messages": [{"role": "user", "content": f"{index} " + "x" * (4 * MIB)}]},
+                 "headers": route, "after": index * 0.1}
+                for index in range(24)
+            ]
+            with tempfile.NamedTemporaryFile("w", suffix=".json") as listed:
+                json.dump(requests, listed)
+                listed.flush()
+                sent = subprocess.run(
+                    [sys.executable, str(Path(__file__).parent / "load.py"), base_url, listed.name],
+                    capture_output=True, text=True, timeout=120, check=True,
+                )
+            return [json.loads(line)[1] for line in sent.stdout.splitlines()]
+
+        statuses = []
+        done = threading.Event()
+
+        def attack() -> None:
+            statuses.extend(flood())
+            done.set()
+
+        thread = threading.Thread(target=attack)
+        thread.start()
+        while not done.wait(0.3):
+            ordinary()
+        thread.join()
+        # Each was taken (and timed out unanswered, 504) or refused by the full queue (503).
+        assert set(statuses) <= {503, 504} and statuses.count(504) >= 10, statuses
+        assert 503 in statuses, "the queue's bound held"
+        # The queue emptied as the requests ended: a new one is taken, not refused.
+        started = time.monotonic()
+        body = {**ORDINARY, "messages": [{"role": "user", "content": "after " + "y" * (4 * MIB)}]}
+        after = httpx.post(f"{base_url}/v1/messages", json=body, headers=route, timeout=30)
+        assert after.status_code == 504, after.text
+        assert time.monotonic() - started > timeout - 0.5
+        held = settled_rss(pid, ordinary) - rss_before
+        assert held < 40 * MIB, f"{held / MIB:.0f} MiB held after the requests ended"
+    finally:
+        if kind != "stdio":
+            unread.__exit__(None, None, None)
+            stream_client.close()
+            answering.kill()
+            answering.wait(10)

@@ -250,7 +250,6 @@ mod waiting {
     use bytes::Bytes;
     use sampling2api_core::api::anthropic::parse_messages_request;
     use serde_json::json;
-    use tokio::sync::mpsc;
 
     use super::context::{Front, RequestId, request_context};
     use super::flow::{Accepted, complete, receive};
@@ -265,10 +264,10 @@ mod waiting {
     /// A bridge with one stdio client that can sample.
     fn bridge_with_client() -> (
         Arc<Bridge>,
-        mpsc::UnboundedReceiver<crate::session::Outgoing>,
+        crate::outbox::OutboxReceiver<crate::session::Outgoing>,
     ) {
         let bridge = super::tests::bridge();
-        let (lines, outgoing) = mpsc::unbounded_channel();
+        let (lines, outgoing) = crate::outbox::outbox();
         let session = Session::over_pipe("s".into(), lines, bridge.session_limits());
         session.handshake_for_tests();
         bridge.add_session(session);
