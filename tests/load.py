@@ -4,6 +4,8 @@ httpx's pool slows quadratically with thousands of connections, and the suite's 
 need the same interpreter's CPU, so the load runs as its own process:
 
     python load.py BASE_URL REQUESTS_JSON  -> prints one JSON line per response: [index, status, body]
+
+A request may say when to start, in seconds from the start (`"after"`), to spread out the work.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import urlparse
 
 
 async def one(host: str, port: int, index: int, request: dict, out: list) -> None:
+    await asyncio.sleep(request.get("after", 0))
     body = json.dumps(request["body"]).encode()
     headers = "".join(f"{k}: {v}\r\n" for k, v in request.get("headers", {}).items())
     head = (f"POST /v1/messages HTTP/1.1\r\nHost: {host}:{port}\r\ncontent-type: application/json\r\n"

@@ -5,7 +5,8 @@
 //! within their limits), `api` (the router from the core's route table; `api::context` is the
 //! layer around every route, `api::error` the one error type, `api::flow` the sampling flow, and
 //! one module per route, `api::mcp` included), `bridge` (sessions, routing, metrics), `session`
-//! (the driver of one session's core `SessionLifecycle`: its lock, timer task and transmits),
+//! (the driver of one session's core `SessionLifecycle`: its lock, timer task and transmits;
+//! `outbox` holds what waits for the client, withdrawn when its request ends unwritten),
 //! `answer_stream` (a streamed answer), `batching`, `cpu_work` (large bodies off the runtime
 //! thread), `image_fetch` (`url` images, SSRF policy), `status` (the status board), `metrics`,
 //! `platform`, `connect` (`sampling2api connect`), `api_keys` (keys from flags, environment and a
@@ -30,6 +31,7 @@ mod ids;
 mod image_fetch;
 mod local_files;
 mod metrics;
+mod outbox;
 mod platform;
 mod request_body;
 mod server;

@@ -16,13 +16,16 @@ use sampling2api_core::lifecycle::{
 };
 use sampling2api_core::mcp::session::{McpSession, ServerInfo};
 use sampling2api_core::mcp::streamable_http::EventId;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
+
+use crate::outbox::{OutboxReceiver, OutboxSender, outbox};
 
 /// What an API request waits on: the client's result, or why there is none.
 use sampling2api_core::lifecycle::SamplingOutcome;
 
 /// A message on its way to the client. Its bytes count against the session's queue bound
-/// until the writer is done with it (drops it), or the channel holding it is dropped.
+/// until the writer is done with it (drops it), or it is withdrawn from the outbox, or the
+/// outbox holding it is dropped.
 pub struct Outgoing {
     text: Arc<String>,
     /// Its SSE event id on an event stream (a pipe has none to write; its own replies have
@@ -82,7 +85,7 @@ struct Inner {
     machine: SessionLifecycle,
     waiters: KeyMap<Waiter>,
     /// The client's current stream: the pipe, or the open `GET` stream.
-    stream: Option<(StreamGeneration, mpsc::UnboundedSender<Outgoing>)>,
+    stream: Option<(StreamGeneration, OutboxSender<Outgoing>)>,
     /// The machine said `Expired`; the timer task ends the session.
     expired: bool,
 }
@@ -183,7 +186,7 @@ impl Session {
     /// A stdio session: `lines` is the pipe to the client, open from the start.
     pub fn over_pipe(
         id: String,
-        lines: mpsc::UnboundedSender<Outgoing>,
+        lines: OutboxSender<Outgoing>,
         mut limits: SessionLimits,
     ) -> Arc<Self> {
         // A pipe is never resumed: nothing is kept to be sent again.
@@ -291,10 +294,17 @@ impl Session {
         loop {
             while let Some(transmit) = inner.machine.poll_transmit() {
                 let (text, request, event) = match transmit {
+                    // The client never saw the request (it did not read): the request's
+                    // message goes, and the notice with it.
+                    Transmit::Message {
+                        cancels: Some(cancelled),
+                        ..
+                    } if withdraw(inner, cancelled) => continue,
                     Transmit::Message {
                         text,
                         request,
                         event,
+                        ..
                     } => (text, request, event),
                     // A pipe has nothing to resume from; it carries messages only.
                     Transmit::Priming { event } if !self.pipe => {
@@ -303,7 +313,7 @@ impl Session {
                     // Native streams keep themselves alive (SSE comments); no liveness asked.
                     Transmit::Priming { .. } | Transmit::Ping => continue,
                 };
-                if let Err(err) = self.transmit(inner, text, Some(event)) {
+                if let Err(err) = self.transmit(inner, text, Some(event), request) {
                     match request {
                         Some(key) => inner.machine.undeliverable(now, key, err),
                         None => {
@@ -331,17 +341,19 @@ impl Session {
         }
     }
 
+    /// Queues `text` on the current stream (`request`: the sampling request it carries).
     fn transmit(
         &self,
         inner: &Inner,
         text: Arc<String>,
         event: Option<EventId>,
+        request: Option<RequestKey>,
     ) -> Result<(), ApiError> {
         let message = self.enqueue(text, event)?;
         let sent = inner
             .stream
             .as_ref()
-            .is_some_and(|(_, sender)| sender.send(message).is_ok());
+            .is_some_and(|(_, sender)| sender.send(message, request).is_ok());
         match (sent, self.pipe) {
             (true, _) => Ok(()),
             (false, true) => Err(ApiError::unavailable(
@@ -445,7 +457,7 @@ impl Session {
     /// when the client is so far behind that it would pass the queue bound.
     pub fn deliver_now(&self, message: String) {
         let inner = self.lock();
-        if let Err(err) = self.transmit(&inner, Arc::new(message), None) {
+        if let Err(err) = self.transmit(&inner, Arc::new(message), None, None) {
             tracing::warn!(session = %self.handle, %err, "message to the MCP client dropped");
         }
     }
@@ -457,8 +469,8 @@ impl Session {
     pub fn open_stream(
         &self,
         resume_after: Option<EventId>,
-    ) -> (StreamGeneration, mpsc::UnboundedReceiver<Outgoing>) {
-        let (sender, receiver) = mpsc::unbounded_channel();
+    ) -> (StreamGeneration, OutboxReceiver<Outgoing>) {
+        let (sender, receiver) = outbox();
         let now = now();
         let mut inner = self.lock();
         let generation = inner.machine.stream_opened(now, resume_after);
@@ -524,6 +536,8 @@ fn dispatch(inner: &mut Inner, event: Event) {
             {
                 tracing::debug!(detail, "the MCP client's failure in full");
             }
+            // A request that ended before the client read it: its message need not wait.
+            withdraw(inner, key);
             if let Some(waiter) = inner.waiters.remove(&key) {
                 let _ = waiter.done.send(outcome);
             }
@@ -531,6 +545,15 @@ fn dispatch(inner: &mut Inner, event: Event) {
         Event::Expired => inner.expired = true,
         Event::Sent { .. } => {}
     }
+}
+
+/// Takes `key`'s message back from the current stream's outbox if the client has not been
+/// written it yet; whether it was there.
+fn withdraw(inner: &Inner, key: RequestKey) -> bool {
+    inner
+        .stream
+        .as_ref()
+        .is_some_and(|(_, outbox)| outbox.withdraw(key))
 }
 
 /// The session's one timer: sleeps until the armed instant, or until woken because the machine
@@ -601,14 +624,14 @@ mod tests {
         }
     }
 
-    async fn next_message(outgoing: &mut mpsc::UnboundedReceiver<Outgoing>) -> Value {
+    async fn next_message(outgoing: &mut OutboxReceiver<Outgoing>) -> Value {
         let message = outgoing.recv().await.unwrap();
         serde_json::from_str(&message).unwrap()
     }
 
     #[tokio::test]
     async fn messages_waiting_for_a_client_are_bounded_in_bytes() {
-        let (lines, mut outgoing) = mpsc::unbounded_channel();
+        let (lines, mut outgoing) = outbox();
         let session = Session::over_pipe("s".into(), lines, limits(4, 100));
         session.start_timer(|| {});
         session.handshake_for_tests();
@@ -646,9 +669,50 @@ mod tests {
         drop(first);
     }
 
+    /// A client that stops reading: the messages of requests that ended (deadline, caller gone)
+    /// leave the queue with them, so their bytes are free and the bound admits new requests;
+    /// no notice goes out about a request the client never received.
+    #[tokio::test]
+    async fn a_request_that_ends_unwritten_takes_its_message_back() {
+        let (lines, mut outgoing) = outbox();
+        let session = Session::over_pipe("s".into(), lines, limits(4, 1_500_000));
+        session.start_timer(|| {});
+        session.handshake_for_tests();
+        let mut timed = session.submit(Duration::from_millis(50)).unwrap();
+        let id = timed.slot().await.unwrap();
+        timed.encoded(Ok(json!({"id": id, "pad": "a".repeat(600_000)}).to_string()));
+        let mut left = session.submit(Duration::from_secs(60)).unwrap();
+        let left_id = left.slot().await.unwrap();
+        left.encoded(Ok(
+            json!({"id": left_id, "pad": "b".repeat(600_000)}).to_string()
+        ));
+        assert!(session.queued_bytes() > 1_200_000);
+        // The bound is full: a third is refused.
+        let mut third = session.submit(Duration::from_secs(60)).unwrap();
+        third.slot().await.unwrap();
+        third.encoded(Ok("c".repeat(600_000)));
+        assert_eq!(third.outcome().await.unwrap_err().status(), 503);
+        // One times out, the other's caller leaves: both messages leave the queue.
+        assert_eq!(timed.outcome().await.unwrap_err().status(), 504);
+        drop(left);
+        assert_eq!(session.queued_bytes(), 0);
+        // Room again, and the next message is the first the client reads: no notice about
+        // requests it never saw.
+        let mut next = session.submit(Duration::from_secs(60)).unwrap();
+        let next_id = next.slot().await.unwrap();
+        next.encoded(Ok(json!({"id": next_id}).to_string()));
+        assert_eq!(next_message(&mut outgoing).await["id"], next_id);
+        assert!(outgoing.is_empty());
+        // Written out, then its caller leaves: the client is told.
+        drop(next);
+        let notice = next_message(&mut outgoing).await;
+        assert_eq!(notice["method"], "notifications/cancelled");
+        assert_eq!(notice["params"]["requestId"], next_id);
+    }
+
     #[tokio::test]
     async fn the_timer_ends_a_request_at_its_deadline_and_cancels_it_at_the_client() {
-        let (lines, mut outgoing) = mpsc::unbounded_channel();
+        let (lines, mut outgoing) = outbox();
         let session = Session::over_pipe("s".into(), lines, limits(1, 1 << 20));
         session.start_timer(|| {});
         session.handshake_for_tests();
@@ -748,7 +812,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_fails_waiting_requests_and_ends_the_timer() {
-        let (lines, _outgoing) = mpsc::unbounded_channel();
+        let (lines, _outgoing) = outbox();
         let session = Session::over_pipe("s".into(), lines, limits(1, 1 << 20));
         session.start_timer(|| {});
         session.handshake_for_tests();

@@ -2,6 +2,7 @@
 //! `GET /status` (`api::status`) shows.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +18,8 @@ pub fn unix_ms() -> u64 {
 pub struct StatusBoard {
     history: Mutex<RequestHistory>,
     in_flight: Mutex<HashMap<String, InFlightRequest>>,
+    /// Sampling requests the front refused (see `record_refused_at_front`).
+    refused_at_front: AtomicU64,
 }
 
 impl StatusBoard {
@@ -34,8 +37,21 @@ impl StatusBoard {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A sampling request answered before it was accepted (bad input, no client, no key…),
-    /// listed with its status.
+    /// A sampling request the front refused before any route ran (a foreign `Host` or
+    /// `Origin`, a missing or wrong key, a body not declared JSON): counted, not listed, since
+    /// anyone who can reach the port can send those, and listing them would push the owner's
+    /// requests out of the recent list.
+    pub fn record_refused_at_front(&self) {
+        self.refused_at_front.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many sampling requests the front refused so far.
+    pub fn refused_at_front(&self) -> u64 {
+        self.refused_at_front.load(Ordering::Relaxed)
+    }
+
+    /// A sampling request that passed the front but was answered before it was accepted (bad
+    /// input, no client, a full queue…), listed with its status.
     pub fn record_refused(&self, request_id: String, route: &str, status: u16, started: Instant) {
         let latency = started.elapsed();
         self.history().record(RecentRequest {
@@ -62,7 +78,8 @@ impl StatusBoard {
             prompt,
             done: false,
         };
-        self.in_flight().insert(request.request_id.clone(), request);
+        self.in_flight()
+            .insert(request.request_id.clone(), request.bounded());
         ticket
     }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 use crate::api;
 use crate::bridge::Bridge;
@@ -48,7 +47,7 @@ pub async fn run(args: StdioArgs) -> ExitCode {
         }
     };
 
-    let (lines, outgoing) = mpsc::unbounded_channel();
+    let (lines, outgoing) = crate::outbox::outbox();
     let session = Session::over_pipe(STDIO_SESSION_ID.to_string(), lines, bridge.session_limits());
     bridge.add_session(session.clone());
     // The pipe is always open, so the session never expires; it ends with the pipe.
@@ -290,7 +289,7 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Writes queued messages one per line, flushing once per burst rather than per message.
 async fn write_lines(
     mut writer: Box<dyn AsyncWrite + Unpin + Send>,
-    mut outgoing: mpsc::UnboundedReceiver<crate::session::Outgoing>,
+    mut outgoing: crate::outbox::OutboxReceiver<crate::session::Outgoing>,
 ) {
     let mut batch = Vec::with_capacity(DIRECT_WRITE_BYTES);
     while let Some(first) = outgoing.recv().await {
@@ -311,7 +310,7 @@ async fn write_lines(
                         batch.clear();
                     }
                 }
-                next = outgoing.try_recv().ok();
+                next = outgoing.try_recv();
             }
             writer.write_all(&batch).await?;
             batch.clear();

@@ -424,14 +424,17 @@ async fn accept_into(
     }
     let mut accepted = accept(headers, env, namespace, settings, request).await?;
     let session = ids::session_handle(&accepted.session_id);
-    accepted.status = Some(InFlightRequest {
-        request_id: journal.request_id.clone(),
-        route: journal.route().to_string(),
-        model: Some(accepted.model.clone()),
-        session: Some(session.clone()),
-        started_unix_ms: journal.started_unix_ms(),
-        stage: Stage::Queued,
-    });
+    accepted.status = Some(
+        InFlightRequest {
+            request_id: journal.request_id.clone(),
+            route: journal.route().to_string(),
+            model: Some(accepted.model.clone()),
+            session: Some(session.clone()),
+            started_unix_ms: journal.started_unix_ms(),
+            stage: Stage::Queued,
+        }
+        .bounded(),
+    );
     journal.session = Some(session);
     Ok(accepted)
 }

@@ -958,6 +958,7 @@ mod tests {
         let message = Transmit::Message {
             text: std::sync::Arc::new(r#"{"jsonrpc":"2.0","id":3}"#.to_string()),
             request: None,
+            cancels: None,
             event: EventId(9),
         };
         assert_eq!(

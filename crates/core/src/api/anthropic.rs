@@ -447,6 +447,7 @@ pub(crate) fn validate(
         }
         _ => {}
     }
+    crate::api::models::check_model_id(&request.model)?;
     if request.messages.is_empty() {
         return Err(ApiError::invalid_request(
             "messages: at least one message is required",
@@ -706,6 +707,35 @@ mod tests {
             )
             .starts_with("tool_choice.name")
         );
+    }
+
+    #[test]
+    fn model_ids_are_bounded_as_the_api_bounds_them() {
+        let with_model = |model: &str| {
+            parse(
+                &serde_json::json!({"model": model, "max_tokens": 1,
+                    "messages": [{"role": "user", "content": "x"}]})
+                .to_string(),
+            )
+        };
+        for real in [
+            "claude-opus-4-5[1m]",
+            "claude-sonnet-4-5-20250929",
+            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6",
+            "ft:gpt-4o-mini-2024-07-18:my-org:custom-suffix:9ABCdefG",
+        ] {
+            assert!(with_model(real).is_ok(), "{real}");
+        }
+        // 256 characters pass, in any script; the 257th is refused.
+        assert!(with_model(&"m".repeat(256)).is_ok());
+        assert!(with_model(&"\u{e9}".repeat(256)).is_ok());
+        let err = with_model(&"\u{e9}".repeat(257)).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert_eq!(
+            err.message,
+            "model: String should have at most 256 characters"
+        );
+        assert_eq!(with_model(&"m".repeat(2 << 20)).unwrap_err().status(), 400);
     }
 
     #[test]

@@ -22,6 +22,22 @@ pub const DEFAULT_MAX_REPORTED_MODELS: usize = 256;
 /// A reported model name longer than this (or with control characters) is not kept: no real
 /// model id is that long, and it would be copied into every listing.
 pub const MAX_MODEL_NAME_BYTES: usize = 256;
+/// The longest `model` a request may name, in characters: the Messages API's own bound (its
+/// schema gives `model` a `maxLength` of 256). Real ids are far shorter (`claude-opus-4-5[1m]`,
+/// an AWS inference-profile ARN of about 100, an OpenAI fine-tune id of about 60); a longer one
+/// is refused (400) rather than cut, since a cut id would be passed on as another model.
+pub const MAX_MODEL_ID_CHARS: usize = 256;
+
+/// Refuses a requested `model` longer than [`MAX_MODEL_ID_CHARS`], as the real API does.
+pub fn check_model_id(model: &str) -> Result<(), ApiError> {
+    // A byte count bounds the character count: only long texts need counting.
+    if model.len() > MAX_MODEL_ID_CHARS && model.chars().nth(MAX_MODEL_ID_CHARS).is_some() {
+        return Err(ApiError::invalid_request(format!(
+            "model: String should have at most {MAX_MODEL_ID_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelEntry {

@@ -619,6 +619,16 @@ mod tests {
     }
 
     #[test]
+    fn model_ids_are_bounded_as_on_the_messages_route() {
+        let body =
+            |model: String| json!({"model": model, "messages": [{"role": "user", "content": "x"}]});
+        assert!(convert(body("m".repeat(256))).is_ok());
+        let err = convert(body("m".repeat(257))).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(err.message.starts_with("model: "), "{}", err.message);
+    }
+
+    #[test]
     fn response_formats_become_output_schemas() {
         let with = |format: Value| {
             convert(

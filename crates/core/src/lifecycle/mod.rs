@@ -391,7 +391,7 @@ impl SessionLifecycle {
             return;
         };
         if let Stage::Sent { id, .. } = request.stage {
-            self.cancel_at_client(id, CANCELLED_CALLER_LEFT);
+            self.cancel_at_client(key, id, CANCELLED_CALLER_LEFT);
         }
         self.finish(now, key, Err(caller_left()), None);
     }
@@ -421,7 +421,7 @@ impl SessionLifecycle {
                     no_event_stream(&self.limits.mcp_path, millis_of(self.limits.stream_wait))
                 }
                 Stage::Sent { id, .. } => {
-                    self.cancel_at_client(id, CANCELLED_DEADLINE);
+                    self.cancel_at_client(key, id, CANCELLED_DEADLINE);
                     ApiError::deadline_passed(timeout_ms)
                 }
                 Stage::Encoding { .. } | Stage::WaitingForStream { .. } => {
@@ -605,6 +605,7 @@ impl SessionLifecycle {
         self.transmits.push_back(Transmit::Message {
             text,
             request: Some(key),
+            cancels: None,
             event,
         });
         self.events.push_back(Event::Sent { key });
@@ -615,12 +616,15 @@ impl SessionLifecycle {
         }
     }
 
-    fn cancel_at_client(&mut self, id: u64, reason: &str) {
+    /// Tells the client to stop working on `key` (JSON-RPC `id`); the notice names `key` so
+    /// that a driver still holding the request's message unwritten drops both.
+    fn cancel_at_client(&mut self, key: RequestKey, id: u64, reason: &str) {
         if let Some((_, notice)) = self.session.cancel(id, reason) {
             let event = self.take_event_id();
             self.transmits.push_back(Transmit::Message {
                 text: Arc::new(notice),
                 request: None,
+                cancels: Some(key),
                 event,
             });
         }

@@ -51,6 +51,7 @@ impl SessionLifecycle {
             self.transmits.push_back(Transmit::Message {
                 text,
                 request: Some(key),
+                cancels: None,
                 event,
             });
         }

@@ -154,6 +154,7 @@ fn a_request_goes_out_and_its_answer_ends_it_once() {
         vec![Transmit::Message {
             text: Arc::new("the request".to_string()),
             request: Some(key),
+            cancels: None,
             event: EventId(2),
         }]
     );
@@ -351,9 +352,14 @@ fn caller_gone_in_every_stage() {
     machine.caller_gone(Millis(6), b);
     let ended = events(&mut machine);
     assert_eq!(error_of(&ended, b).message, caller_left().message);
+    let notices = transmits(&mut machine);
     assert_eq!(
-        cancellations(&transmits(&mut machine)),
+        cancellations(&notices),
         vec![(b_id, CANCELLED_CALLER_LEFT.to_string())]
+    );
+    // The notice names the request, for a driver still holding its message unwritten.
+    assert!(
+        matches!(&notices[..], [Transmit::Message { request: None, cancels: Some(k), .. }] if *k == b)
     );
     // Its late answer is ignored; a second caller_gone changes nothing.
     machine.client_message(Millis(7), &answer(b_id, "late"));
@@ -475,6 +481,7 @@ fn messages(transmits: &[Transmit]) -> Vec<(String, Option<RequestKey>, u64)> {
                 text,
                 request,
                 event,
+                ..
             } => Some((text.to_string(), *request, event.0)),
             _ => None,
         })
@@ -564,11 +571,13 @@ fn a_replaced_streams_unseen_requests_are_sent_again_after_last_event_id() {
             Transmit::Message {
                 text: format!("request {b_id}").into(),
                 request: Some(b),
+                cancels: None,
                 event: EventId(6),
             },
             Transmit::Message {
                 text: format!("request {c_id}").into(),
                 request: Some(c),
+                cancels: None,
                 event: EventId(7),
             },
         ]
@@ -807,6 +816,7 @@ fn a_request_waiting_for_a_stream_goes_out_once_on_a_resumed_one() {
             Transmit::Message {
                 text: Arc::new("w".to_string()),
                 request: Some(key),
+                cancels: None,
                 event: EventId(2),
             },
         ]
@@ -856,10 +866,12 @@ fn a_deadline_cancels_at_the_client_and_the_late_answer_is_ignored() {
     let err = error_of(&ended, key);
     assert_eq!(err.kind, ErrorKind::Timeout);
     assert!(err.message.contains("within 3 s"), "{}", err.message);
+    let notices = transmits(&mut machine);
     assert_eq!(
-        cancellations(&transmits(&mut machine)),
+        cancellations(&notices),
         vec![(id, CANCELLED_DEADLINE.to_string())]
     );
+    assert!(matches!(&notices[..], [Transmit::Message { cancels: Some(k), .. }] if *k == key));
     // The slot went to the queued request.
     encode_id(&ended, queued);
     machine.client_message(Millis(3_001), &answer(id, "late"));

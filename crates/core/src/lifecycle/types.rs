@@ -119,9 +119,15 @@ pub enum Transmit {
     /// carries, if it is one; the driver reports a failure to hand it on through
     /// [`SessionLifecycle::undeliverable`]. (Shared: the machine keeps a sent request's text
     /// until its answer, to send it again on a resumed stream.)
+    ///
+    /// `cancels`: the message is the `notifications/cancelled` for that request (which ended
+    /// by its deadline or because its caller left). A driver that still holds that request's
+    /// message unwritten (a client that is not reading) withdraws it and drops the notice: the
+    /// client never saw the request, and its bytes need not wait for a reader.
     Message {
         text: Arc<String>,
         request: Option<RequestKey>,
+        cancels: Option<RequestKey>,
         event: EventId,
     },
     /// The first event of a newly opened HTTP stream: an id and no message (SSE: empty data),

@@ -509,9 +509,23 @@ struct SamplingCapability {
 #[derive(Debug, Deserialize)]
 struct Implementation {
     #[serde(default)]
-    name: Lenient<String>,
+    name: Lenient<ClientInfoText>,
     #[serde(default)]
-    version: Lenient<String>,
+    version: Lenient<ClientInfoText>,
+}
+
+/// A `clientInfo` text, at most [`MAX_CLIENT_INFO_BYTES`] of it. Only that prefix is ever
+/// copied out of the message: a `String` cut down after the copy would keep the capacity of
+/// the whole text (30 MB names held 30 MB each for as long as their sessions lived).
+#[derive(Debug)]
+struct ClientInfoText(String);
+
+impl<'de> crate::mcp::jsonrpc::Shape<'de> for ClientInfoText {
+    fn from_text(text: &str) -> Option<Self> {
+        Some(ClientInfoText(
+            truncate_on_char_boundary(text, MAX_CLIENT_INFO_BYTES).to_string(),
+        ))
+    }
 }
 
 lenient_object!(
@@ -548,20 +562,14 @@ fn client_facts(version: &str, params: InitializeParams) -> ClientFacts {
             // Versions are dates, so they order as strings.
             multi_block_messages: version >= "2025-11-25",
         }),
-        client_name: client_name.map(bounded_client_info),
-        client_version: client_version.map(bounded_client_info),
+        client_name: client_name.map(|ClientInfoText(text)| text),
+        client_version: client_version.map(|ClientInfoText(text)| text),
     }
 }
 
 /// Bytes of a `clientInfo` text kept per session (and copied into `/sessions` and logs); a
 /// client may send megabytes there, no real name or version needs more.
 pub const MAX_CLIENT_INFO_BYTES: usize = 256;
-
-fn bounded_client_info(mut text: String) -> String {
-    let kept = truncate_on_char_boundary(&text, MAX_CLIENT_INFO_BYTES).len();
-    text.truncate(kept);
-    text
-}
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
 pub fn truncate_on_char_boundary(text: &str, max: usize) -> &str {
@@ -655,6 +663,12 @@ mod tests {
         );
         assert_eq!(
             client.client_version.as_deref().map(str::len),
+            Some(MAX_CLIENT_INFO_BYTES)
+        );
+        // Only the kept bytes are held, not the capacity of the text they were cut from.
+        assert_eq!(client.client_name.as_ref().map(String::capacity), Some(255));
+        assert_eq!(
+            client.client_version.as_ref().map(String::capacity),
             Some(MAX_CLIENT_INFO_BYTES)
         );
         assert_eq!(truncate_on_char_boundary("a\u{e9}b", 2), "a");

@@ -132,7 +132,10 @@ pub fn push_event(out: &mut String, id: EventId, data: &str) {
     out.reserve(data.len() + 40);
     // Writing to a String cannot fail.
     let _ = write!(out, "id: {id}\nevent: message\n");
-    if data.contains(['\n', '\r']) {
+    // Byte searches (memchr, optimised even in a debug build's std): a char-set pattern
+    // walked a 4 MB message character by character, 200 ms in a debug build.
+    let bytes = data.as_bytes();
+    if bytes.contains(&b'\n') || bytes.contains(&b'\r') {
         for line in data.split(['\n', '\r']) {
             out.push_str("data: ");
             out.push_str(line);

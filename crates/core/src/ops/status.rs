@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::anthropic::{ContentBlock, MessageContent, MessagesRequest, Role};
+use crate::api::models::MAX_MODEL_ID_CHARS;
+use crate::mcp::session::truncate_on_char_boundary;
 
 /// How many finished requests the page lists.
 pub const RECENT_REQUESTS: usize = 50;
@@ -20,6 +22,20 @@ pub const MAX_MODELS: usize = 32;
 pub const OTHER_MODELS: &str = "(other models)";
 /// A prompt preview's length in characters (`--log-prompts` only).
 pub const PROMPT_PREVIEW_CHARS: usize = 200;
+/// Bytes of any one text the board keeps (ids, routes, models, previews): room for every model
+/// id the API accepts ([`MAX_MODEL_ID_CHARS`] characters of up to 4 bytes) and a preview, so
+/// that what a caller sends can never grow the board or every `GET /status` beyond it.
+pub const MAX_KEPT_TEXT_BYTES: usize = 4 * MAX_MODEL_ID_CHARS;
+
+/// `text`, or its longest prefix within [`MAX_KEPT_TEXT_BYTES`], copied: a cut made in place
+/// would keep the capacity of the whole text.
+fn kept(text: String) -> String {
+    if text.len() <= MAX_KEPT_TEXT_BYTES {
+        text
+    } else {
+        truncate_on_char_boundary(&text, MAX_KEPT_TEXT_BYTES).to_string()
+    }
+}
 
 /// One finished API request, as the page lists it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -44,6 +60,20 @@ pub struct RecentRequest {
     pub prompt: Option<String>,
 }
 
+impl RecentRequest {
+    /// The request with every text within [`MAX_KEPT_TEXT_BYTES`].
+    pub fn bounded(self) -> Self {
+        RecentRequest {
+            request_id: kept(self.request_id),
+            route: kept(self.route),
+            model: self.model.map(kept),
+            session: self.session.map(kept),
+            prompt: self.prompt.map(kept),
+            ..self
+        }
+    }
+}
+
 /// What all requests for one model added up to.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelTotals {
@@ -65,6 +95,7 @@ pub struct RequestHistory {
 
 impl RequestHistory {
     pub fn record(&mut self, request: RecentRequest) {
+        let request = request.bounded();
         self.count(&request);
         self.recent.push_front(request);
         self.recent.truncate(RECENT_REQUESTS);
@@ -132,6 +163,19 @@ pub struct InFlightRequest {
     pub stage: Stage,
 }
 
+impl InFlightRequest {
+    /// The request with every text within [`MAX_KEPT_TEXT_BYTES`].
+    pub fn bounded(self) -> Self {
+        InFlightRequest {
+            request_id: kept(self.request_id),
+            route: kept(self.route),
+            model: self.model.map(kept),
+            session: self.session.map(kept),
+            ..self
+        }
+    }
+}
+
 /// A connected MCP client, as the page shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientStatus {
@@ -180,6 +224,13 @@ pub struct StatusSnapshot {
     pub in_flight: Vec<InFlightView>,
     pub recent: Vec<RecentRequest>,
     pub models: Vec<ModelTotals>,
+    /// Requests to the API routes that the front refused before any route ran (a foreign
+    /// `Host` or `Origin`, a missing or wrong key, a body not declared JSON): counted here,
+    /// never listed in `recent`, so that whoever can reach the port without a key cannot push
+    /// the owner's requests out of the list. `None` where the runtime cannot tell whose they
+    /// were (the worker: the token picks the namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_at_front: Option<u64>,
     /// What this runtime cannot show (the worker has no per-request view of its sessions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -226,6 +277,7 @@ impl StatusSnapshot {
             in_flight,
             recent: history.recent().cloned().collect(),
             models: history.models().to_vec(),
+            refused_at_front: None,
             notes: Vec::new(),
         }
     }
@@ -459,6 +511,55 @@ mod tests {
         assert_eq!(other.model, OTHER_MODELS);
         let total: u64 = history.models().iter().map(|m| m.requests).sum();
         assert_eq!(total, (MAX_MODELS * 3) as u64);
+    }
+
+    #[test]
+    fn every_text_the_board_keeps_is_bounded() {
+        let mut history = RequestHistory::default();
+        // What validation lets through is kept whole: 256 characters of 4 bytes.
+        let longest_valid = "\u{1F600}".repeat(MAX_MODEL_ID_CHARS);
+        history.record(finished(1, &longest_valid, 200));
+        assert_eq!(
+            history.recent().next().unwrap().model.as_deref(),
+            Some(longest_valid.as_str())
+        );
+        // Anything longer (a runtime that let it through) is cut, as a fresh copy.
+        let huge = format!(
+            "{}{}",
+            "x".repeat(MAX_KEPT_TEXT_BYTES - 1),
+            "\u{e9}".repeat(1 << 20)
+        );
+        let mut request = finished(2, &huge, 200);
+        request.request_id = huge.clone();
+        request.session = Some(huge.clone());
+        request.prompt = Some(huge.clone());
+        history.record(request);
+        let listed = history.recent().next().unwrap();
+        for text in [
+            Some(&listed.request_id),
+            listed.model.as_ref(),
+            listed.session.as_ref(),
+            listed.prompt.as_ref(),
+        ] {
+            let text = text.unwrap();
+            assert_eq!(text.as_str(), "x".repeat(MAX_KEPT_TEXT_BYTES - 1));
+            assert_eq!(text.capacity(), MAX_KEPT_TEXT_BYTES - 1);
+        }
+        assert_eq!(
+            history.models()[1].model,
+            "x".repeat(MAX_KEPT_TEXT_BYTES - 1)
+        );
+        let in_flight = InFlightRequest {
+            request_id: huge.clone(),
+            route: huge.clone(),
+            model: Some(huge.clone()),
+            session: Some(huge),
+            started_unix_ms: 0,
+            stage: Stage::Queued,
+        }
+        .bounded();
+        assert!(in_flight.request_id.len() < MAX_KEPT_TEXT_BYTES);
+        assert!(in_flight.model.unwrap().len() < MAX_KEPT_TEXT_BYTES);
     }
 
     #[test]

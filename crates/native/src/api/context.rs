@@ -118,6 +118,7 @@ pub fn request_context(
         .or_else(|| browser_refusal(bridge, &request))
         .or_else(|| check_key(bridge, route, request.headers()).err())
         .or_else(|| not_json_body(route, &request));
+    let refused_at_front = refusal.is_some();
     let answer = match refusal {
         Some(err) => Err(request_id.error(err).into_response()),
         None => {
@@ -143,13 +144,16 @@ pub fn request_context(
         let label = route.map_or("unmatched", |route| route.path_at(&front.mcp_path));
         bridge.metrics.record_request(label, status);
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        // Accepted requests are on the status board already (their handlers add a RequestLog).
-        if route.is_some_and(|route| route.samples)
-            && response.extensions().get::<RequestLog>().is_none()
-        {
-            bridge
-                .status
-                .record_refused(request_id.to_string(), &path, status, started);
+        // Accepted requests are on the status board already (their handlers add a RequestLog);
+        // what the front refused is only counted (see `StatusBoard::record_refused_at_front`).
+        if route.is_some_and(|route| route.samples) {
+            if refused_at_front {
+                bridge.status.record_refused_at_front();
+            } else if response.extensions().get::<RequestLog>().is_none() {
+                bridge
+                    .status
+                    .record_refused(request_id.to_string(), &path, status, started);
+            }
         }
         if path.starts_with("/v1/") {
             let log = response

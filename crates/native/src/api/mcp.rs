@@ -193,7 +193,7 @@ fn open_stream(session: Arc<Session>, resume_after: Option<EventId>) -> Response
 struct EventStream {
     session: Arc<Session>,
     generation: StreamGeneration,
-    messages: tokio::sync::mpsc::UnboundedReceiver<crate::session::Outgoing>,
+    messages: crate::outbox::OutboxReceiver<crate::session::Outgoing>,
     keepalive: tokio::time::Interval,
     step_back: StepBack,
 }
@@ -201,6 +201,8 @@ struct EventStream {
 /// Messages taken from the channel into one frame, at most: a bound on the frame's size in
 /// messages so that one poll cannot hold the connection for long.
 const MESSAGES_PER_FRAME: usize = 256;
+/// A frame takes no further messages once it holds this many bytes.
+const FRAME_BYTES: usize = 256 * 1024;
 
 impl EventStream {
     /// Every message waiting in the channel, as one chunk of SSE events.
@@ -208,9 +210,14 @@ impl EventStream {
         let mut frame = String::with_capacity(first.len() + 48);
         push_event(&mut frame, &first);
         for _ in 1..MESSAGES_PER_FRAME {
+            // A frame handed to hyper is out of the queue's count until it is written: large
+            // messages go one per frame, so at most one of them is held outside the bound.
+            if frame.len() >= FRAME_BYTES {
+                break;
+            }
             match self.messages.try_recv() {
-                Ok(message) => push_event(&mut frame, &message),
-                Err(_) => break,
+                Some(message) => push_event(&mut frame, &message),
+                None => break,
             }
         }
         Bytes::from(frame)

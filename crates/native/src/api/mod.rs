@@ -169,6 +169,64 @@ mod tests {
         assert_eq!(body["error"]["type"], "not_found_error");
     }
 
+    /// Whoever can reach the port without the key must not be able to rewrite the owner's list
+    /// of recent requests: the front's refusals are counted, only requests past it are listed.
+    #[tokio::test]
+    async fn the_fronts_refusals_are_counted_and_not_listed() {
+        let argv = [
+            "sampling2api",
+            "http",
+            "--allow-host",
+            "*",
+            "--api-key",
+            "k",
+        ];
+        let Ok(Invocation::Bridge(cli)) = Invocation::try_parse_from(argv) else {
+            panic!("the test's command line parses");
+        };
+        let Mode::Http(args) = cli.mode else {
+            panic!("http mode");
+        };
+        let bridge = Arc::new(Bridge::new(ApiSettings::from(&args.common), "http"));
+        let app = app(bridge.clone(), true);
+        let send = |headers: &[(&str, &str)], body: &'static str| {
+            let mut request = Request::builder()
+                .method("POST")
+                .uri("/v1/messages")
+                .header("host", "localhost");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            app.clone().oneshot(request.body(Body::from(body)).unwrap())
+        };
+        let json = ("content-type", "application/json");
+        for (headers, status) in [
+            (vec![json], 401),
+            (vec![json, ("x-api-key", "wrong")], 401),
+            (
+                vec![json, ("x-api-key", "k"), ("origin", "http://evil.example")],
+                403,
+            ),
+            (
+                vec![("content-type", "text/plain"), ("x-api-key", "k")],
+                400,
+            ),
+        ] {
+            let response = send(&headers, "{}").await.unwrap();
+            assert_eq!(response.status().as_u16(), status, "{headers:?}");
+        }
+        assert_eq!(bridge.status.history().recent().count(), 0);
+        assert_eq!(bridge.status.refused_at_front(), 4);
+        // Past the front, a refusal is the owner's to see.
+        let response = send(&[json, ("x-api-key", "k")], "{not json")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let statuses: Vec<u16> = bridge.status.history().recent().map(|r| r.status).collect();
+        assert_eq!(statuses, [400]);
+        assert_eq!(bridge.status.refused_at_front(), 4);
+    }
+
     #[tokio::test]
     async fn without_mcp_the_mcp_path_is_no_route() {
         let app = app(bridge(), false);
@@ -192,7 +250,6 @@ mod waiting {
     use bytes::Bytes;
     use sampling2api_core::api::anthropic::parse_messages_request;
     use serde_json::json;
-    use tokio::sync::mpsc;
 
     use super::context::{Front, RequestId, request_context};
     use super::flow::{Accepted, complete, receive};
@@ -207,10 +264,10 @@ mod waiting {
     /// A bridge with one stdio client that can sample.
     fn bridge_with_client() -> (
         Arc<Bridge>,
-        mpsc::UnboundedReceiver<crate::session::Outgoing>,
+        crate::outbox::OutboxReceiver<crate::session::Outgoing>,
     ) {
         let bridge = super::tests::bridge();
-        let (lines, outgoing) = mpsc::unbounded_channel();
+        let (lines, outgoing) = crate::outbox::outbox();
         let session = Session::over_pipe("s".into(), lines, bridge.session_limits());
         session.handshake_for_tests();
         bridge.add_session(session);

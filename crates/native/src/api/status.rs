@@ -35,7 +35,7 @@ pub async fn status(State(bridge): State<Arc<Bridge>>) -> Response {
         })
         .collect();
     let in_flight = bridge.status.in_flight_requests();
-    let snapshot = StatusSnapshot::new(
+    let mut snapshot = StatusSnapshot::new(
         bridge.mode,
         unix_ms(),
         bridge.settings.log_prompts,
@@ -43,6 +43,7 @@ pub async fn status(State(bridge): State<Arc<Bridge>>) -> Response {
         &in_flight,
         &bridge.status.history(),
     );
+    snapshot.refused_at_front = Some(bridge.status.refused_at_front());
     let mut response = json_response(StatusCode::OK, snapshot.to_json());
     response
         .headers_mut()
