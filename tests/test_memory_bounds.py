@@ -307,3 +307,37 @@ def test_messages_of_requests_that_ended_leave_the_queue_of_a_client_that_does_n
             stream_client.close()
             answering.kill()
             answering.wait(10)
+
+
+# ---------------------------------------------------------------------------------------------
+# A request of many tiny blocks
+
+
+def tiny_blocks_body(blocks: int) -> bytes:
+    block = b'{"type":"text","text":"a"}'
+    head = b'{"model":"claude-blocks","max_tokens":5,"messages":[{"role":"user","content":['
+    return head + b",".join([block] * blocks) + b"]}]}"
+
+
+def test_a_flood_of_tiny_blocks_is_refused_before_it_takes_memory(target: Deployment) -> None:
+    """A 31 MB request of 1.2 million tiny blocks peaked at 291 MB (9x its size): the receiving
+    budget counts bytes, not what they become parsed. The bridge counts blocks while it parses
+    and stops at 200,000 (400, naming the bound), so such a body costs little more than its
+    bytes, on every target (the worker shares the parser)."""
+    body = tiny_blocks_body(1_200_000)
+    assert len(body) > 30 * MIB
+    headers = {**target.auth_headers(), "content-type": "application/json"}
+    native = target.kind != "worker"
+    hwm_before = target.bridge_status("VmHWM") if native else 0
+
+    def attack() -> None:
+        reply = httpx.post(f"{target.base_url}/v1/messages", content=body, headers=headers, timeout=120)
+        assert reply.status_code == 400, reply.text[:300]
+        error = reply.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert "too many content blocks" in error["message"] and "200000" in error["message"], error
+
+    during(attack, target)
+    if native:
+        peak = (target.bridge_status("VmHWM") - hwm_before) * 1024
+        assert peak < 120 * MIB, f"peak grew by {peak / MIB:.0f} MiB for a {len(body) / MIB:.0f} MiB body"

@@ -1,6 +1,6 @@
 //! Any bytes as what an MCP client sends back while request 1 is pending: the session state
 //! machine, then the result → Anthropic response (plain, and with emulated tool calls and a
-//! structured value parsed from its text), SSE and OpenAI paths, must return, never panic.
+//! structured value parsed from its text, cut at stop sequences), SSE and OpenAI paths, must return, never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -28,8 +28,9 @@ fuzz_target!(|data: &[u8]| {
                 let plans = [
                     AnswerPlan::default(),
                     AnswerPlan {
-                        emulated_tools: Some(EmulatedTools { names: vec!["f".into()], max_calls: None }),
+                        emulated_tools: Some(EmulatedTools::new(["f"])),
                         structured_output: true,
+                        stop_sequences: vec!["}".into(), "\n\n".into()],
                     },
                 ];
                 for plan in plans {

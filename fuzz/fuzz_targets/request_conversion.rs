@@ -1,10 +1,11 @@
 //! Any bytes as a `/v1/messages` or `/v1/chat/completions` body: parsing, conversion to MCP
-//! sampling for every kind of client and tool mode (native and emulated tools), token
+//! sampling for every kind of client and tool mode (native and emulated tools), model hints, token
 //! estimation and serialisation must return, never panic or hang.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sampling2api_core::api::anthropic::parse_messages_request;
+use sampling2api_core::api::model_hints::model_hints;
 use sampling2api_core::api::openai::{parse_chat_request, to_messages_request};
 use sampling2api_core::convert::to_sampling::to_create_message_params;
 use sampling2api_core::mcp::sampling::ClientSupport;
@@ -19,9 +20,10 @@ fuzz_target!(|data: &[u8]| {
     for require_max_tokens in [true, false] {
         if let Ok(request) = parse_messages_request(data, require_max_tokens) {
             let _ = estimate_request(&request);
+            let hints = model_hints(&request.model);
             for support in supports {
                 for mode in [ToolMode::Auto, ToolMode::Native, ToolMode::Emulate] {
-                    if let Ok((params, _plan)) = to_create_message_params(&request, support, mode) {
+                    if let Ok((params, _plan)) = to_create_message_params(&request, support, mode, hints.clone()) {
                         let _ = serde_json::to_string(&params);
                     }
                 }
@@ -31,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(chat) = parse_chat_request(data)
         && let Ok(request) = to_messages_request(chat)
     {
-        let _ = to_create_message_params(&request, supports[1], ToolMode::Auto);
+        let hints = model_hints(&request.model);
+        let _ = to_create_message_params(&request, supports[1], ToolMode::Auto, hints);
     }
 });

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use sampling2api_core::api::anthropic::parse_messages_request;
+use sampling2api_core::api::request_bounds::MAX_MESSAGES;
 use sampling2api_core::api::openai::{parse_chat_request, to_messages_request};
 use sampling2api_core::convert::to_sampling::into_create_message_params;
 use sampling2api_core::convert::tokens::estimate_request;
@@ -38,9 +39,9 @@ fn tool_history(bytes: usize) -> String {
 }
 
 /// Many short turns of alternating roles with a system note between them: merging and
-/// path-building per message.
+/// path-building per message (as many as the API takes).
 fn many_turns(bytes: usize) -> String {
-    let count = bytes / 40;
+    let count = (bytes / 40).min(MAX_MESSAGES);
     let turns: Vec<&str> = (0..count)
         .map(|i| match i % 3 {
             0 => r#"{"role":"user","content":"a"}"#,

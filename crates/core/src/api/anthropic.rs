@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
+use crate::api::request_bounds;
 use crate::api_error::ApiError;
 
 /// The body of `POST /v1/messages` (and, with `max_tokens` absent, of `count_tokens`).
@@ -18,6 +19,7 @@ pub struct MessagesRequest {
     /// Required by `/v1/messages`, absent in `count_tokens`; checked by [`parse_messages_request`].
     #[serde(default)]
     pub max_tokens: Option<u64>,
+    #[serde(deserialize_with = "request_bounds::messages")]
     pub messages: Vec<InputMessage>,
     #[serde(default)]
     pub system: Option<SystemPrompt>,
@@ -330,7 +332,7 @@ impl ToolChoice {
 }
 
 /// A string or a list, decided by the JSON type, so errors inside a list keep their path.
-enum StringOrList<T> {
+pub(crate) enum StringOrList<T> {
     Text(String),
     List(Vec<T>),
 }
@@ -351,10 +353,14 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for StringOrList<T> {
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
-                seq: A,
+                mut seq: A,
             ) -> Result<Self::Value, A::Error> {
-                Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
-                    .map(StringOrList::List)
+                let mut list = Vec::new();
+                while let Some(item) = seq.next_element::<T>()? {
+                    request_bounds::take_block().map_err(serde::de::Error::custom)?;
+                    list.push(item);
+                }
+                Ok(StringOrList::List(list))
             }
         }
         deserializer.deserialize_any(Visit(std::marker::PhantomData))
@@ -386,9 +392,11 @@ pub(crate) fn parse_json_object<T: serde::de::DeserializeOwned>(
         None => return Err(ApiError::invalid_request("request body is empty")),
     }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    // Deeply nested hostile input fails as a 400 (serde_json's recursion limit), not a crash.
-    let value: T = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|err| describe_parse_error(&err))?;
+    // Deeply nested hostile input fails as a 400 (serde_json's recursion limit), not a crash;
+    // a flood of tiny blocks fails at the block bound, before it takes memory.
+    let value: T =
+        request_bounds::counting_blocks(|| serde_path_to_error::deserialize(&mut deserializer))
+            .map_err(|err| describe_parse_error(&err))?;
     deserializer
         .end()
         .map_err(|err| ApiError::invalid_request(format!("invalid JSON body: {err}")))?;

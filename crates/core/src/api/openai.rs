@@ -15,9 +15,10 @@ use serde_json::{Map, Value, json};
 
 use crate::api::anthropic::{
     ContentBlock, ImageSource, InputMessage, MessageContent, MessagesRequest, MessagesResponse,
-    OutputFormat, ResponseBlock, Role, StopReason, SystemPrompt, ToolChoice, ToolDefinition,
-    ToolResultContent,
+    OutputFormat, ResponseBlock, Role, StopReason, StringOrList, SystemPrompt, ToolChoice,
+    ToolDefinition, ToolResultContent,
 };
+use crate::api::request_bounds;
 use crate::api_error::{ApiError, ErrorKind};
 
 /// `max_tokens` when a Chat Completions request sets none (OpenAI does not require one).
@@ -26,6 +27,7 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatRequest {
     pub model: String,
+    #[serde(deserialize_with = "request_bounds::messages")]
     pub messages: Vec<ChatMessage>,
     #[serde(default)]
     pub max_tokens: Option<u64>,
@@ -128,11 +130,21 @@ pub enum ChatRole {
     Tool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum ChatContent {
     Text(String),
     Parts(Vec<ChatPart>),
+}
+
+impl<'de> Deserialize<'de> for ChatContent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Not `untagged`: that buffers the whole list before reading it, and the parts count
+        // against the request's block bound as they are read.
+        match StringOrList::<ChatPart>::deserialize(deserializer)? {
+            StringOrList::Text(text) => Ok(ChatContent::Text(text)),
+            StringOrList::List(parts) => Ok(ChatContent::Parts(parts)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
