@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use sampling2api_core::api::anthropic::parse_messages_request;
-use sampling2api_core::api::request_bounds::MAX_MESSAGES;
 use sampling2api_core::api::openai::{parse_chat_request, to_messages_request};
+use sampling2api_core::api::request_bounds::MAX_MESSAGES;
 use sampling2api_core::convert::to_sampling::into_create_message_params;
 use sampling2api_core::convert::tokens::estimate_request;
 use sampling2api_core::convert::tool_emulation::ToolMode;
