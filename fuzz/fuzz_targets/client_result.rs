@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
         client_name: None,
         client_version: None,
     };
-    let mut session: McpSession<()> = McpSession::resume(ServerInfo::sampling2api(), facts, true, 1);
+    let mut session: McpSession<()> = McpSession::resume(ServerInfo::sampling2api(), facts.clone(), true, 1, false);
     let _ = session.begin_sampling(&serde_json::json!({"messages": [], "maxTokens": 1}), 0, ());
     let handled = session.handle_incoming(data);
     let _ = handled.reply_body();
@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             Err(failure) => {
-                let _ = failure.to_api_error().to_body("req");
+                let _ = failure.to_api_error(Some(&facts)).to_body("req");
             }
         }
     }

@@ -42,7 +42,6 @@ fuzz_target!(|data: &[u8]| {
                     made_here += 1;
                 }
                 ResponseBlock::Text { text } => text_bytes += text.len(),
-                _ => {}
             }
         }
         if made_here == 0 {
