@@ -162,7 +162,7 @@ def _idle(deployment: Deployment) -> bool:
         return False
 
 
-HEALTH_KEYS = {"status", "mode", "version", "sessions", "sampling_sessions", "in_flight", "pending"}
+HEALTH_KEYS = {"status", "mode", "version", "sessions", "sampling_sessions", "in_flight", "pending", "mcp_client_start"}
 SESSION_KEYS = {
     "id",
     "client_name",
