@@ -10,6 +10,9 @@
 //! - `lifecycle/`: one session's requests from admission to outcome, with time as an input (the
 //!   machine, its value types, resume and resend, its refusals), and which session an API
 //!   request goes to (`session_choice`).
+//! - `flow/`: the runtime-neutral part of one sampling request, driven by both runtimes:
+//!   `prepare` (estimate, params with hints, what the answer needs) and `answer` (the client's
+//!   result as the caller's response).
 //! - `convert/`: API request → `sampling/createMessage` params and the client's result → API
 //!   response, tool emulation and structured outputs for clients that cannot take them, token
 //!   estimates, `url` image policy.
@@ -21,14 +24,16 @@
 //!
 //! A request's path: the runtime matches `http::routes`, checks `http::browser_guard` and
 //! `http::auth`, parses with `api::anthropic`/`api::openai`, picks a session with
-//! `lifecycle::session_choice`, converts with `convert::to_sampling`, and hands the params to
-//! that session's `lifecycle` (`submit` → `Encode` → a `Transmit` to the client →
-//! `client_message` with its answer → `Done`); `convert::from_sampling` (and `api::sse` when
-//! streamed) turns the outcome into the response.
+//! `lifecycle::session_choice` (by public handle or the client's own secret), prepares it with
+//! `flow::prepare` (which converts with `convert::to_sampling`), and hands the params to that
+//! session's `lifecycle` (`submit` → `Encode` → a `Transmit` to the client → `client_message`
+//! with its answer → `Done`); `flow::answer` (with `convert::from_sampling`) turns the outcome
+//! into the response, and `api::stream_framing` frames it when streamed.
 
 pub mod api;
 pub mod api_error;
 pub mod convert;
+pub mod flow;
 pub mod http;
 pub mod ids;
 pub mod lifecycle;

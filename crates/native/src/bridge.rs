@@ -159,18 +159,14 @@ impl Bridge {
         self.read_sessions().values().cloned().collect()
     }
 
-    /// The session an API request goes to (see `routing` in the core).
+    /// The session an API request goes to (see `lifecycle::session_choice` in the core).
     pub fn route(&self, requested: Option<&str>) -> Result<Arc<Session>, ApiError> {
         let sessions = self.read_sessions();
-        // A client's own secret id routes as well as its public handle: whoever holds the
-        // secret holds the session anyway.
-        if let Some(session) = requested.and_then(|id| sessions.get(id)) {
-            return Ok(session.clone());
-        }
         choose_session(
             requested,
             sessions.values().map(|session| Candidate {
                 id: session.handle.as_str(),
+                secret: session.id.as_str(),
                 unavailable: session.unavailable_reason(),
                 stream_open: session.has_stream(),
                 item: session,

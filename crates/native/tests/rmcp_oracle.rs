@@ -444,20 +444,7 @@ fn answer_with(
     session: &mut McpSession<u32>,
     answer: impl FnOnce(RequestId) -> ClientJsonRpcMessage,
 ) -> Result<CreateMessageResult, sampling2api_core::mcp::session::SamplingFailure> {
-    let params = CreateMessageParams {
-        messages: vec![SamplingMessage {
-            role: SamplingRole::User,
-            content: vec![SamplingContent::Text { text: "hi".into() }],
-        }],
-        max_tokens: 10,
-        system_prompt: None,
-        temperature: None,
-        stop_sequences: None,
-        model_preferences: None,
-        metadata: None,
-        tools: None,
-        tool_choice: None,
-    };
+    let params = CreateMessageParams::user_text("hi", 10);
     let request = session.begin_sampling(&params, 0, 42).expect("can sample");
     let message = answer(RequestId::Number(request.id as i64));
     let mut handled = session.handle_incoming(serde_json::to_string(&message).unwrap().as_bytes());

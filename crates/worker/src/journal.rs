@@ -12,7 +12,7 @@ use sampling2api_core::ops::status::RecentRequest;
 use serde_json::json;
 use worker::{Context, Env, Method};
 
-use crate::registry_client::RegistryClient;
+use crate::registry_client::{Records, RegistryClient};
 use crate::tenancy::Namespace;
 
 thread_local! {
@@ -69,15 +69,18 @@ async fn flush(env: &Env) {
         if batches.is_empty() && recent.is_empty() {
             break;
         }
-        // Metrics are best effort: a failed write must not fail or delay a request.
-        for (namespace, requests) in recent {
-            if let Ok(registry) = RegistryClient::new(env, &Namespace(namespace)) {
-                let _ = registry.add_recent(&requests).await;
-            }
+        // One call per namespace carries both (they were two calls per request when idle).
+        let mut records: HashMap<String, Records> = HashMap::new();
+        for (namespace, metrics) in batches {
+            records.entry(namespace).or_default().metrics = metrics;
         }
-        for (namespace, batch) in batches {
+        for (namespace, requests) in recent {
+            records.entry(namespace).or_default().recent = requests;
+        }
+        // Metrics are best effort: a failed write must not fail or delay a request.
+        for (namespace, records) in records {
             if let Ok(registry) = RegistryClient::new(env, &Namespace(namespace)) {
-                let _ = registry.add_metrics(&batch).await;
+                let _ = registry.add_records(&records).await;
             }
         }
     }

@@ -7,8 +7,9 @@
 //! Modules: `tenancy` (token → namespace), `config` (settings from vars), `api` (the API
 //! routes), `mcp_endpoint` (`/mcp` and the client's SSE stream), `journal` (log line and
 //! metrics), `http` (responses, calls to objects); the objects `session_object` and
-//! `registry_object`, each with its typed client (`session_client`, `registry_client`: routes
-//! and messages), which the rest of the Worker calls them through.
+//! `registry_object`, each with its typed client (`session_client`, `registry_client`), which
+//! the rest of the Worker calls them through; the session object's wire protocol (routes and
+//! messages) is `session_protocol`, which its client and the object both import.
 //!
 //! An API request: `fetch` → `tenancy` → `api` (parse, route to a session through the
 //! registry's list, convert) → `SessionObjectClient::sample` → the session object (its
@@ -25,6 +26,7 @@ mod registry_client;
 mod registry_object;
 mod session_client;
 mod session_object;
+mod session_protocol;
 mod tenancy;
 
 pub use registry_object::NamespaceRegistry;

@@ -19,7 +19,8 @@ use crate::config::Settings;
 use crate::http::{self, internal};
 use crate::random::random_u128;
 use crate::registry_client::{RegistryClient, SessionEntry};
-use crate::session_client::{LIVENESS_PING, MessageReply, SessionObjectClient};
+use crate::session_client::{MessageReply, SessionObjectClient};
+use crate::session_protocol::LIVENESS_PING;
 use crate::tenancy::Namespace;
 
 /// How often the stream writes to its client to learn whether it is still there.

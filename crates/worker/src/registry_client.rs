@@ -30,12 +30,11 @@ pub enum RegistryRoute {
     ReportModel,
     /// `GET /metrics`: the namespace's `MetricTotals`.
     Metrics,
-    /// `POST /metrics`: `MetricTotals` to add.
-    AddMetrics,
     /// `GET /history`: the status page's `RequestHistory`.
     History,
-    /// `POST /recent`: finished requests (`RecentRequest`s) to add to the history.
-    AddRecent,
+    /// `POST /records`: an isolate's batch of finished requests ([`Records`]): their metric
+    /// totals and their lines for the history, in one call (they were two).
+    AddRecords,
 }
 
 const SESSIONS_PREFIX: &str = "/sessions/";
@@ -56,9 +55,8 @@ impl RegistryRoute {
             (Method::Get, "/models") => RegistryRoute::Models,
             (Method::Post, "/models") => RegistryRoute::ReportModel,
             (Method::Get, "/metrics") => RegistryRoute::Metrics,
-            (Method::Post, "/metrics") => RegistryRoute::AddMetrics,
             (Method::Get, "/history") => RegistryRoute::History,
-            (Method::Post, "/recent") => RegistryRoute::AddRecent,
+            (Method::Post, "/records") => RegistryRoute::AddRecords,
             _ => return None,
         })
     }
@@ -72,8 +70,7 @@ impl RegistryRoute {
             RegistryRoute::AddSession
             | RegistryRoute::SessionStatus
             | RegistryRoute::ReportModel
-            | RegistryRoute::AddMetrics
-            | RegistryRoute::AddRecent => Method::Post,
+            | RegistryRoute::AddRecords => Method::Post,
             RegistryRoute::RemoveSession { .. } => Method::Delete,
         }
     }
@@ -84,9 +81,9 @@ impl RegistryRoute {
             RegistryRoute::SessionStatus => "/sessions/status".into(),
             RegistryRoute::RemoveSession { id } => format!("{SESSIONS_PREFIX}{id}"),
             RegistryRoute::Models | RegistryRoute::ReportModel => "/models".into(),
-            RegistryRoute::Metrics | RegistryRoute::AddMetrics => "/metrics".into(),
+            RegistryRoute::Metrics => "/metrics".into(),
             RegistryRoute::History => "/history".into(),
-            RegistryRoute::AddRecent => "/recent".into(),
+            RegistryRoute::AddRecords => "/records".into(),
         }
     }
 }
@@ -136,6 +133,14 @@ impl SessionStatus {
 pub struct ReportedModel {
     pub model: String,
     pub unix: u64,
+}
+
+/// Finished requests of one namespace, sent together after their responses went out.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Records {
+    pub metrics: MetricTotals,
+    /// The requests the status page lists (the ones that sample).
+    pub recent: Vec<RecentRequest>,
 }
 
 /// What `DELETE /sessions/{id}` answers.
@@ -203,16 +208,12 @@ impl RegistryClient {
         self.get(RegistryRoute::Metrics).await
     }
 
-    pub async fn add_metrics(&self, batch: &MetricTotals) -> Result<(), ApiError> {
-        self.post(RegistryRoute::AddMetrics, batch).await
-    }
-
     pub async fn history(&self) -> Result<RequestHistory, ApiError> {
         self.get(RegistryRoute::History).await
     }
 
-    pub async fn add_recent(&self, batch: &[RecentRequest]) -> Result<(), ApiError> {
-        self.post(RegistryRoute::AddRecent, batch).await
+    pub async fn add_records(&self, records: &Records) -> Result<(), ApiError> {
+        self.post(RegistryRoute::AddRecords, records).await
     }
 }
 
@@ -232,9 +233,8 @@ mod tests {
             RegistryRoute::Models,
             RegistryRoute::ReportModel,
             RegistryRoute::Metrics,
-            RegistryRoute::AddMetrics,
             RegistryRoute::History,
-            RegistryRoute::AddRecent,
+            RegistryRoute::AddRecords,
         ] {
             assert_eq!(
                 RegistryRoute::parse(&route.method(), &route.path()),
@@ -253,7 +253,9 @@ mod tests {
             (Method::Delete, "/models"),
             (Method::Get, "/sessions/status"),
             (Method::Put, "/sessions"),
-            (Method::Get, "/recent"),
+            (Method::Get, "/records"),
+            (Method::Post, "/metrics"),
+            (Method::Post, "/recent"),
             (Method::Post, "/history"),
             (Method::Get, "/"),
         ] {

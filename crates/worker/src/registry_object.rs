@@ -5,12 +5,14 @@
 
 use sampling2api_core::api::models::remember_reported;
 use sampling2api_core::ops::metrics::MetricTotals;
-use sampling2api_core::ops::status::{RecentRequest, RequestHistory};
+use sampling2api_core::ops::status::RequestHistory;
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 use crate::config::Settings;
 use crate::http::request_json;
-use crate::registry_client::{RegistryRoute, Removed, ReportedModel, SessionEntry, SessionStatus};
+use crate::registry_client::{
+    Records, RegistryRoute, Removed, ReportedModel, SessionEntry, SessionStatus,
+};
 
 const SESSIONS: &str = "sessions";
 const MODELS: &str = "models";
@@ -93,24 +95,23 @@ impl DurableObject for NamespaceRegistry {
                 let totals: MetricTotals = storage.get(METRICS).await?.unwrap_or_default();
                 Response::from_json(&totals)
             }
-            RegistryRoute::AddMetrics => {
-                let batch: MetricTotals = request_json(&mut req).await?;
-                let mut totals: MetricTotals = storage.get(METRICS).await?.unwrap_or_default();
-                totals.merge(&batch);
-                storage.put(METRICS, &totals).await?;
-                Response::empty()
-            }
             RegistryRoute::History => {
                 let history: RequestHistory = storage.get(HISTORY).await?.unwrap_or_default();
                 Response::from_json(&history)
             }
-            RegistryRoute::AddRecent => {
-                let batch: Vec<RecentRequest> = request_json(&mut req).await?;
-                let mut history: RequestHistory = storage.get(HISTORY).await?.unwrap_or_default();
-                for request in batch {
-                    history.record(request);
+            RegistryRoute::AddRecords => {
+                let records: Records = request_json(&mut req).await?;
+                let mut totals: MetricTotals = storage.get(METRICS).await?.unwrap_or_default();
+                totals.merge(&records.metrics);
+                storage.put(METRICS, &totals).await?;
+                if !records.recent.is_empty() {
+                    let mut history: RequestHistory =
+                        storage.get(HISTORY).await?.unwrap_or_default();
+                    for request in records.recent {
+                        history.record(request);
+                    }
+                    storage.put(HISTORY, &history).await?;
                 }
-                storage.put(HISTORY, &history).await?;
                 Response::empty()
             }
         }

@@ -60,7 +60,7 @@ use worker::{
 use crate::config::Settings;
 use crate::random::random_u128;
 use crate::registry_client::{RegistryClient, SessionStatus};
-use crate::session_client::{
+use crate::session_protocol::{
     LIVENESS_PING, SampleResponse, SessionLoad, SessionRoute, unframe_sample,
 };
 use crate::tenancy::Namespace;

@@ -2,7 +2,7 @@
 //! headers past it get an Anthropic-shaped 431 instead of the HTTP library's bare one.
 //!
 //! Real callers send a few KB (Claude Code and the SDKs up to ~8 KB). The native HTTP layer
-//! (hyper) has a hard limit above this one (`server.rs`): only headers past that hard limit
+//! (hyper) has a hard limit above this one (native `server/mod.rs`): only headers past that hard limit
 //! are refused by hyper itself, without a body, before a handler could see them.
 
 use crate::api_error::{ApiError, ErrorKind};

@@ -1,6 +1,7 @@
 //! Which MCP session an API request goes to.
 //!
-//! With the `x-mcp-session-id` header: that session, or 404. Without it: the session that can
+//! With the `x-mcp-session-id` header: the session with that public handle, or whose client's
+//! own secret id it is (whoever holds the secret holds the session anyway), or 404. Without it: the session that can
 //! take the request now. A session that can sample and has its event stream open (stdio: always)
 //! is *live*; one that can sample but has no stream open (a client between reconnects, or one
 //! that vanished without `DELETE`) is *waiting*.
@@ -13,6 +14,8 @@
 //! So a client that vanished never captures or blocks requests while another client is ready,
 //! and a lone client that is reconnecting still gets them.
 
+use subtle::ConstantTimeEq;
+
 use crate::api_error::ApiError;
 
 pub const SESSION_HEADER: &str = "x-mcp-session-id";
@@ -20,7 +23,10 @@ pub const SESSION_HEADER: &str = "x-mcp-session-id";
 /// A session as routing sees it.
 #[derive(Debug, Clone)]
 pub struct Candidate<'a, T> {
+    /// Its public handle (`mcps_…`), which `/sessions` lists.
     pub id: &'a str,
+    /// Its `Mcp-Session-Id`, which only its client knows; compared in constant time.
+    pub secret: &'a str,
     /// Why API requests cannot go to this session now; `None` when it can sample.
     pub unavailable: Option<ApiError>,
     /// Its event stream to the client is open (stdio: always).
@@ -35,7 +41,10 @@ pub fn choose_session<'a, T>(
     if let Some(wanted) = requested {
         return candidates
             .into_iter()
-            .find(|candidate| candidate.id == wanted)
+            .find(|candidate| {
+                candidate.id == wanted
+                    || bool::from(candidate.secret.as_bytes().ct_eq(wanted.as_bytes()))
+            })
             .map(|candidate| candidate.item)
             .ok_or_else(|| {
                 ApiError::not_found(format!(
@@ -94,6 +103,7 @@ mod tests {
     ) -> Candidate<'static, u32> {
         Candidate {
             id,
+            secret: "secret",
             unavailable,
             stream_open: true,
             item,
@@ -117,6 +127,31 @@ mod tests {
         let err = choose_session(Some("zz\r\nx"), candidates()).unwrap_err();
         assert_eq!(err.status(), 404);
         assert!(err.message.contains("`zzx`"));
+    }
+
+    #[test]
+    fn a_clients_own_secret_names_its_session_like_its_handle() {
+        let named = |wanted| {
+            choose_session(
+                Some(wanted),
+                vec![
+                    Candidate {
+                        secret: "s-one",
+                        ..candidate("a", None, 1)
+                    },
+                    Candidate {
+                        secret: "s-two",
+                        ..streamless("b", 2)
+                    },
+                ],
+            )
+        };
+        assert_eq!(named("s-two").unwrap(), 2);
+        assert_eq!(named("b").unwrap(), 2);
+        assert_eq!(named("s-one").unwrap(), 1);
+        // A prefix of a secret names nothing, and the secret is not echoed.
+        let err = named("s-tw").unwrap_err();
+        assert_eq!(err.status(), 404);
     }
 
     #[test]

@@ -347,6 +347,25 @@ fn json_size_hint(value: &Value) -> usize {
 }
 
 impl CreateMessageParams {
+    /// One user message of `text`, `max_tokens`, and nothing else set: the plainest request,
+    /// for params built by hand (tests, benches), which set what they need on top of it.
+    pub fn user_text(text: impl Into<String>, max_tokens: u64) -> Self {
+        CreateMessageParams {
+            messages: vec![SamplingMessage {
+                role: SamplingRole::User,
+                content: vec![SamplingContent::Text { text: text.into() }],
+            }],
+            max_tokens,
+            system_prompt: None,
+            temperature: None,
+            stop_sequences: None,
+            model_preferences: None,
+            metadata: None,
+            tools: None,
+            tool_choice: None,
+        }
+    }
+
     /// Roughly the length of these params as JSON (at least the strings they carry), to size
     /// the buffer they are serialized into.
     pub fn size_hint(&self) -> usize {
@@ -396,14 +415,8 @@ mod tests {
                     },
                 ],
             }],
-            max_tokens: 5,
             system_prompt: Some("be brief".into()),
-            temperature: None,
-            stop_sequences: None,
-            model_preferences: None,
-            metadata: None,
-            tools: None,
-            tool_choice: None,
+            ..CreateMessageParams::user_text("", 5)
         };
         let json_len = serde_json::to_vec(&params).unwrap().len();
         let hint = params.size_hint();

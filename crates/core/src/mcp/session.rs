@@ -601,9 +601,7 @@ fn error_reply(id: Value, code: i64, message: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::sampling::{
-        CreateMessageParams, SamplingContent, SamplingMessage, SamplingRole,
-    };
+    use crate::mcp::sampling::CreateMessageParams;
 
     fn server() -> McpSession<&'static str> {
         McpSession::new(ServerInfo {
@@ -627,20 +625,7 @@ mod tests {
     }
 
     fn params() -> CreateMessageParams {
-        CreateMessageParams {
-            messages: vec![SamplingMessage {
-                role: SamplingRole::User,
-                content: vec![SamplingContent::Text { text: "hi".into() }],
-            }],
-            max_tokens: 5,
-            system_prompt: None,
-            temperature: None,
-            stop_sequences: None,
-            model_preferences: None,
-            metadata: None,
-            tools: None,
-            tool_choice: None,
-        }
+        CreateMessageParams::user_text("hi", 5)
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sampling2api_core::api::openai::{self, parse_chat_request, to_messages_request};
+use sampling2api_core::api::openai::{parse_chat_request, to_messages_request};
 use sampling2api_core::api::stream_framing::StreamFraming;
+use sampling2api_core::flow::answer::json_body;
 use sampling2api_core::http::routes::{self, Endpoint};
 
 use super::context::RequestId;
@@ -34,16 +35,15 @@ pub fn chat_completions(
         let fail = |err| request_id.error(err);
         let ((stream, include_usage), accepted) = receiving.await.map_err(fail)?;
         let log = accepted.log();
-        let created = unix_now();
+        let framing = StreamFraming::OpenAi {
+            created: unix_now(),
+            include_usage,
+        };
         let mut response = if stream {
-            let framing = StreamFraming::OpenAi {
-                created,
-                include_usage,
-            };
             stream_response(bridge, accepted, framing)
         } else {
             let body = complete(&bridge, accepted, move |response| {
-                Ok(openai::to_chat_completion(&response, created).to_string())
+                json_body(framing, &response)
             })
             .await;
             match body {

@@ -179,7 +179,7 @@ pub fn request_context(
 }
 
 /// Headers past the bridge's bound (core `request_headers`; hyper's hard limit is higher,
-/// see `server.rs`), refused before anything reads them.
+/// see `server/mod.rs`), refused before anything reads them.
 fn headers_too_large(headers: &HeaderMap) -> Option<ApiError> {
     let fields = headers
         .iter()

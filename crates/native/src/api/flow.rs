@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sampling2api_core::api::anthropic::{MessagesRequest, MessagesResponse};
 use sampling2api_core::api::stream_framing::StreamFraming;
-use sampling2api_core::convert::from_sampling::{ResponseContext, to_messages_response};
-use sampling2api_core::convert::to_sampling::{AnswerPlan, into_create_message_params};
+use sampling2api_core::flow::answer::answer;
+use sampling2api_core::flow::prepare::{Answering, Conversion, Prepared, prepare};
 use sampling2api_core::lifecycle::session_choice::SESSION_HEADER;
 use sampling2api_core::mcp::sampling::CreateMessageParams;
 use sampling2api_core::ops::status::{self, InFlightRequest, Stage};
-use sampling2api_core::{ApiError, convert::tokens, ids};
+use sampling2api_core::{ApiError, ids};
 
 use super::context::{RequestId, RequestLog};
 use crate::answer_stream::AnswerStream;
@@ -31,16 +31,12 @@ use crate::status::unix_ms;
 
 /// A request that passed every check before sampling starts.
 pub struct Accepted {
-    /// The model the caller asked for, echoed in the response.
-    pub model: String,
     pub stream: bool,
     pub session: Arc<Session>,
     /// Boxed: see `Bridge::sample`.
     pub params: Box<CreateMessageParams>,
-    /// What the answer needs (emulated tool calls to parse, a structured value to extract).
-    pub plan: AnswerPlan,
-    pub input_tokens: u64,
-    pub message_id: String,
+    /// What the answer needs (the core's `flow::prepare`).
+    pub answering: Answering,
     pub admission: Submitted,
     /// For the status page: the request's id and route, and its prompt's start
     /// (`--log-prompts` only).
@@ -53,7 +49,7 @@ impl Accepted {
     pub fn log(&self) -> RequestLog {
         RequestLog {
             session: Some(self.session.handle.clone()),
-            model: Some(self.model.clone()),
+            model: Some(self.answering.model.clone()),
         }
     }
 }
@@ -132,34 +128,31 @@ pub async fn accept(
     let session = bridge.route(requested_session)?;
     let support = session.state().support()?;
     bridge.images.inline_url_images(&mut request).await?;
-    let model = request.model.clone();
-    let stream = request.wants_stream();
     let prompt = bridge
         .settings
         .log_prompts
         .then(|| status::prompt_preview(&request))
         .flatten();
-    let hints = bridge.catalog().hints_for(&model);
-    let tool_mode = bridge.settings.tool_mode;
-    let (input_tokens, (params, mut plan)) = cpu_work::run(body_bytes, move || {
-        let input_tokens = tokens::estimate_request(&request).max(1);
-        // The request's content moves into the params: a large request is held once.
-        Ok((
-            input_tokens,
-            into_create_message_params(request, support, tool_mode, hints)?,
-        ))
+    let hints = bridge.catalog().hints_for(&request.model);
+    let conversion = Conversion {
+        tool_mode: bridge.settings.tool_mode,
+        max_emulated_tool_calls: bridge.settings.max_emulated_tool_calls,
+    };
+    let message_id = ids::message_id(random_u128());
+    let Prepared {
+        params,
+        answering,
+        stream,
+    } = cpu_work::run(body_bytes, move || {
+        prepare(request, support, hints, conversion, message_id)
     })
     .await?;
-    plan.set_max_tool_calls(bridge.settings.max_emulated_tool_calls);
     let admission = session.submit(bridge.settings.request_timeout)?;
     Ok(Accepted {
-        model,
         stream,
         session,
         params: Box::new(params),
-        plan,
-        input_tokens,
-        message_id: ids::message_id(random_u128()),
+        answering,
         admission,
         request_id: request_id.to_string(),
         route,
@@ -182,13 +175,10 @@ pub fn complete<T: Send + 'static>(
     encode: impl FnOnce(MessagesResponse) -> Result<T, ApiError> + Send + 'static,
 ) -> impl Future<Output = Result<T, ApiError>> + Send + '_ {
     let Accepted {
-        model,
         stream: _,
         session,
         params,
-        plan,
-        input_tokens,
-        message_id,
+        answering,
         admission,
         request_id,
         route,
@@ -198,7 +188,7 @@ pub fn complete<T: Send + 'static>(
         InFlightRequest {
             request_id,
             route: route.to_string(),
-            model: Some(model.clone()),
+            model: Some(answering.model.clone()),
             session: Some(session.handle.clone()),
             started_unix_ms: unix_ms(),
             stage: Stage::Queued,
@@ -209,16 +199,7 @@ pub fn complete<T: Send + 'static>(
         let converted = match bridge.sample(params, admission, &ticket).await {
             Ok(result) => {
                 cpu_work::run(result.size_hint(), move || {
-                    let response = to_messages_response(
-                        result,
-                        ResponseContext {
-                            message_id,
-                            requested_model: &model,
-                            estimated_input_tokens: input_tokens,
-                            plan,
-                        },
-                        || ids::tool_use_id(random_u128()),
-                    )?;
+                    let response = answer(answering, result, || ids::tool_use_id(random_u128()))?;
                     let usage = (response.usage.input_tokens, response.usage.output_tokens);
                     Ok((usage, encode(response)?))
                 })
@@ -246,9 +227,13 @@ pub fn stream_response(
     accepted: Accepted,
     framing: StreamFraming,
 ) -> Response {
-    let opening =
-        Bytes::from(framing.opening(&accepted.message_id, &accepted.model, accepted.input_tokens));
-    let model = accepted.model.clone();
+    let answering = &accepted.answering;
+    let opening = Bytes::from(framing.opening(
+        &answering.message_id,
+        &answering.model,
+        answering.input_tokens,
+    ));
+    let model = answering.model.clone();
     let ping_interval = bridge.settings.ping_interval;
     let ending_model = model.clone();
     let completion = Box::pin(async move {

@@ -9,8 +9,9 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use sampling2api_core::api::anthropic::parse_messages_request;
 use sampling2api_core::api::stream_framing::StreamFraming;
+use sampling2api_core::convert::tokens;
+use sampling2api_core::flow::answer::json_body;
 use sampling2api_core::http::routes::{self, Endpoint};
-use sampling2api_core::{ApiError, convert::tokens};
 use serde_json::json;
 
 use super::context::RequestId;
@@ -37,8 +38,7 @@ pub fn create_message(
             stream_response(bridge, accepted, StreamFraming::Anthropic)
         } else {
             let body = complete(&bridge, accepted, |response| {
-                serde_json::to_string(&response)
-                    .map_err(|err| ApiError::api(format!("could not encode the response: {err}")))
+                json_body(StreamFraming::Anthropic, &response)
             })
             .await;
             match body {

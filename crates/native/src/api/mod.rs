@@ -325,7 +325,7 @@ mod waiting {
             wire.is_unique(),
             "an accepted request still holds part of the buffer it was read from"
         );
-        assert_eq!(accepted.model, "m");
+        assert_eq!(accepted.answering.model, "m");
     }
 
     /// The futures a waiting request keeps hold what the wait needs, not the request they

@@ -13,30 +13,32 @@
 //!   HTTP/2 connection). Body reads have their own deadline (`request_body`).
 //! - HTTP/2 multiplexes up to `--h2-max-streams` requests per connection, with h2's rapid- and
 //!   provoked-reset protections set explicitly.
+//!
+//! Files: this one (limits, the accept loop, the connection builders), `protocol` (h1 or h2c
+//! from the first bytes), `parking` (HTTP/1.1 connections taken apart while idle), `activity`
+//! (open requests and idleness, the per-connection driver).
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, Response};
-use bytes::Bytes;
-use http_body::Body as _;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulConnection;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio::time::Instant;
-use tower::ServiceExt;
 
 use sampling2api_core::http::request_headers;
 
 use crate::config::FrontArgs;
+
+mod activity;
+mod parking;
+mod protocol;
+
+use activity::*;
+use parking::*;
+use protocol::*;
 
 /// File descriptors kept free for what is not a connection (logs, pipes, the listener).
 const SPARE_FILES: u64 = 64;
@@ -227,47 +229,6 @@ async fn serve_with_limits(
         .await;
 }
 
-/// The two protocols a connection may speak: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Http1,
-    Http2,
-}
-
-/// What an HTTP/2 client sends first (RFC 9113, section 3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// How long to wait before looking again at a connection whose bytes so far are only the
-/// start of the HTTP/2 preface (a peek returns at once while unread bytes are waiting).
-const PREFACE_RECHECK: Duration = Duration::from_millis(5);
-
-/// Which protocol `stream` speaks, from its first bytes, without reading them: hyper then
-/// reads the request from the socket itself. (hyper-util's auto builder reads them into a
-/// buffer of its own and hands them over first, which made hyper's read buffer grow from
-/// 8 KB to 16 KB on every connection, and sized every connection's task for HTTP/2.)
-async fn sniff_protocol(stream: &TcpStream) -> std::io::Result<Protocol> {
-    let mut first = [0u8; H2_PREFACE.len()];
-    loop {
-        let seen = stream.peek(&mut first).await?;
-        if let Some(protocol) = protocol_from_start(first.get(..seen).unwrap_or_default()) {
-            return Ok(protocol);
-        }
-        tokio::time::sleep(PREFACE_RECHECK).await;
-    }
-}
-
-/// The protocol that a connection's first bytes `start` show, or `None` while they are a
-/// proper beginning of the HTTP/2 preface. No bytes (the peer closed) go to HTTP/1.1, which
-/// ends the connection.
-fn protocol_from_start(start: &[u8]) -> Option<Protocol> {
-    if start.is_empty() || !H2_PREFACE.starts_with(start) {
-        Some(Protocol::Http1)
-    } else if start.len() == H2_PREFACE.len() {
-        Some(Protocol::Http2)
-    } else {
-        None
-    }
-}
-
 /// The HTTP/1.1 and HTTP/2 connection settings, built once.
 struct Builders {
     http1: http1::Builder,
@@ -297,429 +258,13 @@ impl Builders {
     }
 }
 
-/// The idle times of an HTTP/1.1 connection: closed after `idle_timeout` with no request open,
-/// parked after `park_after`.
-#[derive(Debug, Clone, Copy)]
-struct Times {
-    idle_timeout: Duration,
-    park_after: Duration,
-}
-
-/// Serves HTTP/1.1 on `stream`, parking the connection whenever it has had nothing to do for
-/// a while.
-///
-/// hyper keeps an 8 KB read buffer and an 8 KB write buffer (plus a cached header map and the
-/// slot for a request's future) for as long as its connection object lives, idle or not, and
-/// has no setting that shrinks them. So between requests the connection object is taken apart
-/// (`into_parts`) and dropped: a parked connection holds only its socket, its task and any
-/// bytes of a next request that had already arrived, and a new hyper connection takes over
-/// when the socket becomes readable. Parking happens only when nothing can be lost (see
-/// `Activity::parkable`).
-async fn serve_http1(
-    mut stream: TcpStream,
-    http1: &http1::Builder,
-    mut service: Tracked,
-    activity: &Arc<Activity>,
-    times: Times,
-    mut stopping: watch::Receiver<bool>,
-) {
-    let mut leftover = Bytes::new();
-    loop {
-        let io = ParkingIo {
-            inner: TokioIo::new(stream),
-            leftover,
-            activity: activity.clone(),
-        };
-        let mut connection = http1.serve_connection(io, service);
-        if let Run::Ended =
-            run_until_parkable(&mut connection, activity, times, &mut stopping).await
-        {
-            return;
-        }
-        #[cfg(test)]
-        tests::PARKED.fetch_add(1, Ordering::Relaxed);
-        let parts = connection.into_parts();
-        service = parts.service;
-        stream = parts.io.inner.into_inner();
-        // The start of a next request, if any, copied: these bytes share the allocation of
-        // hyper's whole read buffer, which parking is meant to free.
-        leftover = Bytes::copy_from_slice(&parts.read_buf);
-        // Readable again: more of a request, or the peer's close (which hyper then sees).
-        tokio::select! {
-            ready = stream.readable() => if ready.is_err() { return },
-            () = activity.idle_for(times.idle_timeout) => return,
-            _ = stopping.changed() => return,
-        }
-    }
-}
-
-/// How a run of an HTTP/1.1 connection object ended.
-enum Run {
-    /// The connection is over (closed by either side, idle too long, or shut down).
-    Ended,
-    /// No request is open and everything written has been sent: the object can go.
-    Parkable,
-}
-
-/// Polls `connection` until it ends or can be parked (no request open for `park_after`),
-/// closing it once it has had no request open for `idle_timeout` and shutting it down
-/// gracefully when the server stops (a closing connection is never parked).
-async fn run_until_parkable(
-    connection: &mut http1::Connection<ParkingIo, Tracked>,
-    activity: &Activity,
-    times: Times,
-    stopping: &mut watch::Receiver<bool>,
-) -> Run {
-    let idle_timeout = times.idle_timeout;
-    let idle = activity.idle_for(idle_timeout);
-    // Quiet for `park_after` since this connection object started, too: a connection that
-    // was parked and gets busy again is not taken apart between back-to-back requests.
-    let quiet = async {
-        tokio::time::sleep(times.park_after).await;
-        activity.idle_for(times.park_after).await;
-    };
-    let stop = stopping.changed();
-    tokio::pin!(idle, quiet, stop);
-    let mut closing = false;
-    let mut quiet_long_enough = false;
-    // What an earlier connection object recorded says nothing about this one.
-    activity.io.store(0, Ordering::Relaxed);
-    std::future::poll_fn(|cx| {
-        if !closing {
-            if stop.as_mut().poll(cx).is_ready() {
-                Pin::new(&mut *connection).graceful_shutdown();
-                closing = true;
-            } else if idle.as_mut().poll(cx).is_ready() {
-                // No request is open, so nothing is lost by closing now; a graceful
-                // shutdown would wait for headers that may never finish.
-                tracing::debug!("closing a connection idle for {idle_timeout:?}");
-                return Poll::Ready(Run::Ended);
-            } else if !quiet_long_enough && quiet.as_mut().poll(cx).is_ready() {
-                quiet_long_enough = true;
-                // hyper has not been polled since it last returned `Pending`, so what that
-                // poll recorded still holds.
-                if activity.parkable() {
-                    return Poll::Ready(Run::Parkable);
-                }
-            }
-        }
-        activity.io.store(0, Ordering::Relaxed);
-        match Pin::new(&mut *connection).poll(cx) {
-            Poll::Ready(result) => {
-                if let Err(err) = result {
-                    tracing::debug!(%err, "connection ended with an error");
-                }
-                Poll::Ready(Run::Ended)
-            }
-            Poll::Pending if !closing && quiet_long_enough && activity.parkable() => {
-                Poll::Ready(Run::Parkable)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
-/// The socket under a hyper HTTP/1.1 connection: first gives back the bytes a parked
-/// connection had already read, and records on `activity` how the latest reads and writes of
-/// the current poll ended, which is what tells whether the connection can be parked.
-struct ParkingIo {
-    inner: TokioIo<TcpStream>,
-    leftover: Bytes,
-    activity: Arc<Activity>,
-}
-
-/// `Activity::io` bit: the latest read found no bytes waiting (hyper is waiting for more).
-const READ_PENDING: u8 = 1;
-/// `Activity::io` bit: the latest write or flush could not finish (bytes wait in hyper).
-const WRITE_PENDING: u8 = 2;
-
-impl ParkingIo {
-    fn record(&self, bit: u8, pending: bool) {
-        if pending {
-            self.activity.io.fetch_or(bit, Ordering::Relaxed);
-        } else {
-            self.activity.io.fetch_and(!bit, Ordering::Relaxed);
-        }
-    }
-
-    fn recorded<T>(&self, bit: u8, polled: Poll<T>) -> Poll<T> {
-        self.record(bit, polled.is_pending());
-        polled
-    }
-}
-
-impl hyper::rt::Read for ParkingIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        mut buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if !self.leftover.is_empty() {
-            let n = self.leftover.len().min(buf.remaining());
-            let given = self.leftover.split_to(n);
-            buf.put_slice(&given);
-            self.record(READ_PENDING, false);
-            return Poll::Ready(Ok(()));
-        }
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        self.recorded(READ_PENDING, polled)
-    }
-}
-
-impl hyper::rt::Write for ParkingIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.recorded(WRITE_PENDING, polled)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.recorded(WRITE_PENDING, polled)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        self.recorded(WRITE_PENDING, polled)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.recorded(WRITE_PENDING, polled)
-    }
-}
-
-/// Runs `connection` to its end, closing it once it has had no request open for
-/// `idle_timeout`, and shutting it down gracefully when the server stops.
-async fn drive<C>(
-    mut connection: Pin<&mut C>,
-    activity: &Activity,
-    idle_timeout: Duration,
-    mut stopping: watch::Receiver<bool>,
-) where
-    C: GracefulConnection,
-    C::Error: std::fmt::Display,
-{
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(err) = result {
-                    tracing::debug!(%err, "connection ended with an error");
-                }
-                break;
-            }
-            () = activity.idle_for(idle_timeout), if !closing => {
-                // No request is open, so nothing is lost by closing now; a graceful
-                // shutdown would wait for headers that may never finish.
-                tracing::debug!("closing a connection idle for {idle_timeout:?}");
-                break;
-            }
-            _ = stopping.changed(), if !closing => {
-                connection.as_mut().graceful_shutdown();
-                closing = true;
-            }
-        }
-    }
-}
-
-/// Whether a connection has requests open, and since when it has had none.
-struct Activity {
-    open: AtomicUsize,
-    started: Instant,
-    /// Milliseconds after `started` when the last request closed (or the connection opened).
-    idle_since_ms: AtomicU64,
-    /// How the current poll's latest HTTP/1.1 reads and writes ended (`READ_PENDING`,
-    /// `WRITE_PENDING`); reset before each poll.
-    io: AtomicU8,
-    /// A request body was dropped before its end: hyper may then still be in the middle of
-    /// that message (draining it, or about to close), so the connection is never parked.
-    body_left_unread: AtomicBool,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Activity {
-            open: AtomicUsize::new(0),
-            started: Instant::now(),
-            idle_since_ms: AtomicU64::new(0),
-            io: AtomicU8::new(0),
-            body_left_unread: AtomicBool::new(false),
-        }
-    }
-
-    /// Whether an HTTP/1.1 connection object that has just returned `Pending` can be dropped
-    /// without losing anything: no request is open (every response has been handed to hyper in
-    /// full and every request body read to its end, so hyper is not in the middle of a
-    /// message), no request body was ever abandoned halfway, the poll ended waiting to read
-    /// (hyper waits for the next request; any part of it it holds comes back from
-    /// `into_parts`), and its last write or flush finished (hyper flushes whatever it buffered
-    /// on every poll, so none is left).
-    fn parkable(&self) -> bool {
-        self.open.load(Ordering::Acquire) == 0
-            && !self.body_left_unread.load(Ordering::Relaxed)
-            && self.io.load(Ordering::Relaxed) == READ_PENDING
-    }
-
-    fn begin(self: &Arc<Self>) -> OpenRequest {
-        self.open.fetch_add(1, Ordering::AcqRel);
-        OpenRequest(self.clone())
-    }
-
-    /// Completes once the connection has had no request open for `idle`.
-    async fn idle_for(&self, idle: Duration) {
-        loop {
-            let since =
-                self.started + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
-            let deadline = since + idle;
-            if self.open.load(Ordering::Acquire) == 0 && Instant::now() >= deadline {
-                return;
-            }
-            // With requests open, look again after a whole period: a request that ends then
-            // restarts the clock.
-            let next = if self.open.load(Ordering::Acquire) == 0 {
-                deadline
-            } else {
-                Instant::now() + idle
-            };
-            tokio::time::sleep_until(next).await;
-        }
-    }
-}
-
-/// One request open on a connection, until its response body is done or dropped.
-struct OpenRequest(Arc<Activity>);
-
-impl Drop for OpenRequest {
-    fn drop(&mut self) {
-        let activity = &self.0;
-        let now = activity.started.elapsed().as_millis() as u64;
-        activity.idle_since_ms.store(now, Ordering::Release);
-        activity.open.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// `app` with each request counted open on `activity` until its response body ends.
-#[derive(Clone)]
-struct Tracked {
-    app: Router,
-    activity: Arc<Activity>,
-}
-
-impl hyper::service::Service<Request<hyper::body::Incoming>> for Tracked {
-    type Response = Response<Body>;
-    type Error = std::convert::Infallible;
-    /// Boxed: hyper keeps a slot for the future in every connection, idle or not, so a
-    /// pointer there instead of the router's whole future saves ~600 bytes per connection.
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Self::Error>> + Send>>;
-
-    fn call(&self, request: Request<hyper::body::Incoming>) -> Self::Future {
-        let open = self.activity.begin();
-        // The request's body counts open too until it has been read to its end (or dropped):
-        // until then hyper may still be reading it, and the connection must not be parked.
-        let body_open = (!request.body().is_end_stream()).then(|| self.activity.begin());
-        let request = request.map(|body| TrackedRequestBody {
-            body,
-            open: body_open,
-        });
-        let app = self.app.clone();
-        let is_http1 = request.version() <= axum::http::Version::HTTP_11;
-        let activity = self.activity.clone();
-        Box::pin(async move {
-            let mut response = app.oneshot(request).await?;
-            // A response that refused the request without reading its body (a bad key, origin
-            // or content type): hyper will not reuse the connection, whose next bytes are that
-            // body. Say so, as Go's server does, so that a client does not send its next request
-            // on a connection that is about to close (which it sees as "server disconnected").
-            if is_http1 && activity.body_left_unread.load(Ordering::Relaxed) {
-                response.headers_mut().insert(
-                    axum::http::header::CONNECTION,
-                    axum::http::HeaderValue::from_static("close"),
-                );
-            }
-            Ok(response.map(|body| Body::new(TrackedBody { body, _open: open })))
-        })
-    }
-}
-
-/// A request body that keeps its request counted open until it has been read to its end.
-struct TrackedRequestBody {
-    body: hyper::body::Incoming,
-    open: Option<OpenRequest>,
-}
-
-impl http_body::Body for TrackedRequestBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) || self.body.is_end_stream() {
-            self.open = None;
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for TrackedRequestBody {
-    fn drop(&mut self) {
-        if let Some(open) = &self.open {
-            open.0.body_left_unread.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// A response body that keeps its request counted open while it is being sent.
-struct TrackedBody {
-    body: Body,
-    _open: OpenRequest,
-}
-
-impl http_body::Body for TrackedBody {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use tokio::net::TcpStream;
+
     use super::*;
     use axum::routing::{get, post};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
