@@ -156,8 +156,8 @@ fn entity_lt(bytes: &[u8], at: usize) -> Option<usize> {
     Some(bytes.len() - rest.len())
 }
 
-/// Whether `bytes[at..]`, right after a `<`, names a framing tag: optional spaces, an optional
-/// `/`, optional spaces, one of [`TAG_NAMES`] in any case, then anything that cannot continue a
+/// Whether `bytes[at..]`, right after a `<`, names a framing tag: optional whitespace, an
+/// optional `/`, optional whitespace, one of [`TAG_NAMES`] in any case, then anything that cannot continue a
 /// name. Spaces are allowed because a model may read `< /tool_response>` as the tag too.
 fn names_tag(bytes: &[u8], at: usize) -> bool {
     let mut rest = bytes.get(at..).unwrap_or_default();
@@ -174,14 +174,24 @@ fn names_tag(bytes: &[u8], at: usize) -> bool {
     })
 }
 
+/// `bytes` (the rest of a `str`) without its leading whitespace, Unicode's (a vertical tab or a
+/// no-break space after `<` must not hide a tag from the escape; a fuzzer found `<\x0b/tool_…`).
+/// Looks at one character at a time, so the scan ends where the whitespace does.
 fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = bytes {
-        if !first.is_ascii_whitespace() {
-            break;
+    loop {
+        let head = bytes.get(..bytes.len().min(4)).unwrap_or_default();
+        let decoded = match std::str::from_utf8(head) {
+            Ok(text) => text,
+            Err(err) => std::str::from_utf8(head.get(..err.valid_up_to()).unwrap_or_default())
+                .unwrap_or_default(),
+        };
+        match decoded.chars().next() {
+            Some(first) if first.is_whitespace() => {
+                bytes = bytes.get(first.len_utf8()..).unwrap_or_default();
+            }
+            _ => return bytes,
         }
-        bytes = rest;
     }
-    bytes
 }
 
 #[cfg(test)]
@@ -233,6 +243,19 @@ mod tests {
     }
 
     #[test]
+    fn unicode_whitespace_after_the_angle_bracket_hides_no_tag() {
+        for text in [
+            "<\u{b}/tool_response>",
+            "<\u{a0}tool_call>",
+            "< \u{2003}/ tools>",
+        ] {
+            let escaped = escape(text.to_string());
+            assert!(escaped.starts_with("&lt;"), "{escaped:?}");
+            assert_eq!(unescape(&escaped), text);
+        }
+    }
+
+    #[test]
     fn attributes_cannot_be_left() {
         assert_eq!(
             attribute("T\" onload=\"x\"><tool_call>"),
@@ -250,6 +273,8 @@ mod tests {
                 Just("lt;".to_string()),
                 Just("/".to_string()),
                 Just(" ".to_string()),
+                Just("\u{b}".to_string()),
+                Just("\u{a0}".to_string()),
                 prop::sample::select(TAG_NAMES.to_vec()).prop_map(str::to_string),
                 Just("TOOLS".to_string()),
                 Just(">".to_string()),
