@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use sampling2api_core::http::routes;
-use tokio::net::TcpListener;
 
 use crate::api;
 use crate::bridge::Bridge;
@@ -16,14 +15,9 @@ pub async fn run(args: HttpArgs) -> ExitCode {
         tracing::error!("--mcp-path: {why}");
         return ExitCode::FAILURE;
     }
-    let listener = match TcpListener::bind(args.common.listen).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            tracing::error!(address = %args.common.listen, %err, "cannot listen");
-            return ExitCode::FAILURE;
-        }
+    let Some((listener, address)) = crate::server::bind(args.common.listen).await else {
+        return ExitCode::FAILURE;
     };
-    let address = listener.local_addr().unwrap_or(args.common.listen);
     let mut bridge = Bridge::new(ApiSettings::from(&args.common), "http");
     bridge.stream_wait = args.stream_wait();
     bridge.mcp_path = Arc::from(args.mcp_path.as_str());

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
 
 use crate::api;
 use crate::bridge::Bridge;
@@ -18,14 +17,9 @@ use crate::session::Session;
 pub const STDIO_SESSION_ID: &str = "stdio";
 
 pub async fn run(args: StdioArgs) -> ExitCode {
-    let listener = match TcpListener::bind(args.common.listen).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            tracing::error!(address = %args.common.listen, %err, "cannot listen");
-            return ExitCode::FAILURE;
-        }
+    let Some((listener, address)) = crate::server::bind(args.common.listen).await else {
+        return ExitCode::FAILURE;
     };
-    let address = listener.local_addr().unwrap_or(args.common.listen);
     let bridge = Bridge::new(ApiSettings::from(&args.common), "stdio");
     let bridge = Arc::new(bridge);
 

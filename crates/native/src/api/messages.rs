@@ -6,17 +6,16 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sampling2api_core::api::anthropic::parse_messages_request;
 use sampling2api_core::api::stream_framing::StreamFraming;
 use sampling2api_core::convert::tokens;
-use sampling2api_core::flow::answer::json_body;
 use sampling2api_core::http::routes::{self, Endpoint};
 use serde_json::json;
 
 use super::context::RequestId;
 use super::error::{HttpError, json_response};
-use super::flow::{complete, read_json, receive, stream_response};
+use super::flow::{read_json, receive, respond};
 use crate::bridge::Bridge;
 
 /// Not an `async fn`, which would keep its arguments (the whole request) for as long as the
@@ -31,23 +30,15 @@ pub fn create_message(
         parse_messages_request(body, true).map(|request| ((), request))
     });
     async move {
-        let fail = |err| request_id.error(err);
-        let ((), accepted) = receiving.await.map_err(fail)?;
-        let log = accepted.log();
-        let mut response = if accepted.stream {
-            stream_response(bridge, accepted, StreamFraming::Anthropic)
-        } else {
-            let body = complete(&bridge, accepted, |response| {
-                json_body(StreamFraming::Anthropic, &response)
-            })
-            .await;
-            match body {
-                Ok(body) => json_response(StatusCode::OK, body),
-                Err(err) => fail(err).into_response(),
-            }
-        };
-        response.extensions_mut().insert(log);
-        Ok(response)
+        let ((), accepted) = receiving.await.map_err(|err| request_id.error(err))?;
+        let stream = accepted.stream;
+        Ok(respond(
+            bridge,
+            accepted,
+            (stream, StreamFraming::Anthropic),
+            &request_id,
+        )
+        .await)
     }
 }
 

@@ -229,6 +229,21 @@ async fn serve_with_limits(
         .await;
 }
 
+/// The listener on `address` and the address it got (a port of 0 picks one); `None`, logged,
+/// when it cannot listen there.
+pub async fn bind(address: std::net::SocketAddr) -> Option<(TcpListener, std::net::SocketAddr)> {
+    match TcpListener::bind(address).await {
+        Ok(listener) => {
+            let bound = listener.local_addr().unwrap_or(address);
+            Some((listener, bound))
+        }
+        Err(err) => {
+            tracing::error!(%address, %err, "cannot listen");
+            None
+        }
+    }
+}
+
 /// The HTTP/1.1 and HTTP/2 connection settings, built once.
 struct Builders {
     http1: http1::Builder,

@@ -3,12 +3,10 @@
 use sampling2api_core::ApiError;
 use sampling2api_core::api::openai;
 use sampling2api_core::api::stream_framing::StreamFraming;
-use sampling2api_core::flow::answer::json_body;
 use worker::{Env, Request, Response};
 
-use super::flow::{accept_and_admit, complete_into, read_body, stream};
+use super::flow::{read_body, sample};
 use crate::config::Settings;
-use crate::http;
 use crate::journal::Journal;
 use crate::tenancy::Namespace;
 
@@ -24,23 +22,16 @@ pub async fn chat_completions(
     let stream_wanted = chat.wants_stream();
     let include_usage = chat.wants_stream_usage();
     let request = openai::to_messages_request(chat)?;
-    let (accepted, admitted) =
-        accept_and_admit(&req, env, namespace, settings, request, journal).await?;
     let framing = StreamFraming::OpenAi {
         created: (worker::js_sys::Date::now() / 1000.0) as u64,
         include_usage,
     };
-    if stream_wanted {
-        return stream(
-            env.clone(),
-            Namespace(namespace.0.clone()),
-            accepted,
-            admitted,
-            framing,
-            &req.inner().signal(),
-            journal,
-        );
-    }
-    let response = complete_into(env, namespace, accepted, admitted, journal).await?;
-    http::json(200, json_body(framing, &response)?)
+    sample(
+        &req,
+        (env, namespace, settings),
+        request,
+        (stream_wanted, framing),
+        journal,
+    )
+    .await
 }

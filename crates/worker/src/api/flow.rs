@@ -12,7 +12,7 @@ use sampling2api_core::api::anthropic::{ImageSource, MessagesRequest, MessagesRe
 use sampling2api_core::api::models;
 use sampling2api_core::api::stream_framing::StreamFraming;
 use sampling2api_core::convert::image_url::{refused, url_image_sources};
-use sampling2api_core::flow::answer::answer;
+use sampling2api_core::flow::answer::{answer, json_body};
 use sampling2api_core::flow::prepare::{Answering, Conversion, prepare};
 use sampling2api_core::lifecycle::session_choice::{Candidate, SESSION_HEADER, choose_session};
 use sampling2api_core::mcp::sampling::CreateMessageParams;
@@ -47,7 +47,6 @@ pub(crate) struct Accepted {
     params: CreateMessageParams,
     /// What the answer needs (the core's `flow::prepare`).
     answering: Answering,
-    pub(crate) stream: bool,
     /// What the status page shows while the request is in flight.
     status: Option<InFlightRequest>,
 }
@@ -106,7 +105,6 @@ async fn accept(
         session_id: entry.id.clone(),
         params: prepared.params,
         answering: prepared.answering,
-        stream: prepared.stream,
         status: None,
     })
 }
@@ -152,7 +150,7 @@ async fn complete(
 /// A request the session object admitted (it holds a slot or waits in its queue); its
 /// response's body is the outcome. Dropped before the outcome is read (its caller left), it
 /// aborts the call, and the session object cancels the request at the client.
-pub(crate) struct Admitted {
+struct Admitted {
     pending: Option<PendingOutcome>,
     abort: web_sys::AbortController,
     done: bool,
@@ -263,7 +261,7 @@ const LIVENESS_COMMENT: &[u8] = b":\n\n";
 /// signal: that ends the call to the session object, which cancels at the client, and ends this
 /// task. (workerd abandons the body's stream of a request whose caller left without cancelling
 /// it, so the body's channel never reports the caller gone.)
-pub(crate) fn stream(
+fn stream(
     env: Env,
     namespace: Namespace,
     accepted: Accepted,
@@ -365,7 +363,7 @@ pub(crate) async fn read_body(
 /// Routes and converts the request, noting its model hint and session in the journal.
 /// Accepts a parsed request and has its session admit it, before any byte of the answer goes
 /// out (so a refusal is the response's status, streamed or not).
-pub(crate) async fn accept_and_admit(
+async fn accept_and_admit(
     req: &Request,
     env: &Env,
     namespace: &Namespace,
@@ -408,7 +406,7 @@ async fn accept_into(
 }
 
 /// The non-streamed outcome, with its usage noted in the journal.
-pub(crate) async fn complete_into(
+async fn complete_into(
     env: &Env,
     namespace: &Namespace,
     accepted: Accepted,
@@ -418,4 +416,30 @@ pub(crate) async fn complete_into(
     let completion = complete(env, namespace, accepted, admitted).await;
     journal.usage = completion.usage;
     completion.response
+}
+
+/// A parsed sampling request, from its session's admission to its answer: JSON, or a stream in
+/// `framing` when `stream` is set (`/v1/messages` and `/v1/chat/completions` alike).
+pub(crate) async fn sample(
+    req: &Request,
+    (env, namespace, settings): (&Env, &Namespace, &Settings),
+    request: MessagesRequest,
+    (stream_wanted, framing): (bool, StreamFraming),
+    journal: &mut Journal,
+) -> Result<Response, ApiError> {
+    let (accepted, admitted) =
+        accept_and_admit(req, env, namespace, settings, request, journal).await?;
+    if stream_wanted {
+        return stream(
+            env.clone(),
+            Namespace(namespace.0.clone()),
+            accepted,
+            admitted,
+            framing,
+            &req.inner().signal(),
+            journal,
+        );
+    }
+    let response = complete_into(env, namespace, accepted, admitted, journal).await?;
+    http::json(200, json_body(framing, &response)?)
 }
