@@ -4,14 +4,16 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use sampling2api_core::api::openai::{parse_chat_request, to_messages_request};
 use sampling2api_core::api::stream_framing::StreamFraming;
+use sampling2api_core::flow::answer::json_body;
 use sampling2api_core::http::routes::{self, Endpoint};
 
 use super::context::RequestId;
-use super::error::HttpError;
-use super::flow::{receive, respond};
+use super::error::{HttpError, json_response};
+use super::flow::{complete, receive, stream_response};
 use crate::bridge::{Bridge, unix_now};
 
 /// Not an `async fn`: see `flow::receive`.
@@ -30,12 +32,26 @@ pub fn chat_completions(
         Ok(((stream, include_usage), to_messages_request(chat)?))
     });
     async move {
-        let ((stream, include_usage), accepted) =
-            receiving.await.map_err(|err| request_id.error(err))?;
+        let fail = |err| request_id.error(err);
+        let ((stream, include_usage), accepted) = receiving.await.map_err(fail)?;
+        let log = accepted.log();
         let framing = StreamFraming::OpenAi {
             created: unix_now(),
             include_usage,
         };
-        Ok(respond(bridge, accepted, (stream, framing), &request_id).await)
+        let mut response = if stream {
+            stream_response(bridge, accepted, framing)
+        } else {
+            let body = complete(&bridge, accepted, move |response| {
+                json_body(framing, &response)
+            })
+            .await;
+            match body {
+                Ok(body) => json_response(StatusCode::OK, body),
+                Err(err) => fail(err).into_response(),
+            }
+        };
+        response.extensions_mut().insert(log);
+        Ok(response)
     }
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sampling2api_core::api::anthropic::{MessagesRequest, MessagesResponse};
 use sampling2api_core::api::stream_framing::StreamFraming;
-use sampling2api_core::flow::answer::{answer, json_body};
+use sampling2api_core::flow::answer::answer;
 use sampling2api_core::flow::prepare::{Answering, Conversion, Prepared, prepare};
 use sampling2api_core::lifecycle::session_choice::SESSION_HEADER;
 use sampling2api_core::mcp::sampling::CreateMessageParams;
@@ -21,7 +21,6 @@ use sampling2api_core::ops::status::{self, InFlightRequest, Stage};
 use sampling2api_core::{ApiError, ids};
 
 use super::context::{RequestId, RequestLog};
-use super::error::json_response;
 use crate::answer_stream::AnswerStream;
 use crate::bridge::Bridge;
 use crate::cpu_work;
@@ -258,30 +257,5 @@ pub fn stream_response(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
-}
-
-/// The response to an accepted request: a stream in `framing` when `stream` is set, else its
-/// JSON body (`/v1/messages` and `/v1/chat/completions` alike); tagged for the access log.
-pub async fn respond(
-    bridge: Arc<Bridge>,
-    accepted: Accepted,
-    (stream, framing): (bool, StreamFraming),
-    request_id: &RequestId,
-) -> Response {
-    let log = accepted.log();
-    let mut response = if stream {
-        stream_response(bridge, accepted, framing)
-    } else {
-        let body = complete(&bridge, accepted, move |response| {
-            json_body(framing, &response)
-        })
-        .await;
-        match body {
-            Ok(body) => json_response(StatusCode::OK, body),
-            Err(err) => request_id.error(err).into_response(),
-        }
-    };
-    response.extensions_mut().insert(log);
     response
 }

@@ -6,16 +6,17 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use sampling2api_core::api::anthropic::parse_messages_request;
 use sampling2api_core::api::stream_framing::StreamFraming;
 use sampling2api_core::convert::tokens;
+use sampling2api_core::flow::answer::json_body;
 use sampling2api_core::http::routes::{self, Endpoint};
 use serde_json::json;
 
 use super::context::RequestId;
 use super::error::{HttpError, json_response};
-use super::flow::{read_json, receive, respond};
+use super::flow::{complete, read_json, receive, stream_response};
 use crate::bridge::Bridge;
 
 /// Not an `async fn`, which would keep its arguments (the whole request) for as long as the
@@ -30,15 +31,25 @@ pub fn create_message(
         parse_messages_request(body, true).map(|request| ((), request))
     });
     async move {
-        let ((), accepted) = receiving.await.map_err(|err| request_id.error(err))?;
-        let stream = accepted.stream;
-        Ok(respond(
-            bridge,
-            accepted,
-            (stream, StreamFraming::Anthropic),
-            &request_id,
-        )
-        .await)
+        let fail = |err| request_id.error(err);
+        let ((), accepted) = receiving.await.map_err(fail)?;
+        let log = accepted.log();
+        // Inline, not a shared `async fn`: one would keep the accepted request in its state
+        // while the answer is awaited (see `waiting` in api/mod.rs, which measures it).
+        let mut response = if accepted.stream {
+            stream_response(bridge, accepted, StreamFraming::Anthropic)
+        } else {
+            let body = complete(&bridge, accepted, |response| {
+                json_body(StreamFraming::Anthropic, &response)
+            })
+            .await;
+            match body {
+                Ok(body) => json_response(StatusCode::OK, body),
+                Err(err) => fail(err).into_response(),
+            }
+        };
+        response.extensions_mut().insert(log);
+        Ok(response)
     }
 }
 
