@@ -241,7 +241,13 @@ class Deployment:
         # Listed with its event stream open: routing without a header prefers sessions whose
         # stream is open, so a test must not race the client's GET.
         wait_until(
-            lambda: any(s["client_name"] == spec.name and s["event_stream_open"] for s in self.sessions()),
+            # Ready too: a client's GET stream may open before its `notifications/initialized`
+            # has been handled (two connections, no order between them), and a request meanwhile
+            # gets 503 "not finished initializing".
+            lambda: any(
+                s["client_name"] == spec.name and s["event_stream_open"] and (s["ready"] or not spec.sampling)
+                for s in self.sessions()
+            ),
             what=f"{spec.name} listed with its stream open",
         )
         return client

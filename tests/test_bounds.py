@@ -163,19 +163,20 @@ def test_messages_for_a_stdio_client_that_does_not_read_are_bounded(raw_stdio: A
     bridge = raw_stdio("--max-client-queue-bytes", str(16 * MIB))
     bridge.handshake()
     baseline = vm_hwm_bytes(bridge.process.pid)
-    # 30 x 4 MiB: 120 MiB would wait for the client without the bound. All are sent within the
+    # 40 x 4 MiB: 160 MiB would wait for the client without the bound. All are sent within the
     # bridge's 5 s deadline, so none leaves the queue by it before the last is sent.
-    outcomes = flood_unread_client(bridge.base_url, {}, 30, 4 * MIB, spacing=0.1)
+    outcomes = flood_unread_client(bridge.base_url, {}, 40, 4 * MIB, spacing=0.1)
     refused = [outcome for outcome in outcomes if outcome is not None]
     assert outcomes[0] is None, "the first request fits an empty queue"
-    assert len(refused) >= 22, [o.status_code if o else None for o in outcomes]
+    assert len(refused) >= 30, [o.status_code if o else None for o in outcomes]
     for response in refused:
         assert_anthropic_error(response, 503, "api_error", "not reading")
         assert response.headers["retry-after"] == "1"
     grown = vm_hwm_bytes(bridge.process.pid) - baseline
     # The queue's 16 MiB, one message being written, and the callers' bodies received, parsed
-    # and encoded meanwhile, which leave the allocator's arenas larger.
-    assert grown < 90 * MIB, f"peak memory grew by {grown / MIB:.0f} MiB ({len(refused)} of {len(outcomes)} refused)"
+    # and encoded meanwhile (on a loaded machine several overlap: measured up to 92 MiB in a
+    # clean-clone run), which leave the allocator's arenas larger.
+    assert grown < 110 * MIB, f"peak memory grew by {grown / MIB:.0f} MiB ({len(refused)} of {len(outcomes)} refused)"
     # Others are still served meanwhile.
     started = time.monotonic()
     assert httpx.post(f"{bridge.base_url}/v1/messages/count_tokens", json=request_body("hi"), timeout=5).status_code == 200

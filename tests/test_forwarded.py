@@ -137,8 +137,10 @@ def test_an_mcp_client_through_a_tunnel_serves_callers() -> None:
     client = ClientThread(f"http://localhost:{relay.port}/mcp", ScriptedModel("tunnelled")).start()
     try:
         wait_until(
-            lambda: any(s["client_name"] == "tunnelled" and s["event_stream_open"] for s in deployment.sessions()),
-            what="the tunnelled client listed with its stream open",
+            # Initialized too: through the relay its stream and its `notifications/initialized`
+            # travel on two connections, in either order.
+            lambda: any(s["client_name"] == "tunnelled" and s["event_stream_open"] and s["ready"] for s in deployment.sessions()),
+            what="the tunnelled client listed, initialized, with its stream open",
         )
         message = deployment.anthropic(timeout=10).with_options(base_url=f"http://localhost:{relay.port}").messages.create(**HELLO)
         assert message.content[0].text == "echo: through the tunnel"
